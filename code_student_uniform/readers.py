@@ -1,0 +1,205 @@
+"""Readers that turn YouTube-8M TFRecords into batches of tensors.
+
+Each reader's `prepare_serialized_examples(serialized_batch)` parses a batch of
+serialized protos into a dict with `video_ids` [B] string, `video_matrix`
+(frame level [B, max_frames, sum(feature_sizes)], video level
+[B, sum(feature_sizes)]), `labels` [B, num_classes] float 0/1 and `num_frames`
+[B] int32. `get_input_data_tensors` builds the `tf.data` pipeline around a
+reader for every binary.
+"""
+
+import tensorflow as tf
+
+import utils
+
+
+def _dense_labels(sparse_labels, num_classes):
+    """Sparse int64 class lists to a dense float 0/1 matrix [B, num_classes]."""
+    indicator = tf.sparse.to_indicator(sparse_labels, num_classes)
+    return tf.cast(indicator, tf.float32)
+
+
+class BaseReader:
+    """Contract of every reader."""
+
+    def prepare_serialized_examples(self, serialized_batch):
+        raise NotImplementedError()
+
+
+class YT8MFrameFeatureReader(BaseReader):
+    """Reads frame-level `SequenceExample`s: one uint8 byte string per frame and feature."""
+
+    def __init__(
+        self,
+        num_classes=3862,
+        feature_sizes=(1024, 128),
+        feature_names=("rgb", "audio"),
+        max_frames=300,
+        id_feature="id",
+    ):
+        self.feature_names, self.feature_sizes = utils.parse_feature_list(
+            feature_names, feature_sizes
+        )
+        if max_frames <= 0:
+            raise ValueError(f"max_frames must be positive, got {max_frames}")
+        self.num_classes = num_classes
+        self.max_frames = max_frames
+        self.id_feature = id_feature
+
+    def _parse(self, serialized_batch):
+        context_features = {
+            self.id_feature: tf.io.FixedLenFeature([], tf.string),
+            "labels": tf.io.VarLenFeature(tf.int64),
+        }
+        sequence_features = {
+            name: tf.io.FixedLenSequenceFeature([], dtype=tf.string) for name in self.feature_names
+        }
+        return tf.io.parse_sequence_example(
+            serialized_batch,
+            context_features=context_features,
+            sequence_features=sequence_features,
+        )
+
+    def _decode_feature(self, frames, feature_size):
+        """[B, T] byte strings to dequantised float32 [B, max_frames, feature_size]."""
+        frames = frames[:, : self.max_frames]
+        codes = tf.io.decode_raw(frames, tf.uint8, fixed_length=feature_size)
+        values = utils.dequantize(tf.cast(codes, tf.float32))
+        pad = self.max_frames - tf.shape(values)[1]
+        values = tf.pad(values, [[0, 0], [0, pad], [0, 0]])
+        return tf.ensure_shape(values, [None, self.max_frames, feature_size])
+
+    def prepare_serialized_examples(self, serialized_batch):
+        context, sequences, lengths = self._parse(serialized_batch)
+        first = self.feature_names[0]
+        num_frames = tf.minimum(tf.cast(lengths[first], tf.int32), self.max_frames)
+        features = [
+            self._decode_feature(sequences[name], size)
+            for name, size in zip(self.feature_names, self.feature_sizes, strict=True)
+        ]
+        video_matrix = tf.concat(features, axis=2)
+        # Dequantising the zero padding would give -2; padded frames must be exactly 0.
+        mask = tf.sequence_mask(num_frames, self.max_frames, dtype=tf.float32)
+        video_matrix = video_matrix * mask[:, :, None]
+        return {
+            "video_ids": context[self.id_feature],
+            "video_matrix": video_matrix,
+            "labels": _dense_labels(context["labels"], self.num_classes),
+            "num_frames": num_frames,
+        }
+
+
+class YT8MAggregatedFeatureReader(BaseReader):
+    """Reads video-level `Example`s with float features such as `mean_rgb`, `mean_audio`.
+
+    A feature name without the `mean_` prefix (the frame-level spelling, e.g.
+    `rgb`) is read from `mean_<name>`, so one --feature_names flag serves both.
+    """
+
+    def __init__(
+        self,
+        num_classes=3862,
+        feature_sizes=(1024, 128),
+        feature_names=("mean_rgb", "mean_audio"),
+        id_feature="id",
+    ):
+        names, self.feature_sizes = utils.parse_feature_list(feature_names, feature_sizes)
+        self.feature_names = [
+            name if name.startswith("mean_") else f"mean_{name}" for name in names
+        ]
+        self.num_classes = num_classes
+        self.id_feature = id_feature
+
+    def prepare_serialized_examples(self, serialized_batch):
+        feature_map = {
+            self.id_feature: tf.io.FixedLenFeature([], tf.string),
+            "labels": tf.io.VarLenFeature(tf.int64),
+        }
+        for name, size in zip(self.feature_names, self.feature_sizes, strict=True):
+            feature_map[name] = tf.io.FixedLenFeature([size], tf.float32)
+        parsed = tf.io.parse_example(serialized_batch, feature_map)
+        video_matrix = tf.concat([parsed[name] for name in self.feature_names], axis=1)
+        return {
+            "video_ids": parsed[self.id_feature],
+            "video_matrix": video_matrix,
+            "labels": _dense_labels(parsed["labels"], self.num_classes),
+            "num_frames": tf.ones(tf.shape(parsed[self.id_feature]), dtype=tf.int32),
+        }
+
+
+def make_reader(
+    frame_features,
+    dataset_version="2018",
+    num_classes=None,
+    feature_names="rgb, audio",
+    feature_sizes="1024, 128",
+    max_frames=300,
+):
+    """Builds the reader the flags describe."""
+    id_feature, num_classes = utils.dataset_version_info(dataset_version, num_classes)
+    if frame_features:
+        return YT8MFrameFeatureReader(
+            num_classes=num_classes,
+            feature_sizes=feature_sizes,
+            feature_names=feature_names,
+            max_frames=max_frames,
+            id_feature=id_feature,
+        )
+    return YT8MAggregatedFeatureReader(
+        num_classes=num_classes,
+        feature_sizes=feature_sizes,
+        feature_names=feature_names,
+        id_feature=id_feature,
+    )
+
+
+def match_files(data_pattern):
+    """Expands a glob (or several, comma-separated) to a sorted list of files.
+
+    Raises IOError naming the pattern when nothing matches.
+    """
+    patterns = [pattern.strip() for pattern in data_pattern.split(",") if pattern.strip()]
+    files = sorted({path for pattern in patterns for path in tf.io.gfile.glob(pattern)})
+    if not files:
+        raise OSError(f"No files found matching data pattern {data_pattern!r}")
+    return files
+
+
+def get_input_data_tensors(
+    reader,
+    data_pattern,
+    batch_size=256,
+    num_epochs=None,
+    shuffle=True,
+    num_readers=4,
+    shuffle_buffer=None,
+    seed=None,
+):
+    """The input pipeline of every binary: files -> records -> parsed batches.
+
+    Training reads files in parallel, shuffled, for `num_epochs` (None: forever).
+    Evaluation (`shuffle=False`) reads every record exactly once per epoch in a
+    fixed, repeatable order. Returns the dict of `reader.prepare_serialized_examples`, whose
+    `get_next` raises `tf.errors.OutOfRangeError` when the epochs are done.
+    """
+    files = match_files(data_pattern)
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=max(1, min(num_readers, len(files))),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not shuffle,
+    )
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer or max(4 * batch_size, 256), seed=seed)
+    dataset = dataset.repeat(num_epochs)
+    dataset = dataset.batch(batch_size)
+    dataset = dataset.map(
+        reader.prepare_serialized_examples,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not shuffle,
+    )
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    return tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test suite: sets up .venv, lints, makes the sample if missing, runs pytest.
+# Extra arguments go to pytest (e.g. ./run_tests.sh -k readers).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
+cd "$PROJECT_ROOT"
+
+ensure_venv requirements.txt requirements-dev.txt
+echo "== ruff"
+"$VENV_DIR/bin/ruff" check .
+"$VENV_DIR/bin/ruff" format --check .
+ensure_sample
+echo "== pytest"
+"$PYTHON_BIN" -m pytest -n "${TEST_WORKERS:-2}" --durations=15 "$@"

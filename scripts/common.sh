@@ -1,0 +1,56 @@
+# Shared helpers for the run_*.sh scripts. Source it; do not run it.
+# shellcheck shell=bash
+
+PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV_DIR="${VENV_DIR:-$PROJECT_ROOT/.venv}"
+YT8M_DIR="${YT8M_DIR:-$PROJECT_ROOT/yt8m}"
+CODE_DIR="$PROJECT_ROOT/code_student_uniform"
+
+die() {
+  echo "ERROR: $*" >&2
+  exit 1
+}
+
+# Creates .venv if needed and installs the given requirement files into it.
+# A stamp of the files' contents skips pip when nothing changed.
+ensure_venv() {
+  local python_bin="${PYTHON:-python3}"
+  if [[ ! -x "$VENV_DIR/bin/python" ]]; then
+    echo "Creating virtual environment in $VENV_DIR"
+    "$python_bin" -m venv "$VENV_DIR" || die "could not create a virtual environment with $python_bin"
+  fi
+  local stamp="$VENV_DIR/.requirements-stamp"
+  local wanted
+  wanted="$(cd "$PROJECT_ROOT" && cat "$@" | sha256sum | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
+    echo "Installing $* into $VENV_DIR"
+    local args=()
+    for req in "$@"; do args+=(-r "$PROJECT_ROOT/$req"); done
+    "$VENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}" \
+      || die "pip install of $* failed"
+    echo "$wanted" >"$stamp"
+  fi
+  PYTHON_BIN="$VENV_DIR/bin/python"
+  export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+}
+
+# Python to run the binaries with: the venv's if it exists, else $PYTHON or python3.
+select_python() {
+  if [[ -x "$VENV_DIR/bin/python" ]]; then
+    PYTHON_BIN="$VENV_DIR/bin/python"
+  else
+    PYTHON_BIN="${PYTHON:-python3}"
+  fi
+  export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+}
+
+# Writes the deterministic sample into $YT8M_DIR unless it is already there.
+ensure_sample() {
+  if compgen -G "$YT8M_DIR/train*.tfrecord" >/dev/null \
+    && compgen -G "$YT8M_DIR/validate*.tfrecord" >/dev/null; then
+    return 0
+  fi
+  echo "Generating the sample data set in $YT8M_DIR"
+  "$PYTHON_BIN" "$CODE_DIR/make_sample_data.py" --output_dir="$YT8M_DIR" \
+    || die "sample generation failed"
+}

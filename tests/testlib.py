@@ -1,0 +1,51 @@
+"""Paths and helpers shared by the tests (imported by conftest and test modules)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CODE_DIR = os.path.join(PROJECT_ROOT, "code_student_uniform")
+REAL_DATA_DIR = os.path.normpath(os.path.join(PROJECT_ROOT, "..", "shared", "data", "yt8m_real"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+tf.compat.v1.disable_eager_execution()
+
+
+def run_binary(script, *args, env=None, timeout=600, check=True):
+    """Runs code_student_uniform/<script> with flags; returns the CompletedProcess."""
+    command = [sys.executable, os.path.join(CODE_DIR, script), *args]
+    full_env = dict(os.environ, **(env or {}))
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=PROJECT_ROOT
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{script} exited {result.returncode}\nstdout:\n{result.stdout[-4000:]}\n"
+            f"stderr:\n{result.stderr[-8000:]}"
+        )
+    return result
+
+
+def run_session(fetches, feed_dict=None):
+    """Initialises variables and runs `fetches` once in a fresh session."""
+    with tf.compat.v1.Session() as session:
+        session.run(tf.compat.v1.global_variables_initializer())
+        session.run(tf.compat.v1.local_variables_initializer())
+        return session.run(fetches, feed_dict=feed_dict)
+
+
+def read_all_batches(tensors):
+    """Runs an input pipeline to the end; returns a dict of concatenated numpy arrays."""
+    batches = []
+    with tf.compat.v1.Session() as session:
+        while True:
+            try:
+                batches.append(session.run(tensors))
+            except tf.errors.OutOfRangeError:
+                break
+    return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
