@@ -73,3 +73,32 @@ def parse_feature_list(feature_names, feature_sizes):
 def l2_normalize_frames(video_matrix):
     """L2-normalises every frame (last axis); all-zero padding frames stay zero."""
     return tf.nn.l2_normalize(video_matrix, axis=-1)
+
+
+def flag_or(value, flag_name):
+    """`value` unless it is None, else the current value of --flag_name.
+
+    Works before flags are parsed (it then gives the flag's default), so models
+    can be built in tests and notebooks without parsing a command line.
+    """
+    from absl import flags
+
+    return flags.FLAGS[flag_name].value if value is None else value
+
+
+def find_class_by_name(name, modules, kind="model"):
+    """The class called `name` in one of `modules`; the error lists what exists."""
+    for module in modules:
+        found = getattr(module, name, None)
+        if isinstance(found, type):
+            return found
+    available = sorted(
+        attr
+        for module in modules
+        for attr, value in vars(module).items()
+        if isinstance(value, type)
+        and not attr.startswith("Base")
+        and attr[0].isupper()
+        and value.__module__ == module.__name__
+    )
+    raise ValueError(f"Unknown {kind} {name!r}; available: {', '.join(available)}")

@@ -1,0 +1,138 @@
+"""Models over a sequence of frames: [B, T, D] inputs with per-video `num_frames`.
+
+`create_model(model_input, vocab_size, num_frames, **params)` returns
+(representation [B, R], {"predictions": [B, vocab_size]}); the student is the
+same model built by `create_model_inference` on the selected frames.
+"""
+
+import tensorflow as tf
+from absl import flags
+
+import lstm
+import utils
+import video_level_models
+from models import BaseModel
+
+flags.DEFINE_integer("lstm_cells", 1024, "Units of every LSTM layer.")
+flags.DEFINE_integer("lstm_layers", 2, "Stacked LSTM layers (in each level of the H-LSTM).")
+flags.DEFINE_integer(
+    "num_inputs_to_lstm", 20, "Chunks the teacher's frames are cut into (the upper LSTM's steps)."
+)
+flags.DEFINE_integer("student_num_inputs_to_lstm", 5, "Chunks the student's frames are cut into.")
+flags.DEFINE_string(
+    "video_level_classifier_model", "MoeModel", "Classifier on top of the representation."
+)
+
+
+def classify(representation, vocab_size, classifier_name=None, **params):
+    """Runs the named video-level classifier under `classifier/`."""
+    name = utils.flag_or(classifier_name, "video_level_classifier_model")
+    classifier = utils.find_class_by_name(name, [video_level_models], "classifier")()
+    with tf.compat.v1.variable_scope("classifier"):
+        return classifier.create_model(representation, vocab_size, **params)
+
+
+class FrameLevelLogisticModel(BaseModel):
+    """Logistic regression on the average of the real frames."""
+
+    def create_model(self, model_input, vocab_size, num_frames, **params):
+        count = tf.maximum(tf.cast(num_frames, model_input.dtype), 1.0)[:, None]
+        representation = tf.reduce_sum(model_input, axis=1) / count
+        params.pop("classifier_name", None)
+        return representation, classify(representation, vocab_size, "LogisticModel", **params)
+
+
+class LstmModel(BaseModel):
+    """A stacked LSTM over all frames; its final state is the representation."""
+
+    def create_model(
+        self,
+        model_input,
+        vocab_size,
+        num_frames,
+        lstm_size=None,
+        num_layers=None,
+        classifier_name=None,
+        **params,
+    ):
+        lstm_size = utils.flag_or(lstm_size, "lstm_cells")
+        num_layers = utils.flag_or(num_layers, "lstm_layers")
+        with tf.compat.v1.variable_scope("RNN"):
+            _, representation = lstm.stacked_lstm(model_input, num_frames, lstm_size, num_layers)
+        return representation, classify(representation, vocab_size, classifier_name, **params)
+
+
+class HierarchicalLstmModel(BaseModel):
+    """The paper's H-RNN: an LSTM over chunks of frames, and an LSTM over the chunks.
+
+    The T frames are cut into `num_chunks` chunks of T / num_chunks frames. The
+    lower stacked LSTM (`RNN_L1`, weights shared by all chunks) reads each chunk
+    up to its valid length min(chunk, max(0, num_frames - chunk * i)); its final
+    non-tuple state per chunk (c and h of every layer, 2 * layers * units values)
+    is one step of the upper stacked LSTM (`RNN_L2`), which runs for
+    ceil(num_frames / chunk) steps. The upper final state is the representation.
+    """
+
+    def create_model(
+        self,
+        model_input,
+        vocab_size,
+        num_frames,
+        lstm_size=None,
+        num_layers=None,
+        num_chunks=None,
+        student_num_chunks=None,
+        classifier_name=None,
+        fold_chunks=True,
+        **params,
+    ):
+        lstm_size = utils.flag_or(lstm_size, "lstm_cells")
+        num_layers = utils.flag_or(num_layers, "lstm_layers")
+        num_chunks = utils.flag_or(num_chunks, "num_inputs_to_lstm")
+        num_steps, feature_size = model_input.shape[1], model_input.shape[2]
+        if num_chunks <= 0 or num_steps % num_chunks:
+            raise ValueError(
+                f"HierarchicalLstmModel: {num_steps} frames cannot be cut into {num_chunks} "
+                "equal chunks; choose a chunk count that divides the frame count "
+                "(--num_inputs_to_lstm for the teacher, --student_num_inputs_to_lstm for the "
+                "student)"
+            )
+        chunk = num_steps // num_chunks
+        num_frames = tf.cast(num_frames, tf.int32)
+        starts = tf.range(num_chunks, dtype=tf.int32) * chunk
+        chunk_lengths = tf.clip_by_value(num_frames[:, None] - starts[None, :], 0, chunk)
+        chunks = tf.reshape(model_input, [-1, num_chunks, chunk, feature_size])
+        with tf.compat.v1.variable_scope("RNN_L1"):
+            if fold_chunks:
+                # All chunks as one recurrence: chunks folded into the batch.
+                _, states = lstm.stacked_lstm(
+                    tf.reshape(chunks, [-1, chunk, feature_size]),
+                    tf.reshape(chunk_lengths, [-1]),
+                    lstm_size,
+                    num_layers,
+                )
+                chunk_states = tf.reshape(states, [-1, num_chunks, 2 * num_layers * lstm_size])
+            else:
+                per_chunk = []
+                for index in range(num_chunks):
+                    with tf.compat.v1.variable_scope(
+                        tf.compat.v1.get_variable_scope(), reuse=index > 0 or None
+                    ):
+                        _, state = lstm.stacked_lstm(
+                            chunks[:, index], chunk_lengths[:, index], lstm_size, num_layers
+                        )
+                    per_chunk.append(state)
+                chunk_states = tf.stack(per_chunk, axis=1)
+        upper_lengths = (num_frames + chunk - 1) // chunk
+        with tf.compat.v1.variable_scope("RNN_L2"):
+            _, representation = lstm.stacked_lstm(
+                chunk_states, upper_lengths, lstm_size, num_layers
+            )
+        return representation, classify(representation, vocab_size, classifier_name, **params)
+
+    def student_params(self, params):
+        student = dict(params)
+        student["num_chunks"] = utils.flag_or(
+            params.get("student_num_chunks"), "student_num_inputs_to_lstm"
+        )
+        return student

@@ -1,0 +1,154 @@
+"""Which frames the student sees: the six rules of the paper's Table 1.
+
+Notation: L = the video's real frame count (`num_frames`, at most
+`max_frames`), k = the student's frame budget, m = min(k, L) the number of
+real frames the student receives, i = 0 .. m-1 its positions. Positions
+m .. k-1 of the student's input are zero padding, and the student's
+`num_frames` is m, so real frames always come first, in temporal order.
+
+- uniform with --every_n=n and no --num_student_frames (the seed's rule):
+  the fixed indices 0, n, 2n, ... < max_frames of the padded input, k =
+  ceil(max_frames / n); the student receives m = ceil(L / n) real frames.
+- uniform (Uniform-k): index_i = floor(i * L / m), evenly over the real length.
+- random (Random-k): m distinct positions drawn uniformly from [0, L), sorted.
+  Training draws anew at every step; evaluation draws from a stateless
+  generator seeded by (--frame_selection_seed, hash of the video id), so every
+  evaluation of a video sees the same frames.
+- first (First-k): index_i = i.
+- middle (Middle-k): index_i = floor((L - m) / 2) + i.
+- last (Last-k): index_i = L - m + i.
+- first_middle_last (First-Middle-Last-k): k split into a = ceil(k/3),
+  b = ceil((k-1)/3), c = floor(k/3) (a + b + c = k). If L < k, all L frames.
+  Otherwise the first a frames, b frames from s = clip(floor((L-b)/2), a,
+  L-b-c), and the last c frames: index_i = i for i < a, s + i - a for
+  a <= i < a+b, L - c + (i - a - b) after that.
+Without --num_student_frames, k = ceil(max_frames / every_n) for every rule.
+"""
+
+import tensorflow as tf
+from absl import flags
+
+import utils
+
+RULES = ("uniform", "random", "first", "middle", "last", "first_middle_last")
+
+flags.DEFINE_enum("frame_selection", "uniform", RULES, "Which frames the student sees.")
+flags.DEFINE_integer("every_n", 10, "Student sees every n-th frame (when no frame count is given).")
+flags.DEFINE_integer(
+    "num_student_frames", 0, "Frames the student sees (k); 0 means ceil(max_num_frames / every_n)."
+)
+flags.DEFINE_integer("frame_selection_seed", 1234, "Seed of the random rule.")
+
+
+class FrameSelection:
+    """A frame-selection rule with its budget; makes the student's indices."""
+
+    def __init__(self, rule=None, every_n=None, num_student_frames=None, seed=None, max_frames=300):
+        self.rule = utils.flag_or(rule, "frame_selection")
+        self.every_n = utils.flag_or(every_n, "every_n")
+        requested = utils.flag_or(num_student_frames, "num_student_frames")
+        self.seed = utils.flag_or(seed, "frame_selection_seed")
+        self.max_frames = max_frames
+        if self.rule not in RULES:
+            raise ValueError(f"Unknown frame selection {self.rule!r}; known rules: {RULES}")
+        if requested:
+            if not 0 < requested <= max_frames:
+                raise ValueError(
+                    f"--num_student_frames={requested} must be in 1..{max_frames} "
+                    "(--max_num_frames)"
+                )
+            self.fixed_stride = False
+            self.num_frames = requested
+        else:
+            if not 0 < self.every_n <= max_frames:
+                raise ValueError(
+                    f"--every_n={self.every_n} must be in 1..{max_frames} (--max_num_frames)"
+                )
+            self.fixed_stride = self.rule == "uniform"
+            self.num_frames = -(-max_frames // self.every_n)
+
+    def indices(self, num_frames, is_training=False, video_ids=None):
+        """Returns (indices [B, k] int32 into the teacher's frames, student num_frames [B]).
+
+        Indices at padding positions (>= the student's num_frames) are 0; the
+        frames they point to are masked out by `gather_frames`.
+        """
+        k = self.num_frames
+        length = tf.cast(num_frames, tf.int32)[:, None]
+        position = tf.range(k, dtype=tf.int32)[None, :]
+        if self.fixed_stride:
+            count = (length[:, 0] + self.every_n - 1) // self.every_n
+            indices = tf.broadcast_to(position * self.every_n, tf.shape(length + position))
+            return self._mask(indices, count), count
+        received = tf.minimum(length, k)
+        if self.rule == "uniform":
+            indices = (position * length) // tf.maximum(received, 1)
+        elif self.rule == "first":
+            indices = position + 0 * length
+        elif self.rule == "middle":
+            indices = (length - received) // 2 + position
+        elif self.rule == "last":
+            indices = length - received + position
+        elif self.rule == "first_middle_last":
+            indices = self._first_middle_last(length, position)
+        else:
+            indices = self._random(length, is_training, video_ids)
+        return self._mask(indices, received[:, 0]), received[:, 0]
+
+    @staticmethod
+    def _mask(indices, count):
+        valid = tf.sequence_mask(count, tf.shape(indices)[1])
+        return tf.where(valid, indices, tf.zeros_like(indices))
+
+    def _first_middle_last(self, length, position):
+        k = self.num_frames
+        first, middle, last = -(-k // 3), -(-(k - 1) // 3), k // 3
+        middle_start = tf.clip_by_value((length - middle) // 2, first, length - middle - last)
+        indices = tf.where(
+            position < first,
+            position,
+            tf.where(
+                position < first + middle,
+                middle_start + position - first,
+                length - last + position - first - middle,
+            ),
+        )
+        return tf.where(length < k, position + 0 * length, indices)
+
+    def _random(self, length, is_training, video_ids):
+        shape = [tf.shape(length)[0], self.max_frames]
+        if is_training:
+            scores = tf.random.uniform(shape, seed=self.seed)
+        elif video_ids is not None:
+            video_seeds = tf.strings.to_hash_bucket_fast(video_ids, 2**31 - 1)
+            scores = tf.map_fn(
+                lambda video_seed: tf.random.stateless_uniform(
+                    [self.max_frames], seed=tf.stack([tf.cast(self.seed, tf.int64), video_seed])
+                ),
+                video_seeds,
+                fn_output_signature=tf.float32,
+            )
+        else:
+            scores = tf.random.stateless_uniform(shape, seed=[self.seed, 0])
+        frame = tf.range(self.max_frames, dtype=tf.int32)[None, :]
+        # Real frames get scores in [0, 1), padding 2: the k lowest are real ones first.
+        scores = tf.where(frame < length, scores, 2.0 * tf.ones_like(scores))
+        _, picked = tf.math.top_k(-scores, k=self.num_frames)
+        picked = tf.where(picked < length, picked, self.max_frames * tf.ones_like(picked))
+        return tf.sort(picked, axis=1)
+
+
+def gather_frames(video_matrix, indices, student_num_frames):
+    """The student's input [B, k, D]: selected frames, zeros at padding positions."""
+    frames = tf.gather(video_matrix, indices, batch_dims=1)
+    valid = tf.sequence_mask(student_num_frames, tf.shape(indices)[1], dtype=frames.dtype)
+    return frames * valid[:, :, None]
+
+
+def select_frames(video_matrix, num_frames, selection, is_training=False, video_ids=None):
+    """Applies a FrameSelection to a padded [B, max_frames, D] batch.
+
+    Returns (student input [B, k, D], student num_frames [B]).
+    """
+    indices, student_num_frames = selection.indices(num_frames, is_training, video_ids)
+    return gather_frames(video_matrix, indices, student_num_frames), student_num_frames

@@ -1,0 +1,63 @@
+"""Stacked LSTM built from TensorFlow core ops, with the variable names of TF1's
+`dynamic_rnn(MultiRNNCell([BasicLSTMCell(...)]))`.
+
+Per layer, under the caller's variable scope:
+`rnn/multi_rnn_cell/cell_<i>/basic_lstm_cell/kernel` [input + units, 4 * units]
+and `.../bias` [4 * units]. The cell math is BasicLSTMCell's: gates i, j, f, o
+in that order, `c' = c * sigmoid(f + forget_bias) + sigmoid(i) * tanh(j)`,
+`h' = tanh(c') * sigmoid(o)`. As with `dynamic_rnn(sequence_length=...)`, the
+state stops changing after each sequence's length and a length of 0 keeps the
+zero state, so checkpoints of the original load by name and give the same
+values.
+"""
+
+import tensorflow as tf
+
+
+def _lstm_layer(inputs, valid, num_units, forget_bias):
+    """Runs one LSTM layer over [B, T, D] inputs; returns (outputs [B, T, U], c, h)."""
+    input_size = inputs.shape[-1]
+    if input_size is None:
+        raise ValueError("the LSTM input needs a static feature size")
+    kernel = tf.compat.v1.get_variable("kernel", [input_size + num_units, 4 * num_units])
+    bias = tf.compat.v1.get_variable(
+        "bias", [4 * num_units], initializer=tf.compat.v1.zeros_initializer()
+    )
+    # The input half of the kernel does not depend on the recurrence: one matmul
+    # for all steps instead of one per step.
+    input_kernel, recurrent_kernel = kernel[:input_size], kernel[input_size:]
+    batch_size, num_steps = tf.shape(inputs)[0], inputs.shape[1]
+    projected = tf.matmul(tf.reshape(inputs, [-1, input_size]), input_kernel) + bias
+    projected = tf.reshape(projected, [batch_size, num_steps, 4 * num_units])
+    c = h = tf.zeros([batch_size, num_units], dtype=inputs.dtype)
+    outputs = []
+    for step, step_input in enumerate(tf.unstack(projected, num=num_steps, axis=1)):
+        gates = step_input + tf.matmul(h, recurrent_kernel)
+        i, j, f, o = tf.split(gates, 4, axis=1)
+        new_c = c * tf.sigmoid(f + forget_bias) + tf.sigmoid(i) * tf.tanh(j)
+        new_h = tf.tanh(new_c) * tf.sigmoid(o)
+        keep = valid[:, step : step + 1]
+        c = tf.where(keep, new_c, c)
+        h = tf.where(keep, new_h, h)
+        outputs.append(tf.where(keep, new_h, tf.zeros_like(new_h)))
+    return tf.stack(outputs, axis=1), c, h
+
+
+def stacked_lstm(inputs, sequence_length, num_units, num_layers, forget_bias=1.0):
+    """A stacked LSTM over [B, T, D] inputs (T static) with per-example lengths.
+
+    Returns (outputs of the top layer [B, T, units], zeros past each length;
+    final state [B, 2 * num_layers * units] in TF1's non-tuple order
+    c_0, h_0, c_1, h_1, ...).
+    """
+    if inputs.shape[1] is None:
+        raise ValueError("the LSTM needs a static number of time steps")
+    valid = tf.sequence_mask(sequence_length, inputs.shape[1])
+    states = []
+    layer_input = inputs
+    with tf.compat.v1.variable_scope("rnn/multi_rnn_cell"):
+        for layer in range(num_layers):
+            with tf.compat.v1.variable_scope(f"cell_{layer}/basic_lstm_cell"):
+                layer_input, c, h = _lstm_layer(layer_input, valid, num_units, forget_bias)
+            states += [c, h]
+    return layer_input, tf.concat(states, axis=1)

@@ -1,0 +1,64 @@
+"""Classifiers that map one vector per video to class probabilities.
+
+Each returns {"predictions": [B, vocab_size] probabilities}. Their variables sit
+under the caller's scope (the frame-level models open `classifier/`); weight
+penalties go to the REGULARIZATION_LOSSES collection.
+"""
+
+import tensorflow as tf
+from absl import flags
+
+import utils
+from models import BaseModel
+
+flags.DEFINE_integer("moe_num_mixtures", 2, "Number of experts per class in the MoeModel.")
+
+
+def _l2_regularizer(scale):
+    return lambda weights: scale * tf.nn.l2_loss(weights)
+
+
+def dense(inputs, num_outputs, scope, l2_penalty, use_bias=True):
+    """A fully connected layer with variables `<scope>/weights` and `<scope>/biases`."""
+    with tf.compat.v1.variable_scope(scope):
+        weights = tf.compat.v1.get_variable(
+            "weights",
+            [inputs.shape[-1], num_outputs],
+            regularizer=_l2_regularizer(l2_penalty) if l2_penalty else None,
+        )
+        outputs = tf.matmul(inputs, weights)
+        if use_bias:
+            biases = tf.compat.v1.get_variable(
+                "biases", [num_outputs], initializer=tf.compat.v1.zeros_initializer()
+            )
+            outputs = outputs + biases
+    return outputs
+
+
+class LogisticModel(BaseModel):
+    """One sigmoid unit per class."""
+
+    def create_model(self, model_input, vocab_size, num_frames=None, l2_penalty=1e-8, **unused):
+        logits = dense(model_input, vocab_size, "logistic", l2_penalty)
+        return {"predictions": tf.sigmoid(logits)}
+
+
+class MoeModel(BaseModel):
+    """Mixture of experts per class.
+
+    A softmax gate over `num_mixtures + 1` choices (the last a dummy expert that
+    always says 0) weighs `num_mixtures` sigmoid experts.
+    """
+
+    def create_model(
+        self, model_input, vocab_size, num_frames=None, num_mixtures=None, l2_penalty=1e-8, **unused
+    ):
+        num_mixtures = utils.flag_or(num_mixtures, "moe_num_mixtures")
+        gate_logits = dense(
+            model_input, vocab_size * (num_mixtures + 1), "gates", l2_penalty, use_bias=False
+        )
+        expert_logits = dense(model_input, vocab_size * num_mixtures, "experts", l2_penalty)
+        gates = tf.nn.softmax(tf.reshape(gate_logits, [-1, num_mixtures + 1]))
+        experts = tf.sigmoid(tf.reshape(expert_logits, [-1, num_mixtures]))
+        probabilities = tf.reduce_sum(gates[:, :num_mixtures] * experts, axis=1)
+        return {"predictions": tf.reshape(probabilities, [-1, vocab_size])}
