@@ -9,8 +9,25 @@ reader for every binary.
 """
 
 import tensorflow as tf
+from absl import flags
 
 import utils
+
+flags.DEFINE_bool(
+    "frame_features", True, "Frame-level SequenceExamples (True) or video-level Examples (False)."
+)
+flags.DEFINE_string("feature_names", "rgb, audio", "Comma-separated features to read.")
+flags.DEFINE_string("feature_sizes", "1024, 128", "Comma-separated sizes of those features.")
+flags.DEFINE_enum(
+    "dataset_version",
+    "2018",
+    sorted(utils.DATASET_VERSIONS),
+    "YouTube-8M release: 2018 (id, 3862 classes) or 2017 (video_id, 4716 classes).",
+)
+flags.DEFINE_integer("num_classes", 0, "Number of classes; 0 takes the dataset version's.")
+flags.DEFINE_integer("max_num_frames", 300, "Frames per video are capped and padded to this.")
+flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
+flags.DEFINE_integer("num_readers", 4, "Files read in parallel.")
 
 
 def _dense_labels(sparse_labels, num_classes):

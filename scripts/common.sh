@@ -54,3 +54,38 @@ ensure_sample() {
   "$PYTHON_BIN" "$CODE_DIR/make_sample_data.py" --output_dir="$YT8M_DIR" \
     || die "sample generation failed"
 }
+
+# Defaults shared by the stage scripts; each can be set in the environment.
+TRAIN_DIR="${TRAIN_DIR:-./model_HLSTM_TeaStud_every10_train}"
+FINETUNE_DIR="${FINETUNE_DIR:-./model_HLSTM_TeaStud_every10_finetune}"
+TRAIN_DATA="${TRAIN_DATA:-$YT8M_DIR/train*.tfrecord}"
+EVAL_DATA="${EVAL_DATA:-$YT8M_DIR/validate*.tfrecord}"
+LOG_DIR="${LOG_DIR:-.}"
+
+# Stops unless the glob matches at least one file.
+require_data() {
+  local pattern="$1" what="$2"
+  # shellcheck disable=SC2086
+  if ! compgen -G "$pattern" >/dev/null; then
+    die "no $what matches '$pattern'. Put YouTube-8M TFRecords into $YT8M_DIR (see README.md), \
+make the sample with 'python code_student_uniform/make_sample_data.py', or set the pattern \
+in the environment."
+  fi
+}
+
+# Stops unless the directory holds a checkpoint.
+require_checkpoint() {
+  local directory="$1" hint="$2"
+  if [[ ! -f "$directory/checkpoint" ]]; then
+    die "no checkpoint in '$directory': $hint"
+  fi
+}
+
+# Runs a command with its output shown and appended to a log file.
+run_logged() {
+  local log_file="$1"
+  shift
+  mkdir -p "$(dirname "$log_file")"
+  echo "== $(date '+%F %T') $*" >>"$log_file"
+  "$@" 2>&1 | tee -a "$log_file"
+}

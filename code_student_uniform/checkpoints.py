@@ -1,0 +1,154 @@
+"""Run directories and checkpoints: find, restore, start anew, convert to student-only."""
+
+import glob
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+from absl import flags, logging
+
+import model_graph
+from runtime import UserError
+
+flags.DEFINE_string(
+    "train_dir", "./model_HLSTM_TeaStud_every10_train/", "Run directory: checkpoints and logs."
+)
+flags.DEFINE_bool("overwrite", False, "Allow replacing the checkpoints of an existing run.")
+flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in a run directory.")
+
+CHECKPOINT_PREFIX = "model.ckpt"
+# What a run leaves in its directory; removed by --start_new_model --overwrite.
+RUN_FILES = ("checkpoint", f"{CHECKPOINT_PREFIX}-*", "events.out.tfevents.*", "model_flags.json")
+
+
+def latest_checkpoint(directory):
+    return tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+
+
+def checkpoint_step(checkpoint_path):
+    """The global step in a checkpoint's name (model.ckpt-<step>)."""
+    return int(checkpoint_path.rsplit("-", 1)[1])
+
+
+def make_saver(var_list=None, max_to_keep=None):
+    return tf.compat.v1.train.Saver(
+        var_list=var_list,
+        max_to_keep=max_to_keep or flags.FLAGS["keep_checkpoint_max"].value,
+        save_relative_paths=True,
+    )
+
+
+def clear_run(directory):
+    """Removes a previous run's checkpoints, events and model flags from `directory`."""
+    for pattern in RUN_FILES:
+        for path in glob.glob(os.path.join(directory, pattern)):
+            os.remove(path)
+    shutil.rmtree(os.path.join(directory, "eval"), ignore_errors=True)
+
+
+def prepare_run_directory(directory, start_new_model, overwrite):
+    """Returns the checkpoint to resume from, or None to start a new model.
+
+    `start_new_model` on a directory with checkpoints refuses unless `overwrite`.
+    """
+    latest = latest_checkpoint(directory)
+    if start_new_model and latest:
+        if not overwrite:
+            raise UserError(
+                f"{directory} already holds checkpoints (latest {os.path.basename(latest)}); "
+                "--start_new_model would replace them: add --overwrite, or choose another "
+                "--train_dir, or drop --start_new_model to resume"
+            )
+        logging.info("--overwrite: removing the previous run in %s", directory)
+        clear_run(directory)
+        latest = None
+    os.makedirs(directory, exist_ok=True)
+    return latest
+
+
+def restore(session, checkpoint_path, required, optional=()):
+    """Restores `required` variables (all must be in the checkpoint) and those of
+    `optional` that are; returns the optional variables it did not find."""
+    try:
+        available = tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as error:
+        raise UserError(f"cannot read checkpoint {checkpoint_path}: {error}") from error
+    missing = [var.op.name for var in required if var.op.name not in available]
+    if missing:
+        raise UserError(
+            f"checkpoint {checkpoint_path} lacks {len(missing)} variables of this model "
+            f"(e.g. {', '.join(missing[:3])}); it was written by a different model or mode"
+        )
+    wrong_shape = [
+        f"{var.op.name} {available[var.op.name]} vs {var.shape.as_list()}"
+        for var in required
+        if available[var.op.name] != var.shape.as_list()
+    ]
+    if wrong_shape:
+        raise UserError(
+            f"checkpoint {checkpoint_path} has other shapes than this model: "
+            f"{'; '.join(wrong_shape[:3])}"
+        )
+    found = [var for var in optional if var.op.name in available]
+    tf.compat.v1.train.Saver(var_list=list(required) + found).restore(session, checkpoint_path)
+    return [var for var in optional if var.op.name not in available]
+
+
+def default_finetune_dir(train_dir):
+    """The seed's convention: the train directory's name with `train` -> `finetune`."""
+    path = os.path.normpath(train_dir)
+    head, name = os.path.split(path)
+    if "train" not in name:
+        return os.path.join(head, name + "_finetune")
+    return os.path.join(head, "finetune".join(name.rsplit("train", 1)))
+
+
+def convert_to_student(train_dir, finetune_dir, overwrite=False):
+    """Writes a student-only checkpoint (student variables, names unchanged, global
+    step kept) of the latest checkpoint in `train_dir` into `finetune_dir`.
+
+    Builds the student from the run's model_flags.json; reads no training data.
+    The new directory is written beside the target and renamed into place.
+    Returns the path of the new checkpoint.
+    """
+    config = model_graph.ModelConfig.load(train_dir)
+    if "student" not in config.models:
+        raise UserError(f"{train_dir} holds no student (models: {', '.join(config.models)})")
+    source = latest_checkpoint(train_dir)
+    if not source:
+        raise UserError(f"{train_dir} holds no checkpoint to convert; run the training first")
+    if os.path.abspath(finetune_dir) == os.path.abspath(train_dir):
+        raise UserError("--finetune_dir must differ from --train_dir")
+    if latest_checkpoint(finetune_dir) and not overwrite:
+        raise UserError(f"{finetune_dir} already holds a checkpoint; add --overwrite to replace it")
+    student_config = config.with_models(["student"])
+    step = checkpoint_step(source)
+    parent = os.path.dirname(os.path.abspath(finetune_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=".convert-")
+    try:
+        with tf.Graph().as_default():
+            global_step = tf.compat.v1.train.get_or_create_global_step()
+            model_graph.build_inference_graph(
+                student_config, model_graph.placeholder_batch(student_config)
+            )
+            variables = model_graph.model_variables(model_graph.STUDENT_SCOPE) + [global_step]
+            with tf.compat.v1.Session() as session:
+                restore(session, source, variables)
+                saved = make_saver(variables).save(
+                    session, os.path.join(staging, CHECKPOINT_PREFIX), global_step=step
+                )
+        student_config.save(staging)
+        if not os.path.exists(finetune_dir):
+            os.replace(staging, finetune_dir)
+        else:
+            clear_run(finetune_dir)
+            # The `checkpoint` index goes last: it only ever names complete files.
+            names = sorted(os.listdir(staging), key=lambda name: name == "checkpoint")
+            for name in names:
+                os.replace(os.path.join(staging, name), os.path.join(finetune_dir, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logging.info("Converted %s (step %d) to student-only %s", source, step, finetune_dir)
+    return os.path.join(finetune_dir, os.path.basename(saved))

@@ -1,0 +1,181 @@
+"""The evaluation loop shared by validate.py and eval_finetune.py.
+
+Restores the models a run directory holds, scores one of them on a whole
+evaluation set (Hit@1, PERR, GAP, mAP, loss, and L_REP against the teacher when
+the run has both), logs and writes TensorBoard summaries under
+<train_dir>/eval, and optionally a metrics JSON. Either once, or once for every
+new checkpoint until stopped.
+"""
+
+import os
+import time
+
+import tensorflow as tf
+from absl import flags, logging
+
+import checkpoints
+import eval_util
+import model_graph
+import readers
+import runtime
+from runtime import UserError
+
+flags.DEFINE_string(
+    "eval_data_pattern", "./yt8m/validate*.tfrecord", "Evaluation TFRecords (glob)."
+)
+flags.DEFINE_enum("eval_model", "student", ["student", "teacher"], "The model scored.")
+flags.DEFINE_bool("run_once", False, "Evaluate the latest checkpoint once and exit.")
+flags.DEFINE_integer("top_k", 20, "Predictions per video that enter GAP and mAP.")
+flags.DEFINE_string("metrics_json", "", "Also write the metrics to this JSON file.")
+flags.DEFINE_integer(
+    "eval_interval_secs", 60, "Looping: seconds between checks for new checkpoints."
+)
+flags.DEFINE_integer("progress_every_secs", 30, "Seconds between progress lines.")
+
+FLAGS = flags.FLAGS
+
+
+def _evaluated_model(config, directory):
+    wanted = FLAGS.eval_model
+    if wanted in config.models:
+        return wanted
+    if not FLAGS["eval_model"].present and len(config.models) == 1:
+        return config.models[0]
+    raise UserError(f"--eval_model={wanted}: {directory} holds only {', '.join(config.models)}")
+
+
+class _Progress:
+    """Logs videos done, videos/s and (when known) the total, every few seconds."""
+
+    def __init__(self, total=None):
+        self.total = total
+        self.start = self.last = time.time()
+        self.done = 0
+
+    def add(self, count):
+        self.done += count
+        now = time.time()
+        if now - self.last >= FLAGS.progress_every_secs:
+            self.last = now
+            of_total = f" of {self.total}" if self.total else ""
+            logging.info("evaluated %d%s videos, %.1f videos/s", self.done, of_total, self.rate())
+
+    def rate(self):
+        return self.done / max(time.time() - self.start, 1e-9)
+
+
+def evaluate_checkpoint(config, evaluated, checkpoint_path, total=None):
+    """Scores `evaluated` of `config` at `checkpoint_path` on --eval_data_pattern."""
+    with tf.Graph().as_default():
+        batch = readers.get_input_data_tensors(
+            config.reader(),
+            FLAGS.eval_data_pattern,
+            batch_size=FLAGS.batch_size,
+            num_epochs=1,
+            shuffle=False,
+            num_readers=FLAGS.num_readers,
+        )
+        outputs = model_graph.build_inference_graph(config, batch, is_training=False)
+        loss_tensors = model_graph.evaluation_losses(outputs, evaluated)
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+        variables = [global_step]
+        for scope in model_graph.scopes_of(config.models):
+            variables += model_graph.model_variables(scope)
+        fetches = {
+            "predictions": outputs[f"{evaluated}_predictions"],
+            "labels": outputs["labels"],
+            **loss_tensors,
+        }
+        metrics = eval_util.EvaluationMetrics(config.num_classes, FLAGS.top_k)
+        rep_loss_sum = 0.0
+        progress = _Progress(total)
+        with tf.compat.v1.Session(config=runtime.session_config()) as session:
+            session.run(tf.compat.v1.local_variables_initializer())
+            checkpoints.restore(session, checkpoint_path, variables)
+            step = int(session.run(global_step))
+            while True:
+                try:
+                    values = session.run(fetches)
+                except tf.errors.OutOfRangeError:
+                    break
+                count = len(values["labels"])
+                metrics.accumulate(values["predictions"], values["labels"], values["loss"])
+                rep_loss_sum += float(values.get("rep_loss", 0.0)) * count
+                progress.add(count)
+    result = metrics.get()
+    if not result["num_examples"]:
+        raise UserError(f"--eval_data_pattern={FLAGS.eval_data_pattern} holds no records")
+    summary = {
+        "global_step": step,
+        "num_examples": result["num_examples"],
+        "hit_at_one": result["avg_hit_at_one"],
+        "perr": result["avg_perr"],
+        "gap": result["gap"],
+        "map": result["map"],
+        "loss": result["avg_loss"],
+        "model": evaluated,
+        "checkpoint": checkpoint_path,
+        "eval_data_pattern": FLAGS.eval_data_pattern,
+        "videos_per_second": progress.rate(),
+    }
+    if "rep_loss" in loss_tensors:
+        summary["rep_loss"] = rep_loss_sum / result["num_examples"]
+    return summary
+
+
+def format_result(result):
+    parts = [
+        f"evaluation of {result['model']} at global step {result['global_step']}",
+        f"Examples: {result['num_examples']}",
+        f"Avg_Hit@1: {result['hit_at_one']:.4f}",
+        f"Avg_PERR: {result['perr']:.4f}",
+        f"MAP: {result['map']:.4f}",
+        f"GAP: {result['gap']:.4f}",
+        f"Avg_Loss: {result['loss']:.4f}",
+    ]
+    if "rep_loss" in result:
+        parts.append(f"L_REP: {result['rep_loss']:.4f}")
+    return "| ".join(parts)
+
+
+def _write_summaries(writer, result):
+    tags = ("hit_at_one", "perr", "gap", "map", "loss", "rep_loss", "videos_per_second")
+    summary = tf.compat.v1.Summary()
+    for tag in tags:
+        if tag in result:
+            summary.value.add(tag=f"eval/{tag}", simple_value=float(result[tag]))
+    writer.add_summary(summary, result["global_step"])
+    writer.flush()
+
+
+def run_evaluation(train_dir):
+    """Evaluates the run in `train_dir` (once with --run_once, else for each new checkpoint)."""
+    saved = model_graph.ModelConfig.load(train_dir)
+    config = model_graph.config_from_flags(saved.models, saved, train_dir)
+    evaluated = _evaluated_model(config, train_dir)
+    writer = tf.compat.v1.summary.FileWriter(os.path.join(train_dir, "eval"))
+    last_evaluated, total, result = None, None, None
+    try:
+        while True:
+            latest = checkpoints.latest_checkpoint(train_dir)
+            if latest and latest != last_evaluated:
+                try:
+                    result = evaluate_checkpoint(config, evaluated, latest, total)
+                except (tf.errors.NotFoundError, UserError) as error:
+                    if tf.io.gfile.exists(latest + ".index"):
+                        raise
+                    # Rotated away between listing and loading: take the next one.
+                    logging.warning("checkpoint %s vanished (%s); looking again", latest, error)
+                    continue
+                last_evaluated, total = latest, result["num_examples"]
+                logging.info(format_result(result))
+                _write_summaries(writer, result)
+                if FLAGS.metrics_json:
+                    runtime.write_json(FLAGS.metrics_json, result)
+            elif not latest and FLAGS.run_once:
+                raise UserError(f"{train_dir} holds no checkpoint to evaluate")
+            if FLAGS.run_once:
+                return result
+            time.sleep(FLAGS.eval_interval_secs)
+    finally:
+        writer.close()

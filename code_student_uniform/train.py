@@ -1,0 +1,25 @@
+"""Trains a teacher and a student on YouTube-8M (parallel by default; see training.py)."""
+
+from absl import flags
+
+import runtime
+import training
+
+flags.DEFINE_enum(
+    "training_mode",
+    "parallel",
+    ["parallel", "serial", "teacher_only", "student_only"],
+    "parallel: teacher and student learn together; serial: the student learns from the frozen "
+    "teacher of --teacher_dir; teacher_only / student_only: one model on the labels.",
+)
+flags.DEFINE_string("teacher_dir", "", "serial: run directory holding the trained teacher.")
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    training.run_training(FLAGS.training_mode, FLAGS.train_dir, FLAGS.teacher_dir)
+
+
+if __name__ == "__main__":
+    runtime.run(main)

@@ -1,0 +1,22 @@
+"""Cuts the student out of a teacher-student checkpoint into a student-only one."""
+
+from absl import flags, logging
+
+import checkpoints
+import runtime
+
+flags.DEFINE_string(
+    "finetune_dir", "", "Where to write it (default: --train_dir with 'train' -> 'finetune')."
+)
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    target = FLAGS.finetune_dir or checkpoints.default_finetune_dir(FLAGS.train_dir)
+    path = checkpoints.convert_to_student(FLAGS.train_dir, target, FLAGS.overwrite)
+    logging.info("Student-only checkpoint: %s", path)
+
+
+if __name__ == "__main__":
+    runtime.run(main)

@@ -1,0 +1,324 @@
+"""The training graph and loop shared by train.py and train_finetune.py.
+
+Modes (which models a run holds, and which of them learn):
+- parallel: teacher on L_CE and student on the distillation loss, each with its
+  own optimizer, in one step (the original train.py);
+- serial: a trained teacher restored from --teacher_dir and frozen; the student
+  learns from it;
+- teacher_only / student_only: one model on L_CE (Teacher-Skyline, Uniform-k);
+- finetune: the student alone on L_CE, starting from a converted checkpoint.
+"""
+
+import math
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import flags, logging
+
+import checkpoints
+import eval_util
+import losses
+import model_graph
+import readers
+import runtime
+from runtime import UserError
+
+flags.DEFINE_string("train_data_pattern", "./yt8m/train*.tfrecord", "Training TFRecords (glob).")
+flags.DEFINE_integer("num_epochs", 1, "Passes over the training data in this run.")
+flags.DEFINE_integer("max_steps", 0, "Stop when the global step reaches this (0: no limit).")
+flags.DEFINE_float("base_learning_rate", 0.001, "Learning rate at step 0.")
+flags.DEFINE_float("learning_rate_decay", 1.0, "Decay factor per --learning_rate_decay_examples.")
+flags.DEFINE_integer(
+    "learning_rate_decay_examples", 4000000, "Examples after which the rate is multiplied by decay."
+)
+flags.DEFINE_string("optimizer", "AdamOptimizer", "A tf.compat.v1.train optimizer class.")
+flags.DEFINE_float("clip_gradient_norm", 1.0, "Clip gradients to this global norm (0: no clip).")
+flags.DEFINE_float("regularization_penalty", 2.0, "Weight of the L2 weight penalties.")
+flags.DEFINE_bool("start_new_model", False, "Start from scratch instead of the last checkpoint.")
+flags.DEFINE_integer("checkpoint_every_steps", 0, "Save every this many steps (0: by time only).")
+flags.DEFINE_integer("checkpoint_every_secs", 600, "Save at least this often, in seconds.")
+flags.DEFINE_integer("log_every_steps", 10, "Log line and summaries every this many steps.")
+flags.DEFINE_integer("random_seed", 0, "Graph-level seed of initialisation and shuffling.")
+
+FLAGS = flags.FLAGS
+
+MODES = {
+    # mode: (models in the run, models that learn)
+    "parallel": (("teacher", "student"), ("teacher", "student")),
+    "serial": (("teacher", "student"), ("student",)),
+    "teacher_only": (("teacher",), ("teacher",)),
+    "student_only": (("student",), ("student",)),
+    "finetune": (("student",), ("student",)),
+}
+OPTIMIZERS = (
+    "AdamOptimizer",
+    "GradientDescentOptimizer",
+    "RMSPropOptimizer",
+    "AdagradOptimizer",
+    "AdadeltaOptimizer",
+    "FtrlOptimizer",
+)
+
+
+def make_optimizer(name, learning_rate):
+    if name not in OPTIMIZERS:
+        raise UserError(f"Unknown --optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    return getattr(tf.compat.v1.train, name)(learning_rate)
+
+
+def _minimize(loss, scope, learning_rate, global_step=None):
+    """One optimizer for the trainable variables under `scope`."""
+    variables = tf.compat.v1.trainable_variables(scope + "/")
+    gradients = tf.gradients(loss, variables)
+    if FLAGS.clip_gradient_norm > 0:
+        gradients, _ = tf.clip_by_global_norm(gradients, FLAGS.clip_gradient_norm)
+    update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, scope + "/")
+    with tf.control_dependencies(update_ops):
+        optimizer = make_optimizer(FLAGS.optimizer, learning_rate)
+        return optimizer.apply_gradients(
+            zip(gradients, variables, strict=True), global_step=global_step
+        )
+
+
+def _regularization(scope):
+    return tf.compat.v1.losses.get_regularization_loss(scope=scope + "/")
+
+
+def build_training_graph(config, mode, batch):
+    """Models, losses and train op. Returns a dict of tensors the loop fetches."""
+    _, trained = MODES[mode]
+    global_step = tf.compat.v1.train.get_or_create_global_step()
+    frozen = [name for name in config.models if name not in trained]
+    outputs = model_graph.build_inference_graph(config, batch, is_training=True, frozen=frozen)
+    learning_rate = tf.compat.v1.train.exponential_decay(
+        FLAGS.base_learning_rate,
+        global_step * FLAGS.batch_size,
+        FLAGS.learning_rate_decay_examples,
+        FLAGS.learning_rate_decay,
+        staircase=True,
+    )
+    label_loss = losses.get_label_loss()
+    labels = batch["labels"]
+    fetches, train_ops = {}, []
+    if "teacher" in config.models:
+        fetches["teacher_loss"] = label_loss.calculate_loss(outputs["teacher_predictions"], labels)
+        if "teacher" in trained:
+            total = fetches["teacher_loss"] + FLAGS.regularization_penalty * _regularization(
+                model_graph.TEACHER_SCOPE
+            )
+            train_ops.append(
+                _minimize(total, model_graph.TEACHER_SCOPE, learning_rate, global_step)
+            )
+    if "student" in config.models:
+        if "teacher" in config.models:
+            parts = losses.distillation_loss(
+                labels,
+                outputs["teacher_representation"],
+                outputs["teacher_predictions"],
+                outputs["student_representation"],
+                outputs["student_predictions"],
+                label_loss=label_loss,
+            )
+            fetches.update(rep_loss=parts["rep"], pred_loss=parts["pred"])
+        else:
+            ce = label_loss.calculate_loss(outputs["student_predictions"], labels)
+            parts = {"total": ce, "ce": ce}
+        fetches.update(ce_loss=parts["ce"], student_loss=parts["total"])
+        total = parts["total"] + FLAGS.regularization_penalty * _regularization(
+            model_graph.STUDENT_SCOPE
+        )
+        train_ops.append(
+            _minimize(
+                total,
+                model_graph.STUDENT_SCOPE,
+                learning_rate,
+                None if train_ops else global_step,
+            )
+        )
+    for name, tensor in fetches.items():
+        tf.compat.v1.summary.scalar(f"losses/{name}", tensor)
+    tf.compat.v1.summary.scalar("learning_rate", learning_rate)
+    scored = "student" if "student" in config.models else "teacher"
+    train_op = tf.group(*train_ops)
+    with tf.control_dependencies([train_op]):
+        # Read after the update: a read beside it may see the step before the increment.
+        step_after_update = global_step.read_value()
+    return {
+        "train_op": train_op,
+        "global_step": global_step,
+        "step_after_update": step_after_update,
+        "losses": fetches,
+        "predictions": outputs[f"{scored}_predictions"],
+        "labels": labels,
+        "summary": tf.compat.v1.summary.merge_all(),
+    }
+
+
+# Seed log-line names of the loss fetches, in the seed's order.
+LOG_NAMES = (
+    ("teacher_loss", "Teacher_Loss"),
+    ("rep_loss", "L_REP"),
+    ("pred_loss", "L_PRED"),
+    ("ce_loss", "L_CE"),
+)
+
+
+def format_log_line(step, metrics, loss_values, examples_per_second):
+    parts = [
+        f"training step {step}",
+        f"Hit@1: {metrics['hit_at_one']:.2f}",
+        f"PERR: {metrics['perr']:.2f}",
+        f"GAP: {metrics['gap']:.2f}",
+    ]
+    parts += [f"{label}: {loss_values[key]:.6g}" for key, label in LOG_NAMES if key in loss_values]
+    parts.append(f"Examples/sec: {examples_per_second:.1f}")
+    return "| ".join(parts)
+
+
+def scalar_summary(values, step):
+    summary = tf.compat.v1.Summary()
+    for tag, value in values.items():
+        summary.value.add(tag=tag, simple_value=float(value))
+    return summary
+
+
+def _check_teacher_dir(config, teacher_dir):
+    """The --teacher_dir checkpoint of a serial run, after checking its teacher fits."""
+    if not teacher_dir:
+        raise UserError("--training_mode=serial needs --teacher_dir (a run holding a teacher)")
+    teacher_config = model_graph.ModelConfig.load(teacher_dir)
+    if "teacher" not in teacher_config.models:
+        raise UserError(f"--teacher_dir={teacher_dir} holds no teacher")
+    differences = model_graph.teacher_differences(teacher_config, config)
+    if differences:
+        raise UserError(
+            f"the teacher in {teacher_dir} was built with other settings: {differences}"
+        )
+    latest = checkpoints.latest_checkpoint(teacher_dir)
+    if not latest:
+        raise UserError(f"--teacher_dir={teacher_dir} holds no checkpoint")
+    return latest
+
+
+def _initialize(session, config, mode, latest, teacher_dir):
+    """Restores the run's last checkpoint, or starts anew (serial: with the teacher)."""
+    session.run(tf.compat.v1.global_variables_initializer())
+    session.run(tf.compat.v1.local_variables_initializer())
+    global_step = tf.compat.v1.train.get_global_step()
+    if latest:
+        required = [global_step]
+        for scope in model_graph.scopes_of(config.models):
+            required += model_graph.model_variables(scope)
+        others = [var for var in tf.compat.v1.global_variables() if var not in required]
+        fresh = checkpoints.restore(session, latest, required, optional=others)
+        if fresh:
+            logging.info("%d optimizer variables are not in %s and start fresh", len(fresh), latest)
+        logging.info("Resumed from %s", latest)
+    elif mode == "serial":
+        source = _check_teacher_dir(config, teacher_dir)
+        checkpoints.restore(session, source, model_graph.model_variables(model_graph.TEACHER_SCOPE))
+        logging.info("Restored the frozen teacher from %s", source)
+
+
+def run_training(mode, train_dir, teacher_dir=None):
+    """Trains the models of `mode` into `train_dir`; returns the final global step."""
+    models, _ = MODES[mode]
+    latest = checkpoints.prepare_run_directory(train_dir, FLAGS.start_new_model, FLAGS.overwrite)
+    saved = model_graph.ModelConfig.load(train_dir) if latest else None
+    if mode == "finetune" and not latest:
+        raise UserError(
+            f"{train_dir} holds no checkpoint to fine-tune: run train_convert_model.py "
+            "(run_convert_model.sh) first"
+        )
+    config = model_graph.config_from_flags(models, saved, train_dir)
+    with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(FLAGS.random_seed)
+        batch = readers.get_input_data_tensors(
+            config.reader(),
+            FLAGS.train_data_pattern,
+            batch_size=FLAGS.batch_size,
+            num_epochs=FLAGS.num_epochs or None,
+            shuffle=True,
+            num_readers=FLAGS.num_readers,
+            seed=FLAGS.random_seed,
+        )
+        graph = build_training_graph(config, mode, batch)
+        saver = checkpoints.make_saver()
+        with tf.compat.v1.Session(config=runtime.session_config()) as session:
+            _initialize(session, config, mode, latest, teacher_dir)
+            config.save(train_dir)
+            return _loop(session, graph, saver, train_dir)
+
+
+def _loop(session, graph, saver, train_dir):
+    writer = tf.compat.v1.summary.FileWriter(train_dir, session.graph)
+    checkpoint_path = f"{train_dir.rstrip('/')}/{checkpoints.CHECKPOINT_PREFIX}"
+    step = session.run(graph["global_step"])
+    saved_step = step
+    if FLAGS.max_steps and step >= FLAGS.max_steps:
+        logging.info("Global step %d already reached --max_steps=%d", step, FLAGS.max_steps)
+        return step
+    logging.info("Training from global step %d", step)
+    last_save = time.time()
+    fetch_every = {"train_op": graph["train_op"], "step": graph["step_after_update"]}
+    fetch_every["losses"] = graph["losses"]
+    fetch_logged = dict(
+        fetch_every,
+        predictions=graph["predictions"],
+        labels=graph["labels"],
+        summary=graph["summary"],
+    )
+    try:
+        while not FLAGS.max_steps or step < FLAGS.max_steps:
+            log_now = (step + 1) % max(FLAGS.log_every_steps, 1) == 0
+            start = time.time()
+            values = session.run(fetch_logged if log_now else fetch_every)
+            seconds = time.time() - start
+            step = int(values["step"])
+            bad = [name for name, value in values["losses"].items() if not math.isfinite(value)]
+            if bad:
+                raise UserError(
+                    f"{', '.join(bad)} became {values['losses'][bad[0]]} at global step {step}; "
+                    f"stopped without saving (last checkpoint: step {saved_step} in "
+                    f"{train_dir}). Try a lower --base_learning_rate or --clip_gradient_norm."
+                )
+            if log_now:
+                _log_step(writer, step, values, FLAGS.batch_size / max(seconds, 1e-9))
+            if (FLAGS.checkpoint_every_steps and step % FLAGS.checkpoint_every_steps == 0) or (
+                time.time() - last_save >= FLAGS.checkpoint_every_secs
+            ):
+                saver.save(session, checkpoint_path, global_step=step)
+                saved_step, last_save = step, time.time()
+    except tf.errors.OutOfRangeError:
+        logging.info("Done: read --num_epochs=%d of the training data", FLAGS.num_epochs)
+    if step != saved_step or not checkpoints.latest_checkpoint(train_dir):
+        saver.save(session, checkpoint_path, global_step=step)
+    writer.close()
+    logging.info("Final checkpoint at global step %d in %s", step, train_dir)
+    return step
+
+
+def _log_step(writer, step, values, examples_per_second):
+    predictions, labels = values["predictions"], values["labels"]
+    metrics = {
+        "hit_at_one": eval_util.calculate_hit_at_one(predictions, labels),
+        "perr": eval_util.calculate_precision_at_equal_recall_rate(predictions, labels),
+        "gap": eval_util.calculate_gap(predictions, labels),
+    }
+    loss_values = {key: float(np.asarray(value)) for key, value in values["losses"].items()}
+    logging.info(format_log_line(step, metrics, loss_values, examples_per_second))
+    writer.add_summary(values["summary"], step)
+    writer.add_summary(
+        scalar_summary(
+            {
+                "train/hit_at_one": metrics["hit_at_one"],
+                "train/perr": metrics["perr"],
+                "train/gap": metrics["gap"],
+                "train/examples_per_second": examples_per_second,
+            },
+            step,
+        ),
+        step,
+    )
+    writer.flush()
