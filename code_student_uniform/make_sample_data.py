@@ -26,11 +26,11 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
+import readers  # noqa: F401  (defines --dataset_version)
 import utils
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "yt8m", "Folder to write the TFRecords into.")
-flags.DEFINE_enum("dataset_version", "2018", sorted(utils.DATASET_VERSIONS), "Id key and classes.")
 flags.DEFINE_integer("seed", 2019, "Seed of everything random in the sample.")
 flags.DEFINE_integer("num_active_classes", 24, "How many classes occur in the sample.")
 flags.DEFINE_integer("num_train_files", 4, "Number of train*.tfrecord files.")
