@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import checkpoints
 from testlib import PROJECT_ROOT, run_binary
 
 TINY_MODEL = ["--lstm_cells=8", "--lstm_layers=1", "--num_inputs_to_lstm=20"]
@@ -321,3 +322,29 @@ def test_binaries_report_missing_runs(small_sample, tmp_path):
     assert result.returncode == 1 and "run train_convert_model.py" in result.stderr
     result = run_binary("train_convert_model.py", f"--train_dir={missing}", check=False)
     assert result.returncode == 1 and "holds no trained run" in result.stderr
+
+
+def test_default_finetune_dir_and_progress_lines(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    train_dir = str(tmp_path / "model_x_train")
+    train(sample_dir, train_dir, "--max_steps=2")
+    run_binary("train_convert_model.py", f"--train_dir={train_dir}")
+    finetune_dir = str(tmp_path / "model_x_finetune")
+    assert read_json(os.path.join(finetune_dir, "model_flags.json"))["models"] == ["student"]
+    result = evaluate(
+        sample_dir,
+        finetune_dir,
+        str(tmp_path / "m.json"),
+        "--progress_every_secs=0",
+        "--batch_size=16",
+        script="eval_finetune.py",
+    )
+    assert "evaluated 16 videos" in result.stderr and "videos/s" in result.stderr
+    assert "evaluated 60 videos" in result.stderr
+
+
+def test_default_finetune_dir_follows_the_seed():
+    assert checkpoints.default_finetune_dir("./model_HLSTM_TeaStud_every10_train/") == (
+        "model_HLSTM_TeaStud_every10_finetune"
+    )
+    assert checkpoints.default_finetune_dir("/runs/train/run_a") == "/runs/train/run_a_finetune"
