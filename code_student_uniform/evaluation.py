@@ -17,6 +17,7 @@ import checkpoints
 import eval_util
 import model_graph
 import readers
+import record_checks
 import runtime
 from runtime import UserError
 
@@ -93,15 +94,16 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, total=None):
             session.run(tf.compat.v1.local_variables_initializer())
             checkpoints.restore(session, checkpoint_path, variables)
             step = int(session.run(global_step))
-            while True:
-                try:
-                    values = session.run(fetches)
-                except tf.errors.OutOfRangeError:
-                    break
-                count = len(values["labels"])
-                metrics.accumulate(values["predictions"], values["labels"], values["loss"])
-                rep_loss_sum += float(values.get("rep_loss", 0.0)) * count
-                progress.add(count)
+            with record_checks.explained_input_errors(config.reader(), FLAGS.eval_data_pattern):
+                while True:
+                    try:
+                        values = session.run(fetches)
+                    except tf.errors.OutOfRangeError:
+                        break
+                    count = len(values["labels"])
+                    metrics.accumulate(values["predictions"], values["labels"], values["loss"])
+                    rep_loss_sum += float(values.get("rep_loss", 0.0)) * count
+                    progress.add(count)
     result = metrics.get()
     if not result["num_examples"]:
         raise UserError(f"--eval_data_pattern={FLAGS.eval_data_pattern} holds no records")
@@ -120,6 +122,8 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, total=None):
     }
     if "rep_loss" in loss_tensors:
         summary["rep_loss"] = rep_loss_sum / result["num_examples"]
+    if FLAGS.skip_bad_records:
+        summary["skipped_records"] = record_checks.BAD_RECORDS.count
     return summary
 
 
@@ -135,6 +139,8 @@ def format_result(result):
     ]
     if "rep_loss" in result:
         parts.append(f"L_REP: {result['rep_loss']:.4f}")
+    if "skipped_records" in result:
+        parts.append(f"Skipped bad records: {result['skipped_records']}")
     return "| ".join(parts)
 
 
@@ -150,6 +156,8 @@ def _write_summaries(writer, result):
 
 def run_evaluation(train_dir):
     """Evaluates the run in `train_dir` (once with --run_once, else for each new checkpoint)."""
+    if FLAGS.top_k <= 0:
+        raise UserError(f"--top_k={FLAGS.top_k} must be positive")
     saved = model_graph.ModelConfig.load(train_dir)
     config = model_graph.config_from_flags(saved.models, saved, train_dir)
     evaluated = _evaluated_model(config, train_dir)

@@ -1,16 +1,20 @@
 """Readers that turn YouTube-8M TFRecords into batches of tensors.
 
-Each reader's `prepare_serialized_examples(serialized_batch)` parses a batch of
-serialized protos into a dict with `video_ids` [B] string, `video_matrix`
-(frame level [B, max_frames, sum(feature_sizes)], video level
+Each reader's `prepare_serialized_examples(serialized_batch, example_names)`
+parses a batch of serialized protos into a dict with `video_ids` [B] string,
+`video_matrix` (frame level [B, max_frames, sum(feature_sizes)], video level
 [B, sum(feature_sizes)]), `labels` [B, num_classes] float 0/1 and `num_frames`
-[B] int32. `get_input_data_tensors` builds the `tf.data` pipeline around a
-reader for every binary.
+[B] int32. A record that would give wrong tensors (missing id, frames of the
+wrong size, unequal frame counts, no frames, labels out of range, NaN) stops
+the pipeline with an error naming it (see record_checks.py).
+`get_input_data_tensors` builds the `tf.data` pipeline around a reader for every
+binary.
 """
 
 import tensorflow as tf
 from absl import flags
 
+import record_checks
 import utils
 
 flags.DEFINE_bool(
@@ -28,6 +32,14 @@ flags.DEFINE_integer("num_classes", 0, "Number of classes; 0 takes the dataset v
 flags.DEFINE_integer("max_num_frames", 300, "Frames per video are capped and padded to this.")
 flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
 flags.DEFINE_integer("num_readers", 4, "Files read in parallel.")
+flags.DEFINE_bool(
+    "skip_bad_records",
+    False,
+    "Skip (count and log) records that are corrupted or do not fit the flags, instead of "
+    "stopping. Slower: every record is checked in Python.",
+)
+
+BAD_RECORD_MARKER = "Bad record:"
 
 
 def _dense_labels(sparse_labels, num_classes):
@@ -36,10 +48,35 @@ def _dense_labels(sparse_labels, num_classes):
     return tf.cast(indicator, tf.float32)
 
 
+def _labels_out_of_range(sparse_labels, num_classes, batch_size):
+    """[B] bool: the video has a label outside 0..num_classes-1."""
+    rows = sparse_labels.indices[:, 0]
+    outside = tf.cast((sparse_labels.values < 0) | (sparse_labels.values >= num_classes), tf.int32)
+    return tf.math.unsorted_segment_max(outside, rows, batch_size) > 0
+
+
+def _assert_good(bad, example_names):
+    """An op that fails naming the first bad record of the batch."""
+    names = example_names
+    if names is None:
+        names = tf.strings.join(
+            ["batch position ", tf.strings.as_string(tf.range(tf.shape(bad)[0]))]
+        )
+    first_bad = tf.gather(names, tf.argmax(tf.cast(bad, tf.int32)))
+    return tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(bad)), [BAD_RECORD_MARKER, first_bad], summarize=1
+    )
+
+
+def _id_features(id_feature):
+    # Optional in the parse, so that a missing id is reported with the record's name.
+    return {id_feature: tf.io.FixedLenFeature([], tf.string, default_value="")}
+
+
 class BaseReader:
     """Contract of every reader."""
 
-    def prepare_serialized_examples(self, serialized_batch):
+    def prepare_serialized_examples(self, serialized_batch, example_names=None):
         raise NotImplementedError()
 
 
@@ -63,11 +100,8 @@ class YT8MFrameFeatureReader(BaseReader):
         self.max_frames = max_frames
         self.id_feature = id_feature
 
-    def _parse(self, serialized_batch):
-        context_features = {
-            self.id_feature: tf.io.FixedLenFeature([], tf.string),
-            "labels": tf.io.VarLenFeature(tf.int64),
-        }
+    def _parse(self, serialized_batch, example_names):
+        context_features = dict(_id_features(self.id_feature), labels=tf.io.VarLenFeature(tf.int64))
         sequence_features = {
             name: tf.io.FixedLenSequenceFeature([], dtype=tf.string) for name in self.feature_names
         }
@@ -75,7 +109,21 @@ class YT8MFrameFeatureReader(BaseReader):
             serialized_batch,
             context_features=context_features,
             sequence_features=sequence_features,
+            example_names=example_names,
         )
+
+    def _bad_records(self, context, sequences, lengths):
+        """[B] bool: records that would decode into wrong tensors."""
+        batch_size = tf.shape(context[self.id_feature])[0]
+        first = lengths[self.feature_names[0]]
+        bad = tf.equal(context[self.id_feature], "") | tf.equal(first, 0)
+        bad |= _labels_out_of_range(context["labels"], self.num_classes, batch_size)
+        for name, size in zip(self.feature_names, self.feature_sizes, strict=True):
+            frames = sequences[name]
+            valid = tf.sequence_mask(lengths[name], tf.shape(frames)[1])
+            wrong_size = valid & tf.not_equal(tf.strings.length(frames), size)
+            bad |= tf.reduce_any(wrong_size, axis=1) | tf.not_equal(lengths[name], first)
+        return bad
 
     def _decode_feature(self, frames, feature_size):
         """[B, T] byte strings to dequantised float32 [B, max_frames, feature_size]."""
@@ -86,24 +134,25 @@ class YT8MFrameFeatureReader(BaseReader):
         values = tf.pad(values, [[0, 0], [0, pad], [0, 0]])
         return tf.ensure_shape(values, [None, self.max_frames, feature_size])
 
-    def prepare_serialized_examples(self, serialized_batch):
-        context, sequences, lengths = self._parse(serialized_batch)
-        first = self.feature_names[0]
-        num_frames = tf.minimum(tf.cast(lengths[first], tf.int32), self.max_frames)
-        features = [
-            self._decode_feature(sequences[name], size)
-            for name, size in zip(self.feature_names, self.feature_sizes, strict=True)
-        ]
-        video_matrix = tf.concat(features, axis=2)
-        # Dequantising the zero padding would give -2; padded frames must be exactly 0.
-        mask = tf.sequence_mask(num_frames, self.max_frames, dtype=tf.float32)
-        video_matrix = video_matrix * mask[:, :, None]
-        return {
-            "video_ids": context[self.id_feature],
-            "video_matrix": video_matrix,
-            "labels": _dense_labels(context["labels"], self.num_classes),
-            "num_frames": num_frames,
-        }
+    def prepare_serialized_examples(self, serialized_batch, example_names=None):
+        context, sequences, lengths = self._parse(serialized_batch, example_names)
+        check = _assert_good(self._bad_records(context, sequences, lengths), example_names)
+        with tf.control_dependencies([check]):
+            first = self.feature_names[0]
+            num_frames = tf.minimum(tf.cast(lengths[first], tf.int32), self.max_frames)
+            features = [
+                self._decode_feature(sequences[name], size)
+                for name, size in zip(self.feature_names, self.feature_sizes, strict=True)
+            ]
+            video_matrix = tf.concat(features, axis=2)
+            # Dequantising the zero padding would give -2; padded frames must be exactly 0.
+            mask = tf.sequence_mask(num_frames, self.max_frames, dtype=tf.float32)
+            return {
+                "video_ids": tf.identity(context[self.id_feature]),
+                "video_matrix": video_matrix * mask[:, :, None],
+                "labels": _dense_labels(context["labels"], self.num_classes),
+                "num_frames": num_frames,
+            }
 
 
 class YT8MAggregatedFeatureReader(BaseReader):
@@ -127,21 +176,22 @@ class YT8MAggregatedFeatureReader(BaseReader):
         self.num_classes = num_classes
         self.id_feature = id_feature
 
-    def prepare_serialized_examples(self, serialized_batch):
-        feature_map = {
-            self.id_feature: tf.io.FixedLenFeature([], tf.string),
-            "labels": tf.io.VarLenFeature(tf.int64),
-        }
+    def prepare_serialized_examples(self, serialized_batch, example_names=None):
+        feature_map = dict(_id_features(self.id_feature), labels=tf.io.VarLenFeature(tf.int64))
         for name, size in zip(self.feature_names, self.feature_sizes, strict=True):
             feature_map[name] = tf.io.FixedLenFeature([size], tf.float32)
-        parsed = tf.io.parse_example(serialized_batch, feature_map)
+        parsed = tf.io.parse_example(serialized_batch, feature_map, example_names=example_names)
         video_matrix = tf.concat([parsed[name] for name in self.feature_names], axis=1)
-        return {
-            "video_ids": parsed[self.id_feature],
-            "video_matrix": video_matrix,
-            "labels": _dense_labels(parsed["labels"], self.num_classes),
-            "num_frames": tf.ones(tf.shape(parsed[self.id_feature]), dtype=tf.int32),
-        }
+        ids = parsed[self.id_feature]
+        bad = tf.equal(ids, "") | tf.reduce_any(~tf.math.is_finite(video_matrix), axis=1)
+        bad |= _labels_out_of_range(parsed["labels"], self.num_classes, tf.shape(ids)[0])
+        with tf.control_dependencies([_assert_good(bad, example_names)]):
+            return {
+                "video_ids": tf.identity(ids),
+                "video_matrix": tf.identity(video_matrix),
+                "labels": _dense_labels(parsed["labels"], self.num_classes),
+                "num_frames": tf.ones(tf.shape(ids), dtype=tf.int32),
+            }
 
 
 def make_reader(
@@ -173,13 +223,47 @@ def make_reader(
 def match_files(data_pattern):
     """Expands a glob (or several, comma-separated) to a sorted list of files.
 
-    Raises IOError naming the pattern when nothing matches.
+    Raises OSError naming the pattern when nothing matches, or naming a match
+    that is a directory.
     """
     patterns = [pattern.strip() for pattern in data_pattern.split(",") if pattern.strip()]
     files = sorted({path for pattern in patterns for path in tf.io.gfile.glob(pattern)})
     if not files:
-        raise OSError(f"No files found matching data pattern {data_pattern!r}")
+        raise OSError(
+            f"No files found matching data pattern {data_pattern!r}; check the path, or put "
+            "YouTube-8M TFRecords there (see README.md)"
+        )
+    for path in files:
+        if tf.io.gfile.isdir(path):
+            raise OSError(
+                f"{path} (matched by {data_pattern!r}) is a directory, not a TFRecord file; "
+                "give a pattern of files such as 'yt8m/train*.tfrecord'"
+            )
     return files
+
+
+def _named_records(path):
+    """A file's records with their names "<file>, record <n>" for error messages."""
+    return (
+        tf.data.TFRecordDataset(path)
+        .enumerate()
+        .map(
+            lambda index, record: (
+                tf.strings.join([path, ", record ", tf.strings.as_string(index)]),
+                record,
+            )
+        )
+    )
+
+
+def _checked_named_records(reader):
+    """Like _named_records, but bad records are counted, logged and left out."""
+    signature = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string))
+    return lambda path: tf.data.Dataset.from_generator(
+        lambda file: record_checks.checked_records(file, reader),
+        output_signature=signature,
+        args=(path,),
+    )
 
 
 def get_input_data_tensors(
@@ -191,20 +275,22 @@ def get_input_data_tensors(
     num_readers=4,
     shuffle_buffer=None,
     seed=None,
+    skip_bad_records=None,
 ):
     """The input pipeline of every binary: files -> records -> parsed batches.
 
     Training reads files in parallel, shuffled, for `num_epochs` (None: forever).
     Evaluation (`shuffle=False`) reads every record exactly once per epoch in a
-    fixed, repeatable order. Returns the dict of `reader.prepare_serialized_examples`, whose
-    `get_next` raises `tf.errors.OutOfRangeError` when the epochs are done.
+    fixed, repeatable order. Returns the dict of `reader.prepare_serialized_examples`,
+    whose `get_next` raises `tf.errors.OutOfRangeError` when the epochs are done.
     """
     files = match_files(data_pattern)
+    skip_bad_records = utils.flag_or(skip_bad_records, "skip_bad_records")
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.interleave(
-        tf.data.TFRecordDataset,
+        _checked_named_records(reader) if skip_bad_records else _named_records,
         cycle_length=max(1, min(num_readers, len(files))),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not shuffle,
@@ -214,7 +300,7 @@ def get_input_data_tensors(
     dataset = dataset.repeat(num_epochs)
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(
-        reader.prepare_serialized_examples,
+        lambda names, records: reader.prepare_serialized_examples(records, names),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not shuffle,
     )

@@ -21,6 +21,7 @@ import eval_util
 import losses
 import model_graph
 import readers
+import record_checks
 import runtime
 from runtime import UserError
 
@@ -100,13 +101,14 @@ def build_training_graph(config, mode, batch):
     )
     label_loss = losses.get_label_loss()
     labels = batch["labels"]
-    fetches, train_ops = {}, []
+    fetches, totals, train_ops = {}, {}, []
     if "teacher" in config.models:
         fetches["teacher_loss"] = label_loss.calculate_loss(outputs["teacher_predictions"], labels)
         if "teacher" in trained:
             total = fetches["teacher_loss"] + FLAGS.regularization_penalty * _regularization(
                 model_graph.TEACHER_SCOPE
             )
+            totals["teacher_total_loss"] = total
             train_ops.append(
                 _minimize(total, model_graph.TEACHER_SCOPE, learning_rate, global_step)
             )
@@ -128,6 +130,7 @@ def build_training_graph(config, mode, batch):
         total = parts["total"] + FLAGS.regularization_penalty * _regularization(
             model_graph.STUDENT_SCOPE
         )
+        totals["student_total_loss"] = total
         train_ops.append(
             _minimize(
                 total,
@@ -149,6 +152,10 @@ def build_training_graph(config, mode, batch):
         "global_step": global_step,
         "step_after_update": step_after_update,
         "losses": fetches,
+        "total_losses": totals,
+        "weights_finite": tf.reduce_all(
+            [tf.reduce_all(tf.math.is_finite(var)) for var in tf.compat.v1.trainable_variables()]
+        ),
         "predictions": outputs[f"{scored}_predictions"],
         "labels": labels,
         "summary": tf.compat.v1.summary.merge_all(),
@@ -248,7 +255,8 @@ def run_training(mode, train_dir, teacher_dir=None):
         with tf.compat.v1.Session(config=runtime.session_config()) as session:
             _initialize(session, config, mode, latest, teacher_dir)
             config.save(train_dir)
-            return _loop(session, graph, saver, train_dir)
+            with record_checks.explained_input_errors(config.reader(), FLAGS.train_data_pattern):
+                return _loop(session, graph, saver, train_dir)
 
 
 def _loop(session, graph, saver, train_dir):
@@ -260,9 +268,25 @@ def _loop(session, graph, saver, train_dir):
         logging.info("Global step %d already reached --max_steps=%d", step, FLAGS.max_steps)
         return step
     logging.info("Training from global step %d", step)
+
+    def save():
+        # Weights can overflow in the update after a finite loss: check before saving.
+        if not session.run(graph["weights_finite"]):
+            raise UserError(
+                f"weights became NaN or infinite by global step {step}; stopped without saving "
+                f"(last checkpoint: step {saved_step} in {train_dir}). Try a lower "
+                "--base_learning_rate or --clip_gradient_norm."
+            )
+        saver.save(session, checkpoint_path, global_step=step)
+        return step, time.time()
+
     last_save = time.time()
-    fetch_every = {"train_op": graph["train_op"], "step": graph["step_after_update"]}
-    fetch_every["losses"] = graph["losses"]
+    fetch_every = {
+        "train_op": graph["train_op"],
+        "step": graph["step_after_update"],
+        "losses": graph["losses"],
+        "total_losses": graph["total_losses"],
+    }
     fetch_logged = dict(
         fetch_every,
         predictions=graph["predictions"],
@@ -276,10 +300,11 @@ def _loop(session, graph, saver, train_dir):
             values = session.run(fetch_logged if log_now else fetch_every)
             seconds = time.time() - start
             step = int(values["step"])
-            bad = [name for name, value in values["losses"].items() if not math.isfinite(value)]
+            checked = {**values["losses"], **values["total_losses"]}
+            bad = [name for name, value in checked.items() if not math.isfinite(value)]
             if bad:
                 raise UserError(
-                    f"{', '.join(bad)} became {values['losses'][bad[0]]} at global step {step}; "
+                    f"{', '.join(bad)} became {checked[bad[0]]} at global step {step}; "
                     f"stopped without saving (last checkpoint: step {saved_step} in "
                     f"{train_dir}). Try a lower --base_learning_rate or --clip_gradient_norm."
                 )
@@ -288,14 +313,16 @@ def _loop(session, graph, saver, train_dir):
             if (FLAGS.checkpoint_every_steps and step % FLAGS.checkpoint_every_steps == 0) or (
                 time.time() - last_save >= FLAGS.checkpoint_every_secs
             ):
-                saver.save(session, checkpoint_path, global_step=step)
-                saved_step, last_save = step, time.time()
+                saved_step, last_save = save()
     except tf.errors.OutOfRangeError:
         logging.info("Done: read --num_epochs=%d of the training data", FLAGS.num_epochs)
     if step != saved_step or not checkpoints.latest_checkpoint(train_dir):
-        saver.save(session, checkpoint_path, global_step=step)
+        saved_step, last_save = save()
     writer.close()
-    logging.info("Final checkpoint at global step %d in %s", step, train_dir)
+    skipped = (
+        f"; skipped {record_checks.BAD_RECORDS.count} bad records" if FLAGS.skip_bad_records else ""
+    )
+    logging.info("Final checkpoint at global step %d in %s%s", step, train_dir, skipped)
     return step
 
 

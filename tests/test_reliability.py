@@ -1,0 +1,415 @@
+"""Bad input, bad flags and interruptions, each through a real binary."""
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from testlib import CODE_DIR, PROJECT_ROOT, run_binary
+
+TINY = ["--lstm_cells=8", "--lstm_layers=1", "--batch_size=8", "--num_readers=2"]
+
+
+def frame_record(
+    video_id=b"abcd",
+    labels=(5,),
+    rgb_frames=4,
+    audio_frames=None,
+    rgb_bytes=1024,
+    id_key="id",
+    feature_names=("rgb", "audio"),
+):
+    """A SequenceExample; the arguments make it good or bad in one way."""
+    audio_frames = rgb_frames if audio_frames is None else audio_frames
+    example = tf.train.SequenceExample()
+    example.context.feature[id_key].bytes_list.value.append(video_id)
+    example.context.feature["labels"].int64_list.value.extend(labels)
+    sizes = {"rgb": (rgb_frames, rgb_bytes), "audio": (audio_frames, 128)}
+    for name in feature_names:
+        count, size = sizes[name]
+        frames = example.feature_lists.feature_list[name].feature
+        for frame in range(count):
+            frames.add().bytes_list.value.append(bytes([frame % 256]) * size)
+    return example.SerializeToString()
+
+
+def video_record(mean_rgb=None, labels=(5,)):
+    example = tf.train.Example()
+    example.features.feature["id"].bytes_list.value.append(b"wxyz")
+    example.features.feature["labels"].int64_list.value.extend(labels)
+    rgb = np.full(1024, 0.1) if mean_rgb is None else mean_rgb
+    example.features.feature["mean_rgb"].float_list.value.extend(rgb)
+    example.features.feature["mean_audio"].float_list.value.extend(np.full(128, 0.1))
+    return example.SerializeToString()
+
+
+def write_records(path, records):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record)
+    return str(path)
+
+
+def with_bad_at_2(path, bad):
+    """Two good records, the bad one (index 2), one good one."""
+    return write_records(path, [frame_record(), frame_record(), bad, frame_record()])
+
+
+def wrong_frame_size():
+    example = tf.train.SequenceExample.FromString(frame_record())
+    example.feature_lists.feature_list["rgb"].feature[1].bytes_list.value[0] = b"x" * 1000
+    return example.SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def student_run(small_sample, tmp_path_factory):
+    """A tiny trained student-only run to evaluate bad data with."""
+    sample_dir, _ = small_sample
+    train_dir = str(tmp_path_factory.mktemp("student_run"))
+    run_binary(
+        "train.py",
+        f"--train_dir={train_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        "--training_mode=student_only",
+        "--max_steps=1",
+        "--num_epochs=0",
+        *TINY,
+    )
+    return train_dir
+
+
+def assert_clear_failure(result, *expected):
+    output = result.stderr
+    assert result.returncode == 1, output[-3000:]
+    for text in expected:
+        assert text in output, f"{text!r} not in:\n{output[-3000:]}"
+    assert "Traceback" not in output
+
+
+FRAME_CASES = {
+    "no_rgb": (lambda: frame_record(feature_names=("audio",)), "has no feature list 'rgb'"),
+    "frame_size": (
+        wrong_frame_size,
+        "frame 1 of 'rgb' has 1000 bytes, but --feature_sizes gives 1024",
+    ),
+    "unequal_counts": (
+        lambda: frame_record(rgb_frames=5, audio_frames=4),
+        "has different frame counts per feature: 5 'rgb', 4 'audio'",
+    ),
+    "zero_frames": (lambda: frame_record(rgb_frames=0), "has zero frames"),
+    "no_frame_lists": (
+        lambda: frame_record(feature_names=()),
+        "has zero frames (no feature lists)",
+    ),
+    "label_range": (
+        lambda: frame_record(labels=(3, 4000)),
+        "has label 4000 outside 0..3861 (--num_classes=3862) (the 2017 version has 4716",
+    ),
+    "id_key": (
+        lambda: frame_record(id_key="video_id"),
+        "has no 'id' but has 'video_id': it looks like the 2017 version of YouTube-8M; use "
+        "--dataset_version=2017",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FRAME_CASES))
+def test_bad_frame_records_are_named(case, student_run, tmp_path):
+    make, message = FRAME_CASES[case]
+    path = with_bad_at_2(tmp_path / f"validate_{case}.tfrecord", make())
+    result = run_binary(
+        "validate.py",
+        f"--train_dir={student_run}",
+        f"--eval_data_pattern={path}",
+        "--run_once",
+        check=False,
+    )
+    assert_clear_failure(result, f"{path}, record 2 {message}")
+
+
+def _corrupt(path, kind):
+    with open(path, "rb") as handle:
+        data = bytearray(handle.read())
+    if kind == "truncated":
+        data = data[: len(data) - 3000]
+    elif kind == "crc":
+        second = 16 + int.from_bytes(data[:8], "little")
+        data[second + 12 + 100] ^= 0xFF  # a byte in the payload of record 1
+    else:
+        data = bytearray(b"video,labels\nabc,1 2\n")
+    with open(path, "wb") as handle:
+        handle.write(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("truncated", "record 3 is corrupted or truncated"),
+        ("crc", "record 1 is corrupted or truncated"),
+        ("text", "record 0 is not a TFRecord file"),
+    ],
+)
+def test_unreadable_files_are_named(kind, message, student_run, tmp_path):
+    good = write_records(tmp_path / "validate_good.tfrecord", [frame_record()] * 4)
+    bad = _corrupt(write_records(tmp_path / "validate_bad.tfrecord", [frame_record()] * 4), kind)
+    result = run_binary(
+        "validate.py",
+        f"--train_dir={student_run}",
+        f"--eval_data_pattern={tmp_path}/validate*.tfrecord",
+        "--run_once",
+        check=False,
+    )
+    assert_clear_failure(result, f"{bad}, {message}", "--skip_bad_records")
+    assert good not in result.stderr
+
+
+def test_patterns_that_match_nothing_or_a_directory(student_run, tmp_path):
+    (tmp_path / "validate_dir.tfrecord").mkdir()
+    result = run_binary(
+        "validate.py",
+        f"--train_dir={student_run}",
+        f"--eval_data_pattern={tmp_path}/validate*",
+        "--run_once",
+        check=False,
+    )
+    assert_clear_failure(result, "validate_dir.tfrecord", "is a directory, not a TFRecord file")
+    result = run_binary(
+        "validate.py",
+        f"--train_dir={student_run}",
+        f"--eval_data_pattern={tmp_path}/nothing*.tfrecord",
+        "--run_once",
+        check=False,
+    )
+    assert_clear_failure(result, "No files found matching data pattern", "nothing*.tfrecord")
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        (lambda: video_record(mean_rgb=np.full(1024, np.nan)), "'mean_rgb' holds NaN or infinite"),
+        (
+            lambda: video_record(mean_rgb=np.ones(1000)),
+            "'mean_rgb' has 1000 values, but --feature_sizes gives 1024",
+        ),
+    ],
+)
+def test_bad_video_level_records_are_named(record, message, tmp_path):
+    path = write_records(
+        tmp_path / "train0.tfrecord", [video_record(), video_record(), record(), video_record()]
+    )
+    result = run_binary(
+        "train.py",
+        f"--train_dir={tmp_path / 'run'}",
+        f"--train_data_pattern={path}",
+        "--training_mode=teacher_only",
+        "--frame_features=False",
+        "--model=LogisticModel",
+        "--batch_size=4",
+        "--num_epochs=1",
+        check=False,
+    )
+    assert_clear_failure(result, f"{path}, record 2 {message}")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--every_n=0"], "--every_n=0 must be in 1..300"),
+        (["--every_n=400"], "--every_n=400 must be in 1..300"),
+        (["--student_num_inputs_to_lstm=7"], "30 frames cannot be cut into 7 equal chunks"),
+        (["--feature_names=rgb"], "--feature_names has 1 entries (rgb) but --feature_sizes has 2"),
+        (
+            ["--model=NoSuchModel"],
+            "Unknown model 'NoSuchModel'; available: FrameLevelLogisticModel",
+        ),
+        (["--label_loss=NoSuchLoss"], "Unknown loss 'NoSuchLoss'; available: CrossEntropyLoss"),
+        (["--optimizer=NoSuchOptimizer"], "Unknown --optimizer 'NoSuchOptimizer'; known: Adam"),
+        (["--video_level_classifier_model=Nope"], "Unknown classifier 'Nope'; available:"),
+    ],
+)
+def test_bad_training_flags(flags, message, small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    result = run_binary(
+        "train.py",
+        f"--train_dir={tmp_path / 'run'}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        "--max_steps=1",
+        *TINY,
+        *flags,
+        check=False,
+    )
+    assert_clear_failure(result, message)
+
+
+def test_bad_top_k(student_run, small_sample):
+    sample_dir, _ = small_sample
+    result = run_binary(
+        "validate.py",
+        f"--train_dir={student_run}",
+        "--top_k=0",
+        "--run_once",
+        f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
+        check=False,
+    )
+    assert_clear_failure(result, "--top_k=0 must be positive")
+
+
+def test_skip_bad_records_counts_and_continues(student_run, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    with_bad_at_2(data / "validate0.tfrecord", frame_record(rgb_frames=0))
+    write_records(data / "validate1.tfrecord", [frame_record(), wrong_frame_size(), frame_record()])
+    _corrupt(write_records(data / "validate2.tfrecord", [frame_record()] * 4), "truncated")
+    metrics = tmp_path / "metrics.json"
+    result = run_binary(
+        "validate.py",
+        f"--train_dir={student_run}",
+        f"--eval_data_pattern={data}/validate*",
+        "--run_once",
+        "--skip_bad_records",
+        f"--metrics_json={metrics}",
+    )
+    import json
+
+    values = json.loads(metrics.read_text())
+    # 3 + 2 good in the first two files, 3 readable in the truncated one.
+    assert values["num_examples"] == 8
+    assert values["skipped_records"] == 3
+    assert "Skipped bad records: 3" in result.stderr
+    assert f"skipping bad record {data}/validate0.tfrecord, record 2: has zero frames" in (
+        result.stderr
+    )
+    train = run_binary(
+        "train.py",
+        f"--train_dir={tmp_path / 'run'}",
+        f"--train_data_pattern={data}/validate*",
+        "--training_mode=student_only",
+        "--num_epochs=1",
+        "--skip_bad_records",
+        *TINY,
+    )
+    assert re.search(r"Final checkpoint at global step \d+ .*; skipped 3 bad records", train.stderr)
+
+
+def test_nan_loss_stops_before_a_bad_checkpoint(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    train_dir = tmp_path / "run"
+    result = run_binary(
+        "train.py",
+        f"--train_dir={train_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        "--training_mode=student_only",
+        "--optimizer=GradientDescentOptimizer",
+        "--base_learning_rate=1e25",
+        "--clip_gradient_norm=0",
+        "--max_steps=50",
+        "--checkpoint_every_steps=1",
+        *TINY,
+        check=False,
+    )
+    assert_clear_failure(result, "stopped without saving", "--base_learning_rate")
+    latest = tf.train.latest_checkpoint(str(train_dir))
+    if latest:  # every checkpoint written holds finite weights
+        reader = tf.train.load_checkpoint(latest)
+        for name in reader.get_variable_to_shape_map():
+            assert np.all(np.isfinite(reader.get_tensor(name))), name
+
+
+def test_kill_9_at_random_moments_then_resume(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    train_dir = str(tmp_path / "run")
+
+    def command(max_steps):
+        return [
+            sys.executable,
+            os.path.join(CODE_DIR, "train.py"),
+            f"--train_dir={train_dir}",
+            f"--train_data_pattern={sample_dir}/train*.tfrecord",
+            "--training_mode=parallel",
+            "--num_epochs=0",
+            f"--max_steps={max_steps}",
+            "--checkpoint_every_steps=1",
+            "--log_every_steps=1",
+            *TINY,
+        ]
+
+    rng = random.Random(7)
+    last_step = 0
+    for _ in range(3):
+        process = subprocess.Popen(
+            command(400), cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        # Once training runs, kill at a random moment (with a save every step, often mid-save).
+        deadline = time.time() + 90
+        while time.time() < deadline and tf.train.latest_checkpoint(train_dir) in (None, ""):
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.5, 3.0))
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        latest = tf.train.latest_checkpoint(train_dir)
+        assert latest, "no complete checkpoint after the kill"
+        step = int(tf.train.load_checkpoint(latest).get_tensor("global_step"))
+        assert step >= last_step
+        last_step = step
+    final = subprocess.run(
+        command(last_step + 3), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert "Resumed from" in final.stderr
+    steps = [int(s) for s in re.findall(r"training step (\d+)\|", final.stderr)]
+    assert steps == [last_step + 1, last_step + 2, last_step + 3]
+    losses = [float(v) for v in re.findall(r"L_CE: ([0-9.e+-]+)", final.stderr)]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+
+
+def test_evaluation_loop_survives_checkpoint_rotation(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    train_dir = str(tmp_path / "run")
+    common = [
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        "--training_mode=student_only",
+        "--num_epochs=0",
+        *TINY,
+    ]
+    run_binary("train.py", f"--train_dir={train_dir}", "--max_steps=1", *common)
+    follower = subprocess.Popen(
+        [
+            sys.executable,
+            os.path.join(CODE_DIR, "validate.py"),
+            f"--train_dir={train_dir}",
+            f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
+            "--eval_interval_secs=0",
+            "--batch_size=8",
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # One checkpoint kept, a new one every step: checkpoints vanish under the evaluator.
+        run_binary(
+            "train.py",
+            f"--train_dir={train_dir}",
+            "--max_steps=120",
+            "--checkpoint_every_steps=1",
+            "--keep_checkpoint_max=1",
+            *common,
+        )
+        time.sleep(3)
+        assert follower.poll() is None, follower.stderr.read()[-3000:]
+    finally:
+        follower.kill()
+        _, errors = follower.communicate()
+    evaluated = set(re.findall(r"evaluation of student at global step (\d+)", errors))
+    assert len(evaluated) >= 2, errors[-3000:]
+    print(f"evaluated {len(evaluated)} checkpoints; vanished: {errors.count('vanished')}")
+    assert "Traceback" not in errors
