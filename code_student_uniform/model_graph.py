@@ -107,7 +107,12 @@ class ModelConfig:
             max_frames=self.max_frames,
         )
 
-    def reader(self):
+    def decodes_student_frames_only(self):
+        """A frame-level run with only a student needs only the student's frames."""
+        return self.frame_features and self.models == ["student"]
+
+    def reader(self, is_training=False):
+        """The run's reader; a student-only run's decodes only the selected frames."""
         return readers.make_reader(
             self.frame_features,
             dataset_version=self.dataset_version,
@@ -115,6 +120,8 @@ class ModelConfig:
             feature_names=self.feature_names,
             feature_sizes=self.feature_sizes,
             max_frames=self.max_frames,
+            frame_selection=self.selection() if self.decodes_student_frames_only() else None,
+            is_training=is_training,
         )
 
     def with_models(self, models):
@@ -270,13 +277,16 @@ def build_models(config, batch, is_training, frozen=()):
             )
         outputs.update(teacher_representation=representation, teacher_predictions=predictions)
     if "student" in config.models:
-        student_input, student_num_frames = frame_selection.select_frames(
-            model_input,
-            batch["num_frames"],
-            config.selection(),
-            is_training=is_training,
-            video_ids=batch.get("video_ids"),
-        )
+        if config.decodes_student_frames_only():  # the reader selected them already
+            student_input, student_num_frames = model_input, batch["num_frames"]
+        else:
+            student_input, student_num_frames = frame_selection.select_frames(
+                model_input,
+                batch["num_frames"],
+                config.selection(),
+                is_training=is_training,
+                video_ids=batch.get("video_ids"),
+            )
         with tf.compat.v1.variable_scope(STUDENT_SCOPE):
             representation, predictions = _create(
                 model,
@@ -321,7 +331,12 @@ def scopes_of(models):
 def placeholder_batch(config):
     """Input placeholders shaped like a reader's batch (for graphs that read no data)."""
     width = sum(config.feature_sizes)
-    shape = [None, config.max_frames, width] if config.frame_features else [None, width]
+    steps = (
+        config.selection().num_frames
+        if config.decodes_student_frames_only()
+        else (config.max_frames)
+    )
+    shape = [None, steps, width] if config.frame_features else [None, width]
     return {
         "video_ids": tf.compat.v1.placeholder(tf.string, [None], "video_ids"),
         "video_matrix": tf.compat.v1.placeholder(tf.float32, shape, "video_matrix"),

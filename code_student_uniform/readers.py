@@ -32,6 +32,9 @@ flags.DEFINE_integer("num_classes", 0, "Number of classes; 0 takes the dataset v
 flags.DEFINE_integer("max_num_frames", 300, "Frames per video are capped and padded to this.")
 flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
 flags.DEFINE_integer("num_readers", 4, "Files read in parallel.")
+flags.DEFINE_integer(
+    "num_parallel_calls", 0, "Batches parsed and decoded in parallel (0: tf.data AUTOTUNE)."
+)
 flags.DEFINE_bool(
     "skip_bad_records",
     False,
@@ -90,7 +93,12 @@ class YT8MFrameFeatureReader(BaseReader):
         feature_names=("rgb", "audio"),
         max_frames=300,
         id_feature="id",
+        frame_selection=None,
+        is_training=False,
     ):
+        """With a `frame_selection` (frame_selection.FrameSelection), only the
+        frames it picks are decoded: `video_matrix` is then the student's input
+        [B, k, D] and `num_frames` the student's frame count."""
         self.feature_names, self.feature_sizes = utils.parse_feature_list(
             feature_names, feature_sizes
         )
@@ -99,6 +107,8 @@ class YT8MFrameFeatureReader(BaseReader):
         self.num_classes = num_classes
         self.max_frames = max_frames
         self.id_feature = id_feature
+        self.frame_selection = frame_selection
+        self.is_training = is_training
 
     def _parse(self, serialized_batch, example_names):
         context_features = dict(_id_features(self.id_feature), labels=tf.io.VarLenFeature(tf.int64))
@@ -125,31 +135,46 @@ class YT8MFrameFeatureReader(BaseReader):
             bad |= tf.reduce_any(wrong_size, axis=1) | tf.not_equal(lengths[name], first)
         return bad
 
-    def _decode_feature(self, frames, feature_size):
-        """[B, T] byte strings to dequantised float32 [B, max_frames, feature_size]."""
-        frames = frames[:, : self.max_frames]
-        codes = tf.io.decode_raw(frames, tf.uint8, fixed_length=feature_size)
-        values = utils.dequantize(tf.cast(codes, tf.float32))
-        pad = self.max_frames - tf.shape(values)[1]
-        values = tf.pad(values, [[0, 0], [0, pad], [0, 0]])
-        return tf.ensure_shape(values, [None, self.max_frames, feature_size])
+    def _decode_frames(self, sequences, num_steps, num_frames):
+        """Byte strings per feature [B, T] to dequantised float32 [B, num_steps, D].
+
+        Concatenation and padding happen on the uint8 codes, so the float tensor
+        is written once; padded frames are exactly 0 (dequantising a 0 code
+        would give -2).
+        """
+        codes = tf.concat(
+            [
+                tf.io.decode_raw(sequences[name][:, :num_steps], tf.uint8, fixed_length=size)
+                for name, size in zip(self.feature_names, self.feature_sizes, strict=True)
+            ],
+            axis=2,
+        )
+        codes = tf.pad(codes, [[0, 0], [0, num_steps - tf.shape(codes)[1]], [0, 0]])
+        mask = tf.sequence_mask(num_frames, num_steps, dtype=tf.float32)[:, :, None]
+        values = utils.dequantize(tf.cast(codes, tf.float32)) * mask
+        return tf.ensure_shape(values, [None, num_steps, sum(self.feature_sizes)])
 
     def prepare_serialized_examples(self, serialized_batch, example_names=None):
         context, sequences, lengths = self._parse(serialized_batch, example_names)
         check = _assert_good(self._bad_records(context, sequences, lengths), example_names)
         with tf.control_dependencies([check]):
+            video_ids = tf.identity(context[self.id_feature])
             first = self.feature_names[0]
             num_frames = tf.minimum(tf.cast(lengths[first], tf.int32), self.max_frames)
-            features = [
-                self._decode_feature(sequences[name], size)
-                for name, size in zip(self.feature_names, self.feature_sizes, strict=True)
-            ]
-            video_matrix = tf.concat(features, axis=2)
-            # Dequantising the zero padding would give -2; padded frames must be exactly 0.
-            mask = tf.sequence_mask(num_frames, self.max_frames, dtype=tf.float32)
+            num_steps = self.max_frames
+            if self.frame_selection is not None:
+                indices, num_frames = self.frame_selection.indices(
+                    num_frames, self.is_training, video_ids
+                )
+                # Pick the byte strings first: only the selected frames get decoded.
+                sequences = {
+                    name: tf.gather(sequences[name], indices, batch_dims=1)
+                    for name in self.feature_names
+                }
+                num_steps = self.frame_selection.num_frames
             return {
-                "video_ids": tf.identity(context[self.id_feature]),
-                "video_matrix": video_matrix * mask[:, :, None],
+                "video_ids": video_ids,
+                "video_matrix": self._decode_frames(sequences, num_steps, num_frames),
                 "labels": _dense_labels(context["labels"], self.num_classes),
                 "num_frames": num_frames,
             }
@@ -201,8 +226,11 @@ def make_reader(
     feature_names="rgb, audio",
     feature_sizes="1024, 128",
     max_frames=300,
+    frame_selection=None,
+    is_training=False,
 ):
-    """Builds the reader the flags describe."""
+    """Builds the reader the flags describe (see YT8MFrameFeatureReader for
+    `frame_selection`)."""
     id_feature, num_classes = utils.dataset_version_info(dataset_version, num_classes)
     if frame_features:
         return YT8MFrameFeatureReader(
@@ -211,6 +239,8 @@ def make_reader(
             feature_names=feature_names,
             max_frames=max_frames,
             id_feature=id_feature,
+            frame_selection=frame_selection,
+            is_training=is_training,
         )
     return YT8MAggregatedFeatureReader(
         num_classes=num_classes,
@@ -242,28 +272,29 @@ def match_files(data_pattern):
     return files
 
 
-def _named_records(path):
-    """A file's records with their names "<file>, record <n>" for error messages."""
-    return (
-        tf.data.TFRecordDataset(path)
-        .enumerate()
-        .map(
-            lambda index, record: (
-                tf.strings.join([path, ", record ", tf.strings.as_string(index)]),
-                record,
-            )
-        )
-    )
+# A record's key: file number * RECORD_KEY_BASE + record index in the file. Integer
+# keys are cheap to carry per record; names are made per batch, for error messages.
+RECORD_KEY_BASE = 2**40
 
 
-def _checked_named_records(reader):
-    """Like _named_records, but bad records are counted, logged and left out."""
-    signature = (tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string))
-    return lambda path: tf.data.Dataset.from_generator(
-        lambda file: record_checks.checked_records(file, reader),
+def _keyed_records(path, file_number):
+    return tf.data.TFRecordDataset(path).enumerate(start=file_number * RECORD_KEY_BASE)
+
+
+def _checked_keyed_records(reader):
+    """Like _keyed_records, but bad records are counted, logged and left out."""
+    signature = (tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string))
+    return lambda path, file_number: tf.data.Dataset.from_generator(
+        lambda file, number: record_checks.checked_records(file, reader, number * RECORD_KEY_BASE),
         output_signature=signature,
-        args=(path,),
+        args=(path, file_number),
     )
+
+
+def record_names(files, keys):
+    """Names "<file>, record <index>" of a batch of record keys."""
+    file_names = tf.gather(tf.constant(files), keys // RECORD_KEY_BASE)
+    return tf.strings.join([file_names, ", record ", tf.strings.as_string(keys % RECORD_KEY_BASE)])
 
 
 def get_input_data_tensors(
@@ -286,11 +317,11 @@ def get_input_data_tensors(
     """
     files = match_files(data_pattern)
     skip_bad_records = utils.flag_or(skip_bad_records, "skip_bad_records")
-    dataset = tf.data.Dataset.from_tensor_slices(files)
+    dataset = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files), dtype=tf.int64)))
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.interleave(
-        _checked_named_records(reader) if skip_bad_records else _named_records,
+        _checked_keyed_records(reader) if skip_bad_records else _keyed_records,
         cycle_length=max(1, min(num_readers, len(files))),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not shuffle,
@@ -299,9 +330,12 @@ def get_input_data_tensors(
         dataset = dataset.shuffle(shuffle_buffer or max(4 * batch_size, 256), seed=seed)
     dataset = dataset.repeat(num_epochs)
     dataset = dataset.batch(batch_size)
+    parallel_calls = utils.flag_or(None, "num_parallel_calls") or tf.data.AUTOTUNE
     dataset = dataset.map(
-        lambda names, records: reader.prepare_serialized_examples(records, names),
-        num_parallel_calls=tf.data.AUTOTUNE,
+        lambda keys, records: reader.prepare_serialized_examples(
+            records, record_names(files, keys)
+        ),
+        num_parallel_calls=parallel_calls,
         deterministic=not shuffle,
     )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)

@@ -148,8 +148,9 @@ def read_record(path, index):
     return None
 
 
-def checked_records(path, reader):
-    """Yields (name, record) of the good records of a file; reports the bad ones."""
+def checked_records(path, reader, first_key=0):
+    """Yields (first_key + index, record) of the good records of a file; reports the
+    bad ones."""
     path = path.decode() if isinstance(path, bytes) else path
     index = -1
     try:
@@ -158,7 +159,7 @@ def checked_records(path, reader):
             if problem:
                 BAD_RECORDS.report(path, index, problem)
                 continue
-            yield record_name(path, index).encode(), record
+            yield first_key + index, record
     except tf.errors.DataLossError as error:
         BAD_RECORDS.report(
             path, index + 1, f"corrupted or truncated ({error.message}); rest of file skipped"

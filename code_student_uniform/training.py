@@ -242,7 +242,7 @@ def run_training(mode, train_dir, teacher_dir=None):
     with tf.Graph().as_default():
         tf.compat.v1.set_random_seed(FLAGS.random_seed)
         batch = readers.get_input_data_tensors(
-            config.reader(),
+            config.reader(is_training=True),
             FLAGS.train_data_pattern,
             batch_size=FLAGS.batch_size,
             num_epochs=FLAGS.num_epochs or None,

@@ -180,3 +180,34 @@ def test_real_video_level_shards(real_data_dir, version, pattern, expected_count
         assert batch["labels"].sum() == 0
     else:
         assert batch["labels"].sum(axis=1).min() >= 1
+
+
+@pytest.mark.parametrize(
+    "rule", ["uniform", "random", "first", "middle", "last", "first_middle_last"]
+)
+def test_student_decode_equals_selecting_from_the_full_decode(small_sample, rule):
+    import frame_selection
+
+    sample_dir, _ = small_sample
+    pattern = os.path.join(sample_dir, "validate*.tfrecord")
+    k = 0 if rule == "uniform" else 12  # the seed's stride for uniform, k=12 for the rest
+    selection = frame_selection.FrameSelection(rule, every_n=10, num_student_frames=k)
+    full = readers.get_input_data_tensors(
+        readers.make_reader(True), pattern, batch_size=20, num_epochs=1, shuffle=False
+    )
+    selected = frame_selection.select_frames(
+        full["video_matrix"], full["num_frames"], selection, video_ids=full["video_ids"]
+    )
+    student = readers.get_input_data_tensors(
+        readers.make_reader(True, frame_selection=selection),
+        pattern,
+        batch_size=20,
+        num_epochs=1,
+        shuffle=False,
+    )
+    with tf.compat.v1.Session() as session:
+        for _ in range(3):
+            (expected_matrix, expected_frames), got = session.run([selected, student])
+            assert got["video_matrix"].shape == (20, selection.num_frames, 1152)
+            np.testing.assert_array_equal(got["video_matrix"], expected_matrix)
+            np.testing.assert_array_equal(got["num_frames"], expected_frames)
