@@ -28,6 +28,9 @@ flags.DEFINE_string("output_json", "", "Write the figures to this JSON file.")
 flags.DEFINE_string("data_pattern", "./yt8m/train*.tfrecord", "reader: files to read.")
 flags.DEFINE_integer("passes", 8, "reader: passes over the files (the first is warm-up).")
 flags.DEFINE_integer("steps", 3, "train_step: timed steps (after one warm-up step).")
+flags.DEFINE_bool(
+    "fold_chunks", True, "train_step: run the H-LSTM's chunks as one batched recurrence."
+)
 
 FLAGS = flags.FLAGS
 
@@ -155,6 +158,8 @@ def _matmul_rate(session, rows, inner, columns, repeats=10):
 
 def bench_train_step():
     config = model_graph.ModelConfig.from_flags(["teacher", "student"])
+    if config.model == "HierarchicalLstmModel":
+        config.model_params["fold_chunks"] = FLAGS.fold_chunks
     batch_size = FLAGS.batch_size if FLAGS["batch_size"].present else 32
     FLAGS.batch_size = batch_size
     with tf.Graph().as_default():
@@ -191,6 +196,7 @@ def bench_train_step():
         "batch_size": batch_size,
         "lstm_cells": units,
         "flops_counted": "analytic (matmuls; training = 3 x forward)",
+        "fold_chunks": FLAGS.fold_chunks,
     }
 
 

@@ -1,0 +1,61 @@
+"""benchmark.py: each mode runs through the binary and writes its JSON figures."""
+
+import json
+
+import model_graph
+from testlib import run_binary
+
+
+def test_reader_mode_writes_its_figures(small_sample, tmp_path):
+    sample_dir, manifest = small_sample
+    output = tmp_path / "reader.json"
+    run_binary(
+        "benchmark.py",
+        "--what=reader",
+        f"--data_pattern={sample_dir}/train*.tfrecord",
+        "--passes=2",
+        "--batch_size=32",
+        f"--output_json={output}",
+    )
+    figures = json.loads(output.read_text())
+    assert figures["num_videos"] == manifest["splits"]["train"]["videos"]
+    assert figures["full_decode_videos_per_s"] > 0
+    assert figures["student_decode_videos_per_s"] > 0
+    assert figures["student_frames"] == 30
+
+
+def test_train_step_mode_writes_its_figures(tmp_path):
+    output = tmp_path / "train_step.json"
+    run_binary(
+        "benchmark.py",
+        "--what=train_step",
+        "--lstm_cells=16",
+        "--lstm_layers=1",
+        "--batch_size=4",
+        "--steps=1",
+        "--num_classes=50",
+        f"--output_json={output}",
+    )
+    figures = json.loads(output.read_text())
+    for key in ("step_seconds", "train_flops_per_s", "matmul_flops_per_s"):
+        assert figures[key] > 0, key
+    # 16 units, 1 layer: the analytic count of 3 x forward for teacher and student.
+    config = model_graph.ModelConfig(
+        models=["teacher", "student"],
+        num_classes=50,
+        model_params={
+            "lstm_size": 16,
+            "num_layers": 1,
+            "num_chunks": 20,
+            "student_num_chunks": 5,
+            "classifier_name": "MoeModel",
+            "num_mixtures": 2,
+        },
+    )
+    teacher = 300 * 2 * (1152 + 16) * 64 + 20 * 2 * (32 + 16) * 64 + 2 * 32 * 50 * 5
+    student = 30 * 2 * (1152 + 16) * 64 + 5 * 2 * (32 + 16) * 64 + 2 * 32 * 50 * 5
+    import benchmark
+
+    assert benchmark.forward_flops_per_video(config, student=False) == teacher
+    assert benchmark.forward_flops_per_video(config, student=True) == student
+    assert figures["train_flops_per_step"] == 3 * 4 * (teacher + student)
