@@ -20,6 +20,7 @@ import losses
 import readers
 import utils
 import video_level_models
+import vlad_models
 from runtime import UserError
 
 flags.DEFINE_string("model", "HierarchicalLstmModel", "Model of the teacher and the student.")
@@ -28,17 +29,44 @@ FLAGS = flags.FLAGS
 MODEL_FLAGS_FILE = "model_flags.json"
 TEACHER_SCOPE = "model"
 STUDENT_SCOPE = "model_student"
-MODEL_MODULES = [frame_level_models, video_level_models]
+MODEL_MODULES = [frame_level_models, vlad_models, video_level_models]
 
-# Model keyword arguments and the flags that give their defaults.
-MODEL_PARAM_FLAGS = {
-    "lstm_size": "lstm_cells",
-    "num_layers": "lstm_layers",
-    "num_chunks": "num_inputs_to_lstm",
-    "student_num_chunks": "student_num_inputs_to_lstm",
+# Model keyword arguments and the flags that give their defaults: those of the
+# classifier for every model, and those of each model family.
+CLASSIFIER_PARAM_FLAGS = {
     "classifier_name": "video_level_classifier_model",
     "num_mixtures": "moe_num_mixtures",
 }
+LSTM_PARAM_FLAGS = {"lstm_size": "lstm_cells", "num_layers": "lstm_layers"}
+FAMILY_PARAM_FLAGS = {
+    "HierarchicalLstmModel": dict(
+        LSTM_PARAM_FLAGS,
+        num_chunks="num_inputs_to_lstm",
+        student_num_chunks="student_num_inputs_to_lstm",
+    ),
+    "LstmModel": LSTM_PARAM_FLAGS,
+    "NetVLADModel": {
+        "netvlad_cluster_size": "netvlad_cluster_size",
+        "netvlad_hidden_size": "netvlad_hidden_size",
+        "gating": "gating",
+    },
+    "NeXtVLADModel": {
+        "nextvlad_cluster_size": "nextvlad_cluster_size",
+        "nextvlad_hidden_size": "nextvlad_hidden_size",
+        "groups": "groups",
+        "expansion": "expansion",
+        "gating_reduction": "gating_reduction",
+        "dropout": "dropout",
+    },
+}
+ALL_PARAM_FLAGS = dict(CLASSIFIER_PARAM_FLAGS)
+for _family in FAMILY_PARAM_FLAGS.values():
+    ALL_PARAM_FLAGS.update(_family)
+
+
+def model_param_flags(model):
+    """{keyword argument: flag} of a model's hyperparameters."""
+    return dict(CLASSIFIER_PARAM_FLAGS, **FAMILY_PARAM_FLAGS.get(model, {}))
 
 
 @dataclasses.dataclass
@@ -67,7 +95,9 @@ class ModelConfig:
         config = cls(
             models=list(models),
             model=FLAGS.model,
-            model_params={key: FLAGS[flag].value for key, flag in MODEL_PARAM_FLAGS.items()},
+            model_params={
+                key: FLAGS[flag].value for key, flag in model_param_flags(FLAGS.model).items()
+            },
             frame_features=FLAGS.frame_features,
             feature_names=names,
             feature_sizes=sizes,
@@ -136,7 +166,7 @@ class ModelConfig:
             if key == "model_params":
                 for param in sorted(set(mine[key]) | set(theirs[key])):
                     if mine[key].get(param) != theirs[key].get(param):
-                        flag = MODEL_PARAM_FLAGS.get(param, param)
+                        flag = ALL_PARAM_FLAGS.get(param, param)
                         differences.append((flag, mine[key].get(param), theirs[key].get(param)))
             elif key != "models" and mine[key] != theirs[key]:
                 differences.append((FIELD_FLAGS[key][-1], mine[key], theirs[key]))
@@ -207,9 +237,11 @@ def config_from_flags(models, saved=None, directory=None):
     for field, names in FIELD_FLAGS.items():
         if any(FLAGS[name].present for name in names):
             merged[field] = getattr(given, field)
-    for key, flag in MODEL_PARAM_FLAGS.items():
+    if merged["model"] != saved.model:
+        merged["model_params"] = {}
+    for key, flag in model_param_flags(merged["model"]).items():
         if FLAGS[flag].present or key not in merged["model_params"]:
-            merged["model_params"][key] = given.model_params[key]
+            merged["model_params"][key] = given.model_params.get(key, FLAGS[flag].value)
     config = ModelConfig(**merged)
     differences = saved.architecture_differences(config)
     if differences:
@@ -227,7 +259,7 @@ def config_from_flags(models, saved=None, directory=None):
 def teacher_differences(teacher_config, config):
     """Settings of `config`'s teacher that differ from those of `teacher_config`."""
     teacher_flags = {FIELD_FLAGS[field][-1] for field in TEACHER_FIELDS}
-    teacher_flags |= set(MODEL_PARAM_FLAGS.values()) - {"student_num_inputs_to_lstm"}
+    teacher_flags |= set(ALL_PARAM_FLAGS.values()) - {"student_num_inputs_to_lstm"}
     return "; ".join(
         f"--{flag}: teacher {before!r}, this run {after!r}"
         for flag, before, after in teacher_config.architecture_differences(config)
@@ -246,7 +278,12 @@ def _create(model, model_input, num_frames, config, student, is_training):
     """Calls the model's teacher or student builder; returns (representation, predictions)."""
     build = model.create_model_inference if student else model.create_model
     result = build(
-        model_input, config.num_classes, num_frames, is_training=is_training, **config.model_params
+        model_input,
+        config.num_classes,
+        num_frames,
+        is_training=is_training,
+        feature_sizes=config.feature_sizes,
+        **config.model_params,
     )
     if isinstance(result, dict):  # a video-level model: its input is its representation
         return model_input, result["predictions"]

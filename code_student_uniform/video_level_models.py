@@ -9,30 +9,10 @@ import tensorflow as tf
 from absl import flags
 
 import utils
+from layers import dense
 from models import BaseModel
 
 flags.DEFINE_integer("moe_num_mixtures", 2, "Number of experts per class in the MoeModel.")
-
-
-def _l2_regularizer(scale):
-    return lambda weights: scale * tf.nn.l2_loss(weights)
-
-
-def dense(inputs, num_outputs, scope, l2_penalty, use_bias=True):
-    """A fully connected layer with variables `<scope>/weights` and `<scope>/biases`."""
-    with tf.compat.v1.variable_scope(scope):
-        weights = tf.compat.v1.get_variable(
-            "weights",
-            [inputs.shape[-1], num_outputs],
-            regularizer=_l2_regularizer(l2_penalty) if l2_penalty else None,
-        )
-        outputs = tf.matmul(inputs, weights)
-        if use_bias:
-            biases = tf.compat.v1.get_variable(
-                "biases", [num_outputs], initializer=tf.compat.v1.zeros_initializer()
-            )
-            outputs = outputs + biases
-    return outputs
 
 
 class LogisticModel(BaseModel):

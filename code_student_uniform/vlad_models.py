@@ -1,0 +1,179 @@
+"""Cluster-based frame aggregation: NetVLAD (2017 YouTube-8M winner) and NeXtVLAD (2018).
+
+Both see every frame they are given, so the frame count drives their cost and
+the teacher-student scheme applies unchanged: the student is the same model on
+the selected frames. rgb and audio (the first and second of --feature_sizes)
+get their own aggregation. Padded frames (at or beyond `num_frames`) carry no
+weight in the assignment, the aggregation or the batch-norm statistics.
+"""
+
+import tensorflow as tf
+from absl import flags
+
+import layers
+import utils
+from frame_level_models import classify
+from models import BaseModel
+
+flags.DEFINE_integer("netvlad_cluster_size", 256, "NetVLAD clusters for rgb (audio: half).")
+flags.DEFINE_integer("netvlad_hidden_size", 1024, "NetVLAD hidden layer size.")
+flags.DEFINE_bool("gating", True, "Context gating after the NetVLAD hidden layer.")
+flags.DEFINE_integer("nextvlad_cluster_size", 128, "NeXtVLAD clusters for rgb (audio: half).")
+flags.DEFINE_integer("nextvlad_hidden_size", 2048, "NeXtVLAD hidden layer size.")
+flags.DEFINE_integer("groups", 8, "NeXtVLAD groups.")
+flags.DEFINE_integer("expansion", 2, "NeXtVLAD feature expansion factor (lambda).")
+flags.DEFINE_integer("gating_reduction", 8, "NeXtVLAD SE gating: hidden size / reduction.")
+flags.DEFINE_float("dropout", 0.5, "NeXtVLAD dropout rate before the hidden layer (training).")
+
+
+def _streams(model_input, feature_sizes):
+    """Splits [B, T, sum(sizes)] into one tensor per feature (rgb, audio, ...)."""
+    sizes = list(feature_sizes or [model_input.shape[-1]])
+    return tf.split(model_input, sizes, axis=-1)
+
+
+def _intra_normalize_and_flatten(vlad):
+    """[B, D, K]: L2 over D per cluster, flatten, L2 over everything."""
+    vlad = tf.nn.l2_normalize(vlad, axis=1)
+    vlad = tf.reshape(vlad, [-1, vlad.shape[1] * vlad.shape[2]])
+    return tf.nn.l2_normalize(vlad, axis=1)
+
+
+def _aggregate(features, assignment, centers):
+    """Residuals to the centres weighted by the soft assignment.
+
+    features [B, N, D], assignment [B, N, K] (zero for padding), centers [D, K]
+    -> [B, D, K]: sum_n a[n, k] * (x[n] - c[k]).
+    """
+    weighted_sum = tf.matmul(features, assignment, transpose_a=True)
+    return weighted_sum - tf.reduce_sum(assignment, axis=1, keepdims=True) * centers
+
+
+def net_vlad(frames, mask, clusters, is_training, scope):
+    """NetVLAD of one stream: frames [B, T, D], mask [B, T] -> [B, D * clusters]."""
+    size = frames.shape[-1]
+    with tf.compat.v1.variable_scope(scope):
+        activation = layers.dense(frames, clusters, "cluster", use_bias=False)
+        activation = layers.batch_norm(activation, "cluster_bn", is_training, mask)
+        assignment = tf.nn.softmax(activation) * mask[:, :, None]
+        centers = tf.compat.v1.get_variable("centers", [size, clusters])
+        return _intra_normalize_and_flatten(_aggregate(frames, assignment, centers))
+
+
+def next_vlad(frames, mask, clusters, groups, expansion, is_training, scope):
+    """NeXtVLAD of one stream: frames [B, T, D], mask [B, T] -> [B, expansion*D/groups * K]."""
+    size = frames.shape[-1] * expansion
+    if size % groups:
+        raise ValueError(f"NeXtVLAD: {size} expanded features do not split into {groups} groups")
+    group_size = size // groups
+    with tf.compat.v1.variable_scope(scope):
+        expanded = layers.dense(frames, size, "expansion")
+        attention = tf.sigmoid(layers.dense(expanded, groups, "group_attention"))
+        activation = layers.dense(expanded, groups * clusters, "cluster", use_bias=False)
+        activation = layers.batch_norm(activation, "cluster_bn", is_training, mask)
+        num_steps = frames.shape[1]
+        activation = tf.reshape(activation, [-1, num_steps, groups, clusters])
+        weight = attention * mask[:, :, None]
+        assignment = tf.nn.softmax(activation) * weight[:, :, :, None]
+        centers = tf.compat.v1.get_variable("centers", [group_size, clusters])
+        features = tf.reshape(expanded, [-1, num_steps * groups, group_size])
+        assignment = tf.reshape(assignment, [-1, num_steps * groups, clusters])
+        return _intra_normalize_and_flatten(_aggregate(features, assignment, centers))
+
+
+def _frame_mask(model_input, num_frames):
+    return tf.sequence_mask(num_frames, model_input.shape[1], dtype=model_input.dtype)
+
+
+class NetVLADModel(BaseModel):
+    """NetVLAD per stream -> concatenation -> hidden layer -> batch norm -> context gating."""
+
+    def create_model(
+        self,
+        model_input,
+        vocab_size,
+        num_frames,
+        netvlad_cluster_size=None,
+        netvlad_hidden_size=None,
+        gating=None,
+        feature_sizes=None,
+        is_training=True,
+        classifier_name=None,
+        **params,
+    ):
+        clusters = utils.flag_or(netvlad_cluster_size, "netvlad_cluster_size")
+        hidden_size = utils.flag_or(netvlad_hidden_size, "netvlad_hidden_size")
+        gating = utils.flag_or(gating, "gating")
+        mask = _frame_mask(model_input, num_frames)
+        vlads = [
+            net_vlad(
+                stream,
+                mask,
+                clusters if index == 0 else max(clusters // 2, 1),
+                is_training,
+                f"netvlad_{index}",
+            )
+            for index, stream in enumerate(_streams(model_input, feature_sizes))
+        ]
+        hidden = layers.dense(tf.concat(vlads, axis=1), hidden_size, "hidden", use_bias=False)
+        hidden = layers.batch_norm(hidden, "hidden_bn", is_training)
+        if gating:
+            hidden = layers.context_gating(hidden, "context_gating", is_training)
+        predictions = classify(hidden, vocab_size, classifier_name, **params)
+        return hidden, predictions
+
+
+class NeXtVLADModel(BaseModel):
+    """NeXtVLAD per stream -> batch norm -> dropout -> hidden layer -> SE gating."""
+
+    def create_model(
+        self,
+        model_input,
+        vocab_size,
+        num_frames,
+        nextvlad_cluster_size=None,
+        nextvlad_hidden_size=None,
+        groups=None,
+        expansion=None,
+        gating_reduction=None,
+        dropout=None,
+        feature_sizes=None,
+        is_training=True,
+        classifier_name=None,
+        **params,
+    ):
+        clusters = utils.flag_or(nextvlad_cluster_size, "nextvlad_cluster_size")
+        hidden_size = utils.flag_or(nextvlad_hidden_size, "nextvlad_hidden_size")
+        groups = utils.flag_or(groups, "groups")
+        expansion = utils.flag_or(expansion, "expansion")
+        reduction = utils.flag_or(gating_reduction, "gating_reduction")
+        dropout = utils.flag_or(dropout, "dropout")
+        mask = _frame_mask(model_input, num_frames)
+        vlads = [
+            next_vlad(
+                stream,
+                mask,
+                clusters if index == 0 else max(clusters // 2, 1),
+                groups,
+                expansion,
+                is_training,
+                f"nextvlad_{index}",
+            )
+            for index, stream in enumerate(_streams(model_input, feature_sizes))
+        ]
+        vlad = layers.batch_norm(tf.concat(vlads, axis=1), "vlad_bn", is_training)
+        if is_training and dropout > 0:
+            vlad = tf.nn.dropout(vlad, rate=dropout)
+        hidden = layers.dense(vlad, hidden_size, "hidden", use_bias=False)
+        hidden = layers.batch_norm(hidden, "hidden_bn", is_training)
+        # Squeeze-and-excitation gating: a bottleneck decides the weight of each unit.
+        with tf.compat.v1.variable_scope("se_gating"):
+            squeezed = layers.dense(
+                hidden, max(hidden_size // reduction, 1), "squeeze", use_bias=False
+            )
+            squeezed = tf.nn.relu(layers.batch_norm(squeezed, "squeeze_bn", is_training))
+            gates = layers.dense(squeezed, hidden_size, "excite", use_bias=False)
+            gates = tf.sigmoid(layers.batch_norm(gates, "excite_bn", is_training))
+        representation = hidden * gates
+        predictions = classify(representation, vocab_size, classifier_name, **params)
+        return representation, predictions
