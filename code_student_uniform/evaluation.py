@@ -24,9 +24,7 @@ from runtime import UserError
 flags.DEFINE_string(
     "eval_data_pattern", "./yt8m/validate*.tfrecord", "Evaluation TFRecords (glob)."
 )
-flags.DEFINE_enum("eval_model", "student", ["student", "teacher"], "The model scored.")
 flags.DEFINE_bool("run_once", False, "Evaluate the latest checkpoint once and exit.")
-flags.DEFINE_integer("top_k", 20, "Predictions per video that enter GAP and mAP.")
 flags.DEFINE_string("metrics_json", "", "Also write the metrics to this JSON file.")
 flags.DEFINE_integer(
     "eval_interval_secs", 60, "Looping: seconds between checks for new checkpoints."
@@ -34,15 +32,6 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("progress_every_secs", 30, "Seconds between progress lines.")
 
 FLAGS = flags.FLAGS
-
-
-def _evaluated_model(config, directory):
-    wanted = FLAGS.eval_model
-    if wanted in config.models:
-        return wanted
-    if not FLAGS["eval_model"].present and len(config.models) == 1:
-        return config.models[0]
-    raise UserError(f"--eval_model={wanted}: {directory} holds only {', '.join(config.models)}")
 
 
 class _Progress:
@@ -160,7 +149,7 @@ def run_evaluation(train_dir):
         raise UserError(f"--top_k={FLAGS.top_k} must be positive")
     saved = model_graph.ModelConfig.load(train_dir)
     config = model_graph.config_from_flags(saved.models, saved, train_dir)
-    evaluated = _evaluated_model(config, train_dir)
+    evaluated = model_graph.scored_model(config, train_dir)
     writer = tf.compat.v1.summary.FileWriter(os.path.join(train_dir, "eval"))
     last_evaluated, total, result = None, None, None
     try:

@@ -24,6 +24,16 @@ import vlad_models
 from runtime import UserError
 
 flags.DEFINE_string("model", "HierarchicalLstmModel", "Model of the teacher and the student.")
+flags.DEFINE_enum(
+    "eval_model",
+    "student",
+    ["student", "teacher"],
+    "The model scored by evaluation, "
+    "inference and export (a run holding only one model scores that one by default).",
+)
+flags.DEFINE_integer(
+    "top_k", 20, "Labels per video kept: in GAP and mAP, in the predictions CSV, in exports."
+)
 
 FLAGS = flags.FLAGS
 MODEL_FLAGS_FILE = "model_flags.json"
@@ -265,6 +275,31 @@ def teacher_differences(teacher_config, config):
         for flag, before, after in teacher_config.architecture_differences(config)
         if flag in teacher_flags
     )
+
+
+def scored_model(config, directory):
+    """The model --eval_model picks among those a run holds."""
+    wanted = FLAGS.eval_model
+    if wanted in config.models:
+        return wanted
+    if not FLAGS["eval_model"].present and len(config.models) == 1:
+        return config.models[0]
+    raise UserError(f"--eval_model={wanted}: {directory} holds only {', '.join(config.models)}")
+
+
+def restore_latest(session, directory, models):
+    """Restores the named models' variables and the global step from the latest
+    checkpoint in `directory`; returns the checkpoint path."""
+    import checkpoints
+
+    latest = checkpoints.latest_checkpoint(directory)
+    if not latest:
+        raise UserError(f"{directory} holds no checkpoint")
+    variables = [tf.compat.v1.train.get_or_create_global_step()]
+    for scope in scopes_of(models):
+        variables += model_variables(scope)
+    checkpoints.restore(session, latest, variables)
+    return latest
 
 
 def model_class(name):

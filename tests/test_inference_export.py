@@ -1,0 +1,213 @@
+"""inference.py and export_model.py through their binaries."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import eval_util
+from testlib import CODE_DIR, PROJECT_ROOT, run_binary
+
+TINY = [
+    "--lstm_cells=8",
+    "--lstm_layers=1",
+    "--batch_size=16",
+    "--num_readers=2",
+    "--num_epochs=0",
+    "--max_steps=30",
+    "--base_learning_rate=0.01",
+]
+
+
+@pytest.fixture(scope="module")
+def runs(small_sample, tmp_path_factory):
+    """A teacher-student run, its converted student, and a teacher-only run."""
+    sample_dir, _ = small_sample
+    root = tmp_path_factory.mktemp("runs")
+    data = f"--train_data_pattern={sample_dir}/train*.tfrecord"
+    run_binary("train.py", f"--train_dir={root}/ts_train", data, *TINY)
+    run_binary(
+        "train_convert_model.py",
+        f"--train_dir={root}/ts_train",
+        f"--finetune_dir={root}/ts_finetune",
+    )
+    run_binary(
+        "train.py", f"--train_dir={root}/teacher", data, "--training_mode=teacher_only", *TINY
+    )
+    return {
+        "teacher_student": f"{root}/ts_train",
+        "student": f"{root}/ts_finetune",
+        "teacher": f"{root}/teacher",
+    }
+
+
+def read_csv(path):
+    with open(path) as handle:
+        lines = handle.read().splitlines()
+    assert lines[0] == "VideoId,LabelConfidencePairs"
+    rows = {}
+    for line in lines[1:]:
+        video_id, pairs = line.split(",")
+        values = pairs.split()
+        rows[video_id] = (np.array(values[0::2], int), np.array(values[1::2], float))
+    return rows
+
+
+def labels_of(pattern):
+    """{video id: label list} by a direct protobuf parse."""
+    import glob
+
+    import tensorflow as tf
+
+    labels = {}
+    for path in sorted(glob.glob(pattern)):
+        for raw in tf.compat.v1.io.tf_record_iterator(path):
+            context = tf.train.SequenceExample.FromString(raw).context.feature
+            labels[context["id"].bytes_list.value[0].decode()] = list(
+                context["labels"].int64_list.value
+            )
+    return labels
+
+
+@pytest.mark.parametrize(
+    "run, flags, scored",
+    [
+        ("teacher_student", [], "student"),
+        ("teacher_student", ["--eval_model=teacher"], "teacher"),
+        ("student", [], "student"),
+        ("teacher", [], "teacher"),
+    ],
+)
+def test_inference_csv_matches_evaluation(run, flags, scored, runs, small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    validate = f"{sample_dir}/validate*.tfrecord"
+    output = tmp_path / "predictions.csv"
+    result = run_binary(
+        "inference.py",
+        f"--train_dir={runs[run]}",
+        *flags,
+        f"--input_data_pattern={validate}",
+        f"--output_file={output}",
+    )
+    assert f"of 60 videos ({scored} of" in result.stderr
+    rows = read_csv(output)
+    labels = labels_of(validate)
+    assert sorted(rows) == sorted(labels)
+    for indexes, scores in rows.values():
+        assert len(indexes) == 20 and np.all(np.diff(scores) <= 0)
+        assert indexes.min() >= 0 and indexes.max() < 3862
+    # GAP of the CSV's top 20 equals the evaluation's.
+    metrics = tmp_path / "metrics.json"
+    run_binary(
+        "validate.py",
+        f"--train_dir={runs[run]}",
+        *flags,
+        "--run_once",
+        f"--eval_data_pattern={validate}",
+        f"--metrics_json={metrics}",
+    )
+    predictions = np.zeros((len(rows), 3862))
+    actuals = np.zeros((len(rows), 3862))
+    for row, (video_id, (indexes, scores)) in enumerate(sorted(rows.items())):
+        predictions[row, indexes] = scores + 1e-3  # above the classes left out
+        actuals[row, labels[video_id]] = 1
+    expected = json.loads(metrics.read_text())
+    assert expected["model"] == scored
+    assert eval_util.calculate_gap(predictions, actuals) == pytest.approx(expected["gap"], abs=2e-3)
+
+
+def test_inference_on_unlabelled_data_and_flat_memory(runs, small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for index in range(6):
+        os.symlink(f"{sample_dir}/test0000.tfrecord", copies / f"test{index}.tfrecord")
+
+    def peak_rss_kb(pattern, output):
+        # A fresh parent with one child, so the child's peak is the only one counted.
+        code = (
+            "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        )
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                code,
+                sys.executable,
+                os.path.join(CODE_DIR, "inference.py"),
+                f"--train_dir={runs['teacher_student']}",
+                f"--input_data_pattern={pattern}",
+                f"--output_file={output}",
+                "--batch_size=16",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=PROJECT_ROOT,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return int(result.stdout.split()[-1])
+
+    one = peak_rss_kb(f"{copies}/test0.tfrecord", tmp_path / "one.csv")
+    six = peak_rss_kb(f"{copies}/test*.tfrecord", tmp_path / "six.csv")
+    assert len(read_csv(tmp_path / "one.csv")) == 60
+    with open(tmp_path / "six.csv") as handle:
+        assert len(handle.read().splitlines()) == 1 + 6 * 60
+    assert six < one * 1.15, (one, six)
+
+
+def test_export_reloads_and_matches_inference(runs, small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    export_dir = tmp_path / "export"
+    run_binary(
+        "export_model.py",
+        f"--train_dir={runs['teacher_student']}",
+        f"--export_dir={export_dir}",
+        "--top_k=7",
+    )
+    again = run_binary(
+        "export_model.py",
+        f"--train_dir={runs['teacher_student']}",
+        f"--export_dir={export_dir}",
+        check=False,
+    )
+    assert again.returncode == 1 and "exists; choose a new directory" in again.stderr
+    output = tmp_path / "predictions.csv"
+    run_binary(
+        "inference.py",
+        f"--train_dir={runs['teacher_student']}",
+        "--top_k=7",
+        f"--input_data_pattern={sample_dir}/test*.tfrecord",
+        f"--output_file={output}",
+    )
+    expected = read_csv(output)
+    # Reload in a fresh TF2 (eager) process, as a serving user would.
+    code = f"""
+import json, tensorflow as tf
+model = tf.saved_model.load({str(export_dir)!r})
+serve = model.signatures["serving_default"]
+records = [r.numpy() for r in tf.data.TFRecordDataset({sample_dir + "/test0000.tfrecord"!r})]
+out = serve(input_batch_unparsed=tf.constant(records))
+print(json.dumps({{"ids": [v.decode() for v in out["video_id"].numpy()],
+                   "indexes": out["class_indexes"].numpy().tolist(),
+                   "scores": out["predictions"].numpy().tolist()}}))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.splitlines()[-1])
+    assert sorted(served["ids"]) == sorted(expected)
+    for video_id, indexes, scores in zip(
+        served["ids"], served["indexes"], served["scores"], strict=True
+    ):
+        np.testing.assert_array_equal(indexes, expected[video_id][0])
+        np.testing.assert_allclose(scores, expected[video_id][1], atol=2e-6)
