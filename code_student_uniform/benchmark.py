@@ -5,6 +5,11 @@
 --what=train_step: seconds per parallel teacher+student training step at the
   model flags' size on synthetic input, its FLOP/s, and the FLOP/s of a plain
   tf.matmul of similar shape measured in the same run.
+--what=models: teacher and student (each in a process of its own) at the model
+  flags' size (by default the paper's: 1024 cells, every 10th frame, 4716
+  classes): parameters, FLOPs per video, model-only videos/s on synthetic
+  input, end-to-end evaluation videos/s reading --data_pattern, peak memory,
+  and the teacher/student ratios.
 
 FLOPs are counted analytically from the matmul shapes of the model (2 per
 multiply-add; elementwise ops are left out); a training step is counted as
@@ -12,6 +17,11 @@ multiply-add; elementwise ops are left out); a training step is counted as
 """
 
 import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -23,9 +33,13 @@ import readers
 import runtime
 import training
 
-flags.DEFINE_enum("what", "reader", ["reader", "train_step"], "What to measure.")
+flags.DEFINE_enum(
+    "what", "reader", ["reader", "train_step", "models", "one_model"], "What to measure."
+)
+flags.DEFINE_enum("role", "teacher", ["teacher", "student"], "one_model: which model.")
+flags.DEFINE_integer("model_batches", 3, "models: timed batches of each measurement.")
 flags.DEFINE_string("output_json", "", "Write the figures to this JSON file.")
-flags.DEFINE_string("data_pattern", "./yt8m/train*.tfrecord", "reader: files to read.")
+flags.DEFINE_string("data_pattern", "./yt8m/train*.tfrecord", "reader, models: TFRecords to read.")
 flags.DEFINE_integer("passes", 8, "reader: passes over the files (the first is warm-up).")
 flags.DEFINE_integer("steps", 3, "train_step: timed steps (after one warm-up step).")
 flags.DEFINE_bool(
@@ -69,6 +83,37 @@ def forward_flops_per_video(config, student):
         state = 2 * layers * units
         return frames * _lstm_flops(width, units, layers) + _classifier_flops(config, state)
     raise runtime.UserError(f"no FLOP count for --model={config.model}")
+
+
+def _vlad_flops(config, frames):
+    """Analytic forward FLOPs of NetVLAD / NeXtVLAD over `frames` frames."""
+    params = config.model_params
+    sizes = config.feature_sizes
+    if config.model == "NetVLADModel":
+        clusters, hidden = params["netvlad_cluster_size"], params["netvlad_hidden_size"]
+        ks = [clusters] + [max(clusters // 2, 1)] * (len(sizes) - 1)
+        per_frame = sum(4 * d * k for d, k in zip(sizes, ks, strict=True))
+        vlad = sum(d * k for d, k in zip(sizes, ks, strict=True))
+        gating = 2 * hidden * hidden if params["gating"] else 0
+        return frames * per_frame + 2 * vlad * hidden + gating + _classifier_flops(config, hidden)
+    clusters, hidden = params["nextvlad_cluster_size"], params["nextvlad_hidden_size"]
+    groups, expansion = params["groups"], params["expansion"]
+    ks = [clusters] + [max(clusters // 2, 1)] * (len(sizes) - 1)
+    per_frame = vlad = 0
+    for d, k in zip(sizes, ks, strict=True):
+        wide = expansion * d
+        per_frame += 2 * d * wide + 2 * wide * groups + 2 * wide * groups * k + 2 * wide * k
+        vlad += wide // groups * k
+    squeeze = 2 * 2 * hidden * max(hidden // params["gating_reduction"], 1)
+    return frames * per_frame + 2 * vlad * hidden + squeeze + _classifier_flops(config, hidden)
+
+
+def flops_per_video(config, student):
+    """Analytic forward FLOPs per video of any model family with a count."""
+    if config.model in ("NetVLADModel", "NeXtVLADModel"):
+        frames = config.selection().num_frames if student else config.max_frames
+        return _vlad_flops(config, frames)
+    return forward_flops_per_video(config, student)
 
 
 def _count_records(pattern):
@@ -200,8 +245,101 @@ def bench_train_step():
     }
 
 
+def _timed_rate(session, fetch, batches, videos_per_batch=None):
+    """Videos/s over `batches` runs of `fetch` after one warm-up run."""
+    session.run(fetch)
+    videos, start = 0, time.time()
+    for _ in range(batches):
+        result = session.run(fetch)
+        videos += videos_per_batch or len(result)
+    return videos / (time.time() - start)
+
+
+def bench_one_model():
+    """Figures of one model (--role) of the models benchmark, in this process."""
+    role = FLAGS.role
+    config = model_graph.ModelConfig.from_flags(["teacher", "student"]).with_models([role])
+    batch_size = FLAGS.batch_size
+    student = role == "student"
+    frames = config.selection().num_frames if student else config.max_frames
+    with tf.Graph().as_default():
+        synthetic = _synthetic_batch(config, batch_size)
+        synthetic["video_matrix"] = synthetic["video_matrix"][:, :frames]
+        synthetic["num_frames"] = tf.minimum(synthetic["num_frames"], frames)
+        predictions = model_graph.build_inference_graph(config, synthetic)[f"{role}_predictions"]
+        scope = model_graph.scopes_of([role])[0]
+        params = sum(
+            int(np.prod(v.shape.as_list())) for v in tf.compat.v1.trainable_variables(scope + "/")
+        )
+        with tf.compat.v1.Session(config=runtime.session_config()) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            model_rate = _timed_rate(session, predictions, FLAGS.model_batches)
+    with tf.Graph().as_default():
+        batch = readers.get_input_data_tensors(
+            config.reader(),
+            FLAGS.data_pattern,
+            batch_size=batch_size,
+            num_epochs=None,
+            shuffle=False,
+            num_readers=FLAGS.num_readers,
+        )
+        predictions = model_graph.build_inference_graph(config, batch)[f"{role}_predictions"]
+        with tf.compat.v1.Session(config=runtime.session_config()) as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            end_to_end_rate = _timed_rate(session, predictions, FLAGS.model_batches)
+    return {
+        "params": params,
+        "flops_per_video": flops_per_video(config, student),
+        "frames_per_video": frames,
+        "model_videos_per_s": model_rate,
+        "end_to_end_videos_per_s": end_to_end_rate,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def bench_models():
+    """Teacher and student, each measured by a child process of this binary."""
+    passed = [arg for arg in sys.argv[1:] if not arg.startswith(("--what", "--output_json"))]
+    if not FLAGS["num_classes"].present:
+        passed.append("--num_classes=4716")  # the paper's (2017) vocabulary
+    if not FLAGS["batch_size"].present:
+        # At 64 the student's matmuls are large enough to run near the matmul rate.
+        passed.append("--batch_size=64")
+    figures = {}
+    for role in ("teacher", "student"):
+        with tempfile.TemporaryDirectory() as folder:
+            output = os.path.join(folder, "figures.json")
+            command = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--what=one_model",
+                f"--role={role}",
+                f"--output_json={output}",
+                *passed,
+            ]
+            logging.info("measuring the %s", role)
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            with open(output) as handle:
+                figures[role] = json.load(handle)
+    teacher, student = figures["teacher"], figures["student"]
+    figures["ratios"] = {
+        "flops": teacher["flops_per_video"] / student["flops_per_video"],
+        "params": teacher["params"] / student["params"],
+        "model_throughput": student["model_videos_per_s"] / teacher["model_videos_per_s"],
+        "end_to_end_throughput": student["end_to_end_videos_per_s"]
+        / teacher["end_to_end_videos_per_s"],
+    }
+    figures["flops_counted"] = "analytic (matmuls, forward pass)"
+    return figures
+
+
 def main(argv):
-    figures = {"reader": bench_reader, "train_step": bench_train_step}[FLAGS.what]()
+    figures = {
+        "reader": bench_reader,
+        "train_step": bench_train_step,
+        "models": bench_models,
+        "one_model": bench_one_model,
+    }[FLAGS.what]()
     text = json.dumps(figures, indent=2, sort_keys=True)
     print(text)
     if FLAGS.output_json:

@@ -59,3 +59,60 @@ def test_train_step_mode_writes_its_figures(tmp_path):
     assert benchmark.forward_flops_per_video(config, student=False) == teacher
     assert benchmark.forward_flops_per_video(config, student=True) == student
     assert figures["train_flops_per_step"] == 3 * 4 * (teacher + student)
+
+
+def test_models_mode_measures_teacher_and_student(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    output = tmp_path / "models.json"
+    run_binary(
+        "benchmark.py",
+        "--what=models",
+        "--lstm_cells=16",
+        "--lstm_layers=1",
+        "--batch_size=8",
+        "--model_batches=1",
+        f"--data_pattern={sample_dir}/validate*.tfrecord",
+        f"--output_json={output}",
+    )
+    figures = json.loads(output.read_text())
+    keys = {
+        "params",
+        "flops_per_video",
+        "model_videos_per_s",
+        "end_to_end_videos_per_s",
+        "peak_rss_mb",
+    }
+    for role in ("teacher", "student"):
+        assert keys <= set(figures[role]), role
+        assert all(figures[role][key] > 0 for key in keys), role
+    assert figures["teacher"]["params"] == figures["student"]["params"]
+    assert figures["teacher"]["frames_per_video"] == 300
+    assert figures["student"]["frames_per_video"] == 30
+    ratios = figures["ratios"]
+    assert (
+        ratios["flops"]
+        == figures["teacher"]["flops_per_video"] / figures["student"]["flops_per_video"]
+    )
+    assert set(ratios) >= {"flops", "model_throughput", "end_to_end_throughput"}
+
+
+def test_vlad_flop_counts():
+    import benchmark
+
+    params = {
+        "netvlad_cluster_size": 4,
+        "netvlad_hidden_size": 8,
+        "gating": False,
+        "classifier_name": "LogisticModel",
+        "num_mixtures": 2,
+    }
+    config = model_graph.ModelConfig(
+        models=["teacher"],
+        model="NetVLADModel",
+        model_params=params,
+        num_classes=10,
+        feature_sizes=[6, 2],
+    )
+    # Per frame: 4*6*4 + 4*2*2; then hidden 2*(6*4 + 2*2)*8 and the classifier 2*8*10.
+    per_video = 300 * (96 + 16) + 2 * 28 * 8 + 2 * 8 * 10
+    assert benchmark.flops_per_video(config, student=False) == per_video
