@@ -17,6 +17,7 @@ import tensorflow as tf
 from absl import flags, logging
 
 import checkpoints
+import distributed
 import eval_util
 import losses
 import model_graph
@@ -229,9 +230,22 @@ def _initialize(session, config, mode, latest, teacher_dir):
 
 
 def run_training(mode, train_dir, teacher_dir=None):
-    """Trains the models of `mode` into `train_dir`; returns the final global step."""
+    """Trains the models of `mode` into `train_dir`; returns the final global step.
+
+    With TF_CONFIG set, this process plays its part in a cluster (distributed.py).
+    """
+    role = distributed.role_from_environment()
+    if role and role.job == "ps":
+        distributed.serve_parameters(role)
+        return None
+    chief = role is None or role.is_chief
     models, _ = MODES[mode]
-    latest = checkpoints.prepare_run_directory(train_dir, FLAGS.start_new_model, FLAGS.overwrite)
+    if chief:
+        latest = checkpoints.prepare_run_directory(
+            train_dir, FLAGS.start_new_model, FLAGS.overwrite
+        )
+    else:
+        latest = checkpoints.latest_checkpoint(train_dir)
     saved = model_graph.ModelConfig.load(train_dir) if latest else None
     if mode == "finetune" and not latest:
         raise UserError(
@@ -239,7 +253,8 @@ def run_training(mode, train_dir, teacher_dir=None):
             "(run_convert_model.sh) first"
         )
     config = model_graph.config_from_flags(models, saved, train_dir)
-    with tf.Graph().as_default():
+    server = role.start_server() if role else None
+    with tf.Graph().as_default(), tf.compat.v1.device(role.device_setter() if role else None):
         tf.compat.v1.set_random_seed(FLAGS.random_seed)
         batch = readers.get_input_data_tensors(
             config.reader(is_training=True),
@@ -248,19 +263,29 @@ def run_training(mode, train_dir, teacher_dir=None):
             num_epochs=FLAGS.num_epochs or None,
             shuffle=True,
             num_readers=FLAGS.num_readers,
-            seed=FLAGS.random_seed,
+            seed=FLAGS.random_seed + (role.index if role else 0),
         )
         graph = build_training_graph(config, mode, batch)
-        saver = checkpoints.make_saver()
-        with tf.compat.v1.Session(config=runtime.session_config()) as session:
-            _initialize(session, config, mode, latest, teacher_dir)
-            config.save(train_dir)
+        saver = checkpoints.make_saver() if chief else None
+        session_config = runtime.session_config()
+        if role:
+            session_config = role.session_config(session_config)
+        target = server.target if server else ""
+        with tf.compat.v1.Session(target, config=session_config) as session:
+            if chief:
+                _initialize(session, config, mode, latest, teacher_dir)
+                config.save(train_dir)
+            else:
+                logging.info("worker %s waiting for the chief to initialise", role.device)
+                distributed.wait_for_chief(session)
             with record_checks.explained_input_errors(config.reader(), FLAGS.train_data_pattern):
                 return _loop(session, graph, saver, train_dir)
 
 
 def _loop(session, graph, saver, train_dir):
-    writer = tf.compat.v1.summary.FileWriter(train_dir, session.graph)
+    """Trains until --max_steps or the end of the data. Without a saver (a
+    non-chief worker) it writes neither checkpoints nor summaries."""
+    writer = tf.compat.v1.summary.FileWriter(train_dir, session.graph) if saver else None
     checkpoint_path = f"{train_dir.rstrip('/')}/{checkpoints.CHECKPOINT_PREFIX}"
     step = session.run(graph["global_step"])
     saved_step = step
@@ -270,6 +295,8 @@ def _loop(session, graph, saver, train_dir):
     logging.info("Training from global step %d", step)
 
     def save():
+        if saver is None:
+            return step, time.time()
         # Weights can overflow in the update after a finite loss: check before saving.
         if not session.run(graph["weights_finite"]):
             raise UserError(
@@ -318,11 +345,15 @@ def _loop(session, graph, saver, train_dir):
         logging.info("Done: read --num_epochs=%d of the training data", FLAGS.num_epochs)
     if step != saved_step or not checkpoints.latest_checkpoint(train_dir):
         saved_step, last_save = save()
-    writer.close()
+    if writer:
+        writer.close()
     skipped = (
         f"; skipped {record_checks.BAD_RECORDS.count} bad records" if FLAGS.skip_bad_records else ""
     )
-    logging.info("Final checkpoint at global step %d in %s%s", step, train_dir, skipped)
+    if saver:
+        logging.info("Final checkpoint at global step %d in %s%s", step, train_dir, skipped)
+    else:
+        logging.info("Worker done at global step %d%s", step, skipped)
     return step
 
 
@@ -335,6 +366,8 @@ def _log_step(writer, step, values, examples_per_second):
     }
     loss_values = {key: float(np.asarray(value)) for key, value in values["losses"].items()}
     logging.info(format_log_line(step, metrics, loss_values, examples_per_second))
+    if writer is None:
+        return
     writer.add_summary(values["summary"], step)
     writer.add_summary(
         scalar_summary(

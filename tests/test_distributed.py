@@ -1,0 +1,99 @@
+"""Between-graph replication: 1 parameter server and 2 workers on 127.0.0.1."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import tensorflow as tf
+
+from testlib import CODE_DIR, PROJECT_ROOT
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def test_two_workers_share_one_global_step(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    ps_port, worker0, worker1 = free_ports(3)
+    cluster = {
+        "ps": [f"127.0.0.1:{ps_port}"],
+        "worker": [f"127.0.0.1:{worker0}", f"127.0.0.1:{worker1}"],
+    }
+    train_dir = str(tmp_path / "run")
+    flags = [
+        f"--train_dir={train_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        "--lstm_cells=8",
+        "--lstm_layers=1",
+        "--batch_size=8",
+        "--num_epochs=0",
+        "--max_steps=60",
+        "--log_every_steps=1",
+        "--num_readers=2",
+    ]
+
+    def start(job, index):
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": job, "index": index}}),
+        )
+        return subprocess.Popen(
+            [sys.executable, os.path.join(CODE_DIR, "train.py"), *flags],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    start_time = time.time()
+    parameter_server = start("ps", 0)
+    workers = [start("worker", 0), start("worker", 1)]
+    try:
+        logs = [worker.communicate(timeout=300)[1] for worker in workers]
+    finally:
+        for process in [parameter_server, *workers]:
+            process.kill()
+        parameter_server.wait()
+    seconds = time.time() - start_time
+    for worker, log in zip(workers, logs, strict=True):
+        assert worker.returncode == 0, log[-3000:]
+    steps = [[int(s) for s in re.findall(r"training step (\d+)\|", log)] for log in logs]
+    assert all(steps), logs
+    # One shared step: each worker sees the other's updates, so neither counts 1, 2, 3, ...
+    for own, other in ((steps[0], steps[1]), (steps[1], steps[0])):
+        assert own != list(range(own[0], own[0] + len(own)))
+        assert set(own) & set(range(min(other), max(other) + 1))
+    assert "Final checkpoint at global step" in logs[0]
+    assert "Worker done at global step" in logs[1]
+    chief_final = int(re.search(r"Final checkpoint at global step (\d+)", logs[0]).group(1))
+    checkpoint = tf.train.latest_checkpoint(train_dir)
+    assert int(tf.train.load_checkpoint(checkpoint).get_tensor("global_step")) == chief_final
+    assert chief_final >= 60
+    assert len(steps[0]) + len(steps[1]) >= 60
+    print(f"distributed run: {seconds:.1f} s; steps per worker {len(steps[0])}, {len(steps[1])}")
+
+
+def test_bad_tf_config_is_reported(tmp_path):
+    env = dict(os.environ, TF_CONFIG='{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {}}')
+    result = subprocess.run(
+        [sys.executable, os.path.join(CODE_DIR, "train.py"), f"--train_dir={tmp_path}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "TF_CONFIG is not a valid cluster description" in result.stderr
