@@ -304,8 +304,9 @@ def _loop(session, graph, saver, train_dir):
                 f"(last checkpoint: step {saved_step} in {train_dir}). Try a lower "
                 "--base_learning_rate or --clip_gradient_norm."
             )
-        saver.save(session, checkpoint_path, global_step=step)
-        return step, time.time()
+        # Named by the step read at save time: other workers may have moved it on.
+        path = saver.save(session, checkpoint_path, global_step=graph["global_step"])
+        return checkpoints.checkpoint_step(path), time.time()
 
     last_save = time.time()
     fetch_every = {
@@ -351,7 +352,7 @@ def _loop(session, graph, saver, train_dir):
         f"; skipped {record_checks.BAD_RECORDS.count} bad records" if FLAGS.skip_bad_records else ""
     )
     if saver:
-        logging.info("Final checkpoint at global step %d in %s%s", step, train_dir, skipped)
+        logging.info("Final checkpoint at global step %d in %s%s", saved_step, train_dir, skipped)
     else:
         logging.info("Worker done at global step %d%s", step, skipped)
     return step
