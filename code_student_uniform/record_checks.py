@@ -75,15 +75,8 @@ def _check_id_and_labels(features, reader):
     return None
 
 
-def _frame_level_problem(serialized, reader):
-    try:
-        example = tf.train.SequenceExample.FromString(serialized)
-    except DecodeError as error:
-        return f"is not a tf.train.SequenceExample ({error})"
+def _frame_level_problem(example, reader):
     context = example.context.feature
-    problem = _check_id_and_labels(context, reader)
-    if problem:
-        return problem
     lists = example.feature_lists.feature_list
     missing = [name for name in reader.feature_names if name not in lists]
     if missing and not lists and not any(name.startswith("mean_") for name in context):
@@ -109,15 +102,8 @@ def _frame_level_problem(serialized, reader):
     return None
 
 
-def _video_level_problem(serialized, reader):
-    try:
-        example = tf.train.Example.FromString(serialized)
-    except DecodeError as error:
-        return f"is not a tf.train.Example ({error})"
+def _video_level_problem(example, reader):
     features = example.features.feature
-    problem = _check_id_and_labels(features, reader)
-    if problem:
-        return problem
     for name, size in zip(reader.feature_names, reader.feature_sizes, strict=True):
         if name not in features:
             present = ", ".join(sorted(features)) or "none"
@@ -132,9 +118,17 @@ def _video_level_problem(serialized, reader):
 
 def describe_problem(serialized, reader):
     """What is wrong with one serialized record for `reader`, or None if nothing."""
-    if hasattr(reader, "max_frames"):
-        return _frame_level_problem(serialized, reader)
-    return _video_level_problem(serialized, reader)
+    frame_level = hasattr(reader, "max_frames")
+    proto = tf.train.SequenceExample if frame_level else tf.train.Example
+    try:
+        example = proto.FromString(serialized)
+    except DecodeError as error:
+        return f"is not a tf.train.{proto.__name__} ({error})"
+    features = example.context.feature if frame_level else example.features.feature
+    problem = _check_id_and_labels(features, reader)
+    if problem:
+        return problem
+    return (_frame_level_problem if frame_level else _video_level_problem)(example, reader)
 
 
 def _records(path):

@@ -81,6 +81,18 @@ def next_vlad(frames, mask, clusters, groups, expansion, is_training, scope):
         return _intra_normalize_and_flatten(_aggregate(features, assignment, centers))
 
 
+def _aggregate_streams(model_input, feature_sizes, clusters, aggregate):
+    """Concatenates `aggregate(stream, clusters, index)` over the streams; rgb (the
+    first) gets `clusters`, the others (audio) half as many."""
+    return tf.concat(
+        [
+            aggregate(stream, clusters if index == 0 else max(clusters // 2, 1), index)
+            for index, stream in enumerate(_streams(model_input, feature_sizes))
+        ],
+        axis=1,
+    )
+
+
 def _frame_mask(model_input, num_frames):
     return tf.sequence_mask(num_frames, model_input.shape[1], dtype=model_input.dtype)
 
@@ -105,17 +117,13 @@ class NetVLADModel(BaseModel):
         hidden_size = utils.flag_or(netvlad_hidden_size, "netvlad_hidden_size")
         gating = utils.flag_or(gating, "gating")
         mask = _frame_mask(model_input, num_frames)
-        vlads = [
-            net_vlad(
-                stream,
-                mask,
-                clusters if index == 0 else max(clusters // 2, 1),
-                is_training,
-                f"netvlad_{index}",
-            )
-            for index, stream in enumerate(_streams(model_input, feature_sizes))
-        ]
-        hidden = layers.dense(tf.concat(vlads, axis=1), hidden_size, "hidden", use_bias=False)
+        vlad = _aggregate_streams(
+            model_input,
+            feature_sizes,
+            clusters,
+            lambda stream, k, index: net_vlad(stream, mask, k, is_training, f"netvlad_{index}"),
+        )
+        hidden = layers.dense(vlad, hidden_size, "hidden", use_bias=False)
         hidden = layers.batch_norm(hidden, "hidden_bn", is_training)
         if gating:
             hidden = layers.context_gating(hidden, "context_gating", is_training)
@@ -149,19 +157,15 @@ class NeXtVLADModel(BaseModel):
         reduction = utils.flag_or(gating_reduction, "gating_reduction")
         dropout = utils.flag_or(dropout, "dropout")
         mask = _frame_mask(model_input, num_frames)
-        vlads = [
-            next_vlad(
-                stream,
-                mask,
-                clusters if index == 0 else max(clusters // 2, 1),
-                groups,
-                expansion,
-                is_training,
-                f"nextvlad_{index}",
-            )
-            for index, stream in enumerate(_streams(model_input, feature_sizes))
-        ]
-        vlad = layers.batch_norm(tf.concat(vlads, axis=1), "vlad_bn", is_training)
+        vlad = _aggregate_streams(
+            model_input,
+            feature_sizes,
+            clusters,
+            lambda stream, k, index: next_vlad(
+                stream, mask, k, groups, expansion, is_training, f"nextvlad_{index}"
+            ),
+        )
+        vlad = layers.batch_norm(vlad, "vlad_bn", is_training)
         if is_training and dropout > 0:
             vlad = tf.nn.dropout(vlad, rate=dropout)
         hidden = layers.dense(vlad, hidden_size, "hidden", use_bias=False)
