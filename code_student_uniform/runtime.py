@@ -6,7 +6,7 @@ import sys
 import tempfile
 
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import app, flags
 
 flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: TensorFlow's choice).")
 flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel (0: TensorFlow's choice).")
@@ -55,7 +55,6 @@ def run(main):
                 raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
             main(argv)
         except (UserError, ValueError, OSError) as error:
-            logging.error("%s", error)
             print(f"ERROR: {error}", file=sys.stderr)
             sys.exit(1)
 

@@ -81,11 +81,15 @@ require_checkpoint() {
   fi
 }
 
-# Runs a command with its output shown and appended to a log file.
+# TensorFlow's start-up lines written before its logging is set up (no flag or
+# environment variable silences them); hidden on the console, kept in the logs.
+TF_STARTUP_NOISE='^WARNING: All log messages before absl::InitializeLog|^[IW]0000 |cuInit|cuda_platform|cpu_feature_guard|^To enable the following instructions'
+
+# Runs a command with its output shown and appended (in full) to a log file.
 run_logged() {
   local log_file="$1"
   shift
   mkdir -p "$(dirname "$log_file")"
   echo "== $(date '+%F %T') $*" >>"$log_file"
-  "$@" 2>&1 | tee -a "$log_file"
+  "$@" 2>&1 | tee -a "$log_file" | sed -u -E "/$TF_STARTUP_NOISE/d"
 }
