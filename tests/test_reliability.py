@@ -413,3 +413,32 @@ def test_evaluation_loop_survives_checkpoint_rotation(small_sample, tmp_path):
     assert len(evaluated) >= 2, errors[-3000:]
     print(f"evaluated {len(evaluated)} checkpoints; vanished: {errors.count('vanished')}")
     assert "Traceback" not in errors
+
+
+def test_failed_runs_leave_no_half_written_output(student_run, tmp_path):
+    # Many good records first, so output is being written when the bad one arrives.
+    data = write_records(
+        tmp_path / "test0.tfrecord", [frame_record()] * 40 + [frame_record(rgb_frames=0)]
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_binary(
+        "inference.py",
+        f"--train_dir={student_run}",
+        f"--input_data_pattern={data}",
+        f"--output_file={out / 'predictions.csv'}",
+        "--batch_size=8",
+        check=False,
+    )
+    assert_clear_failure(result, "record 40 has zero frames")
+    result = run_binary(
+        "validate.py",
+        f"--train_dir={student_run}",
+        f"--eval_data_pattern={data}",
+        f"--metrics_json={out / 'metrics.json'}",
+        "--batch_size=8",
+        "--run_once",
+        check=False,
+    )
+    assert_clear_failure(result, "record 40 has zero frames")
+    assert os.listdir(out) == []
