@@ -98,7 +98,9 @@ def _frame_level_problem(example, reader):
             length = len(values[0]) if len(values) == 1 else None
             if length != size:
                 found = f"{length} bytes" if length is not None else f"{len(values)} values"
-                return f"frame {frame} of '{name}' has {found}, but --feature_sizes gives {size}"
+                return (
+                    f"has frame {frame} of '{name}' with {found}, but --feature_sizes gives {size}"
+                )
     return None
 
 

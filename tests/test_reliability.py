@@ -97,7 +97,7 @@ FRAME_CASES = {
     "no_rgb": (lambda: frame_record(feature_names=("audio",)), "has no feature list 'rgb'"),
     "frame_size": (
         wrong_frame_size,
-        "frame 1 of 'rgb' has 1000 bytes, but --feature_sizes gives 1024",
+        "has frame 1 of 'rgb' with 1000 bytes, but --feature_sizes gives 1024",
     ),
     "unequal_counts": (
         lambda: frame_record(rgb_frames=5, audio_frames=4),
