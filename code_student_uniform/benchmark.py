@@ -245,13 +245,13 @@ def bench_train_step():
     }
 
 
-def _timed_rate(session, fetch, batches, videos_per_batch=None):
+def _timed_rate(session, fetch, batches):
     """Videos/s over `batches` runs of `fetch` after one warm-up run."""
     session.run(fetch)
     videos, start = 0, time.time()
     for _ in range(batches):
         result = session.run(fetch)
-        videos += videos_per_batch or len(result)
+        videos += len(result)
     return videos / (time.time() - start)
 
 

@@ -56,9 +56,10 @@ class _Progress:
 
 def evaluate_checkpoint(config, evaluated, checkpoint_path, total=None):
     """Scores `evaluated` of `config` at `checkpoint_path` on --eval_data_pattern."""
+    reader = config.reader()
     with tf.Graph().as_default():
         batch = readers.get_input_data_tensors(
-            config.reader(),
+            reader,
             FLAGS.eval_data_pattern,
             batch_size=FLAGS.batch_size,
             num_epochs=1,
@@ -83,7 +84,7 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, total=None):
             session.run(tf.compat.v1.local_variables_initializer())
             checkpoints.restore(session, checkpoint_path, variables)
             step = int(session.run(global_step))
-            with record_checks.explained_input_errors(config.reader(), FLAGS.eval_data_pattern):
+            with record_checks.explained_input_errors(reader, FLAGS.eval_data_pattern):
                 while True:
                     try:
                         values = session.run(fetches)

@@ -51,10 +51,11 @@ def run_inference(train_dir, data_pattern, output_file, top_k):
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".predictions-", suffix=".csv")
     videos = 0
+    reader = config.reader()
     try:
         with tf.Graph().as_default(), os.fdopen(handle, "w") as stream:
             batch = readers.get_input_data_tensors(
-                config.reader(),
+                reader,
                 data_pattern,
                 batch_size=FLAGS.batch_size,
                 num_epochs=1,
@@ -65,7 +66,7 @@ def run_inference(train_dir, data_pattern, output_file, top_k):
             stream.write("VideoId,LabelConfidencePairs\n")
             with tf.compat.v1.Session(config=runtime.session_config()) as session:
                 checkpoint = model_graph.restore_latest(session, train_dir, config.models)
-                with record_checks.explained_input_errors(config.reader(), data_pattern):
+                with record_checks.explained_input_errors(reader, data_pattern):
                     while True:
                         try:
                             ids, indexes, scores = session.run(fetches)

@@ -256,8 +256,9 @@ def run_training(mode, train_dir, teacher_dir=None):
     server = role.start_server() if role else None
     with tf.Graph().as_default(), tf.compat.v1.device(role.device_setter() if role else None):
         tf.compat.v1.set_random_seed(FLAGS.random_seed)
+        reader = config.reader(is_training=True)
         batch = readers.get_input_data_tensors(
-            config.reader(is_training=True),
+            reader,
             FLAGS.train_data_pattern,
             batch_size=FLAGS.batch_size,
             num_epochs=FLAGS.num_epochs or None,
@@ -278,7 +279,7 @@ def run_training(mode, train_dir, teacher_dir=None):
             else:
                 logging.info("worker %s waiting for the chief to initialise", role.device)
                 distributed.wait_for_chief(session)
-            with record_checks.explained_input_errors(config.reader(), FLAGS.train_data_pattern):
+            with record_checks.explained_input_errors(reader, FLAGS.train_data_pattern):
                 return _loop(session, graph, saver, train_dir)
 
 
