@@ -14,6 +14,7 @@ binary.
 import tensorflow as tf
 from absl import flags
 
+import frame_slicing
 import record_checks
 import utils
 
@@ -110,74 +111,104 @@ class YT8MFrameFeatureReader(BaseReader):
         self.frame_selection = frame_selection
         self.is_training = is_training
 
-    def _parse(self, serialized_batch, example_names):
-        context_features = dict(_id_features(self.id_feature), labels=tf.io.VarLenFeature(tf.int64))
+    def _context_features(self):
+        return dict(_id_features(self.id_feature), labels=tf.io.VarLenFeature(tf.int64))
+
+    def _bad_context(self, context):
+        """[B] bool: no id, or a label outside the classes."""
+        ids = context[self.id_feature]
+        bad = tf.equal(ids, "")
+        return bad | _labels_out_of_range(context["labels"], self.num_classes, tf.shape(ids)[0])
+
+    def _parsed_batch(self, serialized_batch, example_names):
+        """The general path: the stock parser, every frame split into a string."""
         sequence_features = {
             name: tf.io.FixedLenSequenceFeature([], dtype=tf.string) for name in self.feature_names
         }
-        return tf.io.parse_sequence_example(
+        context, sequences, lengths = tf.io.parse_sequence_example(
             serialized_batch,
-            context_features=context_features,
+            context_features=self._context_features(),
             sequence_features=sequence_features,
             example_names=example_names,
         )
-
-    def _bad_records(self, context, sequences, lengths):
-        """[B] bool: records that would decode into wrong tensors."""
-        batch_size = tf.shape(context[self.id_feature])[0]
         first = lengths[self.feature_names[0]]
-        bad = tf.equal(context[self.id_feature], "") | tf.equal(first, 0)
-        bad |= _labels_out_of_range(context["labels"], self.num_classes, batch_size)
+        bad = self._bad_context(context) | tf.equal(first, 0)
         for name, size in zip(self.feature_names, self.feature_sizes, strict=True):
             frames = sequences[name]
             valid = tf.sequence_mask(lengths[name], tf.shape(frames)[1])
             wrong_size = valid & tf.not_equal(tf.strings.length(frames), size)
             bad |= tf.reduce_any(wrong_size, axis=1) | tf.not_equal(lengths[name], first)
-        return bad
 
-    def _decode_frames(self, sequences, num_steps, num_frames):
-        """Byte strings per feature [B, T] to dequantised float32 [B, num_steps, D].
+        def frame_codes(name, size, indices):
+            frames = sequences[name]
+            if indices is None:
+                frames = frames[:, : self.max_frames]
+            else:
+                frames = tf.gather(frames, indices, batch_dims=1)
+            return tf.io.decode_raw(frames, tf.uint8, fixed_length=size)
 
-        Concatenation and padding happen on the uint8 codes, so the float tensor
-        is written once; padded frames are exactly 0 (dequantising a 0 code
-        would give -2).
-        """
-        codes = tf.concat(
-            [
-                tf.io.decode_raw(sequences[name][:, :num_steps], tf.uint8, fixed_length=size)
-                for name, size in zip(self.feature_names, self.feature_sizes, strict=True)
-            ],
-            axis=2,
+        return self._batch(context, first, bad, example_names, frame_codes)
+
+    def _sliced_batch(self, serialized_batch, example_names, layout):
+        """The fast path for canonical records: only the selected frames are copied."""
+        context = tf.io.parse_example(
+            frame_slicing.context_examples(serialized_batch, layout),
+            self._context_features(),
+            example_names=example_names,
         )
-        codes = tf.pad(codes, [[0, 0], [0, num_steps - tf.shape(codes)[1]], [0, 0]])
-        mask = tf.sequence_mask(num_frames, num_steps, dtype=tf.float32)[:, :, None]
-        values = utils.dequantize(tf.cast(codes, tf.float32)) * mask
-        return tf.ensure_shape(values, [None, num_steps, sum(self.feature_sizes)])
 
-    def prepare_serialized_examples(self, serialized_batch, example_names=None):
-        context, sequences, lengths = self._parse(serialized_batch, example_names)
-        check = _assert_good(self._bad_records(context, sequences, lengths), example_names)
-        with tf.control_dependencies([check]):
+        def frame_codes(name, size, indices):
+            return frame_slicing.slice_frames(serialized_batch, layout, name, size, indices)
+
+        first = layout.counts[self.feature_names[0]]
+        return self._batch(context, first, self._bad_context(context), example_names, frame_codes)
+
+    def _batch(self, context, lengths, bad, example_names, frame_codes):
+        """The output dict, once no record of the batch is `bad`.
+
+        `frame_codes(name, size, indices)` gives the uint8 codes [B, T, size]
+        of the frames `indices` [B, k], or of the first max_frames frames for
+        indices None. Concatenation and padding happen on the codes, so the
+        float tensor is written once; padded frames are exactly 0 (dequantising
+        a 0 code would give -2).
+        """
+        with tf.control_dependencies([_assert_good(bad, example_names)]):
             video_ids = tf.identity(context[self.id_feature])
-            first = self.feature_names[0]
-            num_frames = tf.minimum(tf.cast(lengths[first], tf.int32), self.max_frames)
-            num_steps = self.max_frames
+            num_frames = tf.minimum(tf.cast(lengths, tf.int32), self.max_frames)
+            indices, num_steps = None, self.max_frames
             if self.frame_selection is not None:
                 indices, num_frames = self.frame_selection.indices(
                     num_frames, self.is_training, video_ids
                 )
-                # Pick the byte strings first: only the selected frames get decoded.
-                sequences = {
-                    name: tf.gather(sequences[name], indices, batch_dims=1)
-                    for name in self.feature_names
-                }
                 num_steps = self.frame_selection.num_frames
+            codes = tf.concat(
+                [
+                    frame_codes(name, size, indices)
+                    for name, size in zip(self.feature_names, self.feature_sizes, strict=True)
+                ],
+                axis=2,
+            )
+            codes = tf.pad(codes, [[0, 0], [0, num_steps - tf.shape(codes)[1]], [0, 0]])
+            mask = tf.sequence_mask(num_frames, num_steps, dtype=tf.float32)[:, :, None]
+            values = utils.dequantize(tf.cast(codes, tf.float32)) * mask
             return {
                 "video_ids": video_ids,
-                "video_matrix": self._decode_frames(sequences, num_steps, num_frames),
+                "video_matrix": tf.ensure_shape(values, [None, num_steps, sum(self.feature_sizes)]),
                 "labels": _dense_labels(context["labels"], self.num_classes),
                 "num_frames": num_frames,
             }
+
+    def prepare_serialized_examples(self, serialized_batch, example_names=None):
+        if self.frame_selection is None:
+            return self._parsed_batch(serialized_batch, example_names)
+        # Only a student's few frames make slicing pay; a batch with any record
+        # in another layout goes the general way (which also names bad records).
+        layout = frame_slicing.locate(serialized_batch, self.feature_names, self.feature_sizes)
+        return tf.cond(
+            tf.reduce_all(layout.canonical),
+            lambda: self._sliced_batch(serialized_batch, example_names, layout),
+            lambda: self._parsed_batch(serialized_batch, example_names),
+        )
 
 
 class YT8MAggregatedFeatureReader(BaseReader):
