@@ -31,7 +31,7 @@ def _context(video_id, labels):
     features = tf.train.Features()
     features.feature["id"].bytes_list.value.append(video_id)
     features.feature["labels"].int64_list.value.extend(labels)
-    return features.SerializeToString()
+    return features.SerializeToString(deterministic=True)
 
 
 def _feature_list(frames, padded_frame=None):
