@@ -1,7 +1,9 @@
 """Speed and cost figures, printed and written as JSON.
 
---what=reader: videos/s of the input pipeline, full decode vs. the student's
-  frames only, over several passes of --data_pattern (the first not counted).
+--what=reader: videos/s and CPU microseconds per video of the input pipeline,
+  full decode vs. the student's frames only, over several passes of
+  --data_pattern (the first not counted); also of reading and batching the
+  records alone, the floor both decodes share.
 --what=train_step: seconds per parallel teacher+student training step at the
   model flags' size on synthetic input, its FLOP/s, and the FLOP/s of a plain
   tf.matmul of similar shape measured in the same run.
@@ -40,7 +42,7 @@ flags.DEFINE_enum("role", "teacher", ["teacher", "student"], "one_model: which m
 flags.DEFINE_integer("model_batches", 3, "models: timed batches of each measurement.")
 flags.DEFINE_string("output_json", "", "Write the figures to this JSON file.")
 flags.DEFINE_string("data_pattern", "./yt8m/train*.tfrecord", "reader, models: TFRecords to read.")
-flags.DEFINE_integer("passes", 8, "reader: passes over the files (the first is warm-up).")
+flags.DEFINE_integer("passes", 20, "reader: passes over the files (the first is warm-up).")
 flags.DEFINE_integer("steps", 3, "train_step: timed steps (after one warm-up step).")
 flags.DEFINE_bool(
     "fold_chunks", True, "train_step: run the H-LSTM's chunks as one batched recurrence."
@@ -124,9 +126,21 @@ def _count_records(pattern):
             return int(session.run(count))
 
 
-def _decode_rate(reader, pattern, passes, batch_size):
-    """Videos/s of one pipeline over `passes` epochs, timed after the first epoch."""
-    per_pass = _count_records(pattern)
+class _RecordsOnly:
+    """A reader that leaves the records unparsed: the pipeline's reading cost alone."""
+
+    def prepare_serialized_examples(self, serialized_batch, example_names=None):
+        return {"video_matrix": tf.strings.length(serialized_batch)[:, None, None]}
+
+
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _decode_rate(reader, pattern, passes, batch_size, per_pass):
+    """(videos/s, process CPU microseconds per video) of one pipeline over
+    `passes` epochs of `per_pass` videos, timed after the first epoch."""
     with tf.Graph().as_default():
         pipeline = readers.get_input_data_tensors(
             reader,
@@ -140,7 +154,7 @@ def _decode_rate(reader, pattern, passes, batch_size):
         checksum = tf.reduce_sum(pipeline[:, 0, 0])
         size = tf.shape(pipeline)[0]
         with tf.compat.v1.Session(config=runtime.session_config()) as session:
-            videos, timed, start = 0, 0, None
+            videos, timed, start, start_cpu = 0, 0, None, None
             while True:
                 try:
                     count, _ = session.run([size, checksum])
@@ -150,29 +164,37 @@ def _decode_rate(reader, pattern, passes, batch_size):
                 if start is not None:
                     timed += count
                 elif videos >= per_pass:
-                    start = time.time()
-    return timed / (time.time() - start), per_pass
+                    start, start_cpu = time.time(), _cpu_seconds()
+            rate = timed / (time.time() - start)
+            return rate, 1e6 * (_cpu_seconds() - start_cpu) / timed
 
 
 def bench_reader():
     config = model_graph.ModelConfig.from_flags(["student"])
     passes = max(FLAGS.passes, 2)
-    student, num_videos = _decode_rate(
-        config.reader(), FLAGS.data_pattern, passes, FLAGS.batch_size
-    )
-    full, _ = _decode_rate(
-        config.with_models(["teacher"]).reader(), FLAGS.data_pattern, passes, FLAGS.batch_size
-    )
-    return {
-        "full_decode_videos_per_s": full,
-        "student_decode_videos_per_s": student,
-        "student_to_full_ratio": student / full,
-        "num_videos": num_videos,
-        "student_frames": config.selection().num_frames,
-        "passes_counted": passes - 1,
-        "batch_size": FLAGS.batch_size,
-        "data_pattern": FLAGS.data_pattern,
+    num_videos = _count_records(FLAGS.data_pattern)
+    figures = {}
+    readers_by_name = {
+        "read_only": _RecordsOnly(),
+        "student_decode": config.reader(),
+        "full_decode": config.with_models(["teacher"]).reader(),
     }
+    for name, reader in readers_by_name.items():
+        rate, cpu = _decode_rate(reader, FLAGS.data_pattern, passes, FLAGS.batch_size, num_videos)
+        figures[f"{name}_videos_per_s"] = rate
+        figures[f"{name}_cpu_us_per_video"] = cpu
+    return dict(
+        figures,
+        student_to_full_ratio=figures["student_decode_videos_per_s"]
+        / figures["full_decode_videos_per_s"],
+        student_to_full_cpu_ratio=figures["full_decode_cpu_us_per_video"]
+        / figures["student_decode_cpu_us_per_video"],
+        num_videos=num_videos,
+        student_frames=config.selection().num_frames,
+        passes_counted=passes - 1,
+        batch_size=FLAGS.batch_size,
+        data_pattern=FLAGS.data_pattern,
+    )
 
 
 def _synthetic_batch(config, batch_size):

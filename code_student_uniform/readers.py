@@ -190,7 +190,7 @@ class YT8MFrameFeatureReader(BaseReader):
             )
             codes = tf.pad(codes, [[0, 0], [0, num_steps - tf.shape(codes)[1]], [0, 0]])
             mask = tf.sequence_mask(num_frames, num_steps, dtype=tf.float32)[:, :, None]
-            values = utils.dequantize(tf.cast(codes, tf.float32)) * mask
+            values = utils.dequantize_codes(codes) * mask
             return {
                 "video_ids": video_ids,
                 "video_matrix": tf.ensure_shape(values, [None, num_steps, sum(self.feature_sizes)]),

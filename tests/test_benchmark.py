@@ -19,8 +19,9 @@ def test_reader_mode_writes_its_figures(small_sample, tmp_path):
     )
     figures = json.loads(output.read_text())
     assert figures["num_videos"] == manifest["splits"]["train"]["videos"]
-    assert figures["full_decode_videos_per_s"] > 0
-    assert figures["student_decode_videos_per_s"] > 0
+    for name in ("read_only", "full_decode", "student_decode"):
+        assert figures[f"{name}_videos_per_s"] > 0
+        assert figures[f"{name}_cpu_us_per_video"] > 0
     assert figures["student_frames"] == 30
 
 

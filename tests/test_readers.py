@@ -80,6 +80,15 @@ def test_dequantize_matches_spec_formula():
     np.testing.assert_array_equal(utils.quantize(utils.dequantize(codes)), codes.astype(np.uint8))
 
 
+def test_dequantize_codes_equals_the_float_formula_bit_for_bit():
+    codes = tf.constant(np.arange(256, dtype=np.uint8)[None, :])
+    in_one_op, formula = utils.dequantize_codes(codes), utils.dequantize(tf.cast(codes, tf.float32))
+    with tf.compat.v1.Session() as session:
+        got, expected = session.run([in_one_op, formula])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_missing_labels_read_as_zeros_and_2017_id_key(tmp_path):
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (3, 1024), dtype=np.uint8)
