@@ -6,7 +6,9 @@ parses a batch of serialized protos into a dict with `video_ids` [B] string,
 [B, sum(feature_sizes)]), `labels` [B, num_classes] float 0/1 and `num_frames`
 [B] int32. A record that would give wrong tensors (missing id, frames of the
 wrong size, unequal frame counts, no frames, labels out of range, NaN) stops
-the pipeline with an error naming it (see record_checks.py).
+the pipeline with an error naming it (see record_checks.py). A frame reader
+given a frame selection (a student-only run) copies just the selected frames
+out of each record (frame_slicing.py) instead of parsing every frame.
 `get_input_data_tensors` builds the `tf.data` pipeline around a reader for every
 binary.
 """
