@@ -59,7 +59,8 @@ def _substr(records, positions, count):
     """
     lengths = _lengths(records)
     positions = tf.clip_by_value(positions, 0, lengths)
-    counts = tf.clip_by_value(tf.cast(count, tf.int64) + 0 * positions, 0, lengths)
+    # Also gives the counts the broadcast shape of positions, as substr wants.
+    counts = tf.minimum(tf.maximum(tf.cast(count, tf.int64), 0), lengths - positions)
     return tf.strings.substr(records, positions, counts)
 
 
