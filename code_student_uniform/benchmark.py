@@ -3,7 +3,9 @@
 --what=reader: videos/s and CPU microseconds per video of the input pipeline,
   full decode vs. the student's frames only, over several passes of
   --data_pattern (the first not counted); also of reading and batching the
-  records alone, the floor both decodes share.
+  records alone, the floor both decodes share; and of the two decodes alone,
+  on records read in the first pass and held in memory (up to
+  --held_videos of them), which leaves TFRecord reading out.
 --what=train_step: seconds per parallel teacher+student training step at the
   model flags' size on synthetic input, its FLOP/s, and the FLOP/s of a plain
   tf.matmul of similar shape measured in the same run.
@@ -43,6 +45,9 @@ flags.DEFINE_integer("model_batches", 3, "models: timed batches of each measurem
 flags.DEFINE_string("output_json", "", "Write the figures to this JSON file.")
 flags.DEFINE_string("data_pattern", "./yt8m/train*.tfrecord", "reader, models: TFRecords to read.")
 flags.DEFINE_integer("passes", 20, "reader: passes over the files (the first is warm-up).")
+flags.DEFINE_integer(
+    "held_videos", 2048, "reader: records held in memory for the decode-only figures (~700 MB)."
+)
 flags.DEFINE_integer("steps", 3, "train_step: timed steps (after one warm-up step).")
 flags.DEFINE_bool(
     "fold_chunks", True, "train_step: run the H-LSTM's chunks as one batched recurrence."
@@ -138,18 +143,31 @@ def _cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def _decode_rate(reader, pattern, passes, batch_size, per_pass):
-    """(videos/s, process CPU microseconds per video) of one pipeline over
-    `passes` epochs of `per_pass` videos, timed after the first epoch."""
+def _held_records_pipeline(reader, pattern, passes, batch_size):
+    """Decoded batches of the first --held_videos records of `pattern`, read
+    from the files in the first pass and served from memory in the others."""
+    records = tf.data.TFRecordDataset(readers.match_files(pattern)).take(FLAGS.held_videos)
+    batches = records.batch(batch_size).cache().repeat(passes)
+    decoded = batches.map(reader.prepare_serialized_examples, num_parallel_calls=tf.data.AUTOTUNE)
+    return tf.compat.v1.data.make_one_shot_iterator(decoded.prefetch(tf.data.AUTOTUNE)).get_next()
+
+
+def _decode_rate(reader, pattern, passes, batch_size, per_pass, in_memory=False):
+    """(videos/s, process CPU microseconds per video, videos per epoch) of one
+    pipeline over `passes` epochs of `per_pass` videos, timed after the first."""
     with tf.Graph().as_default():
-        pipeline = readers.get_input_data_tensors(
-            reader,
-            pattern,
-            batch_size=batch_size,
-            num_epochs=passes,
-            shuffle=False,
-            num_readers=FLAGS.num_readers,
-        )["video_matrix"]
+        if in_memory:
+            pipeline = _held_records_pipeline(reader, pattern, passes, batch_size)
+        else:
+            pipeline = readers.get_input_data_tensors(
+                reader,
+                pattern,
+                batch_size=batch_size,
+                num_epochs=passes,
+                shuffle=False,
+                num_readers=FLAGS.num_readers,
+            )
+        pipeline = pipeline["video_matrix"]
         # Fetch a scalar: the decoding runs in full, the copy out of TF is left out.
         checksum = tf.reduce_sum(pipeline[:, 0, 0])
         size = tf.shape(pipeline)[0]
@@ -166,7 +184,7 @@ def _decode_rate(reader, pattern, passes, batch_size, per_pass):
                 elif videos >= per_pass:
                     start, start_cpu = time.time(), _cpu_seconds()
             rate = timed / (time.time() - start)
-            return rate, 1e6 * (_cpu_seconds() - start_cpu) / timed
+            return rate, 1e6 * (_cpu_seconds() - start_cpu) / timed, int(videos) // passes
 
 
 def bench_reader():
@@ -180,16 +198,28 @@ def bench_reader():
         "full_decode": config.with_models(["teacher"]).reader(),
     }
     for name, reader in readers_by_name.items():
-        rate, cpu = _decode_rate(reader, FLAGS.data_pattern, passes, FLAGS.batch_size, num_videos)
+        rate, cpu, _ = _decode_rate(
+            reader, FLAGS.data_pattern, passes, FLAGS.batch_size, num_videos
+        )
         figures[f"{name}_videos_per_s"] = rate
         figures[f"{name}_cpu_us_per_video"] = cpu
+    held = min(num_videos, FLAGS.held_videos)
+    for name in ("student_decode", "full_decode"):
+        rate, cpu, held_per_pass = _decode_rate(
+            readers_by_name[name], FLAGS.data_pattern, passes, FLAGS.batch_size, held, True
+        )
+        figures[f"{name}_in_memory_videos_per_s"] = rate
+        figures[f"{name}_in_memory_cpu_us_per_video"] = cpu
     return dict(
         figures,
         student_to_full_ratio=figures["student_decode_videos_per_s"]
         / figures["full_decode_videos_per_s"],
         student_to_full_cpu_ratio=figures["full_decode_cpu_us_per_video"]
         / figures["student_decode_cpu_us_per_video"],
+        student_to_full_in_memory_ratio=figures["student_decode_in_memory_videos_per_s"]
+        / figures["full_decode_in_memory_videos_per_s"],
         num_videos=num_videos,
+        held_videos=held_per_pass,
         student_frames=config.selection().num_frames,
         passes_counted=passes - 1,
         batch_size=FLAGS.batch_size,

@@ -15,13 +15,21 @@ def test_reader_mode_writes_its_figures(small_sample, tmp_path):
         f"--data_pattern={sample_dir}/train*.tfrecord",
         "--passes=2",
         "--batch_size=32",
+        "--held_videos=50",
         f"--output_json={output}",
     )
     figures = json.loads(output.read_text())
     assert figures["num_videos"] == manifest["splits"]["train"]["videos"]
-    for name in ("read_only", "full_decode", "student_decode"):
+    names = ("read_only", "full_decode", "student_decode")
+    names += ("full_decode_in_memory", "student_decode_in_memory")
+    for name in names:
         assert figures[f"{name}_videos_per_s"] > 0
         assert figures[f"{name}_cpu_us_per_video"] > 0
+    assert figures["held_videos"] == 50
+    assert figures["student_to_full_in_memory_ratio"] == (
+        figures["student_decode_in_memory_videos_per_s"]
+        / figures["full_decode_in_memory_videos_per_s"]
+    )
     assert figures["student_frames"] == 30
 
 
