@@ -197,29 +197,39 @@ def bench_reader():
         "student_decode": config.reader(),
         "full_decode": config.with_models(["teacher"]).reader(),
     }
-    for name, reader in readers_by_name.items():
-        rate, cpu, _ = _decode_rate(
-            reader, FLAGS.data_pattern, passes, FLAGS.batch_size, num_videos
-        )
-        figures[f"{name}_videos_per_s"] = rate
-        figures[f"{name}_cpu_us_per_video"] = cpu
     held = min(num_videos, FLAGS.held_videos)
-    for name in ("student_decode", "full_decode"):
-        rate, cpu, held_per_pass = _decode_rate(
-            readers_by_name[name], FLAGS.data_pattern, passes, FLAGS.batch_size, held, True
+    measurements = [(name, reader, False) for name, reader in readers_by_name.items()]
+    measurements += [
+        (f"{name}_in_memory", readers_by_name[name], True)
+        for name in ("student_decode", "full_decode")
+    ]
+    for label, reader, in_memory in measurements:
+        rate, cpu, per_pass = _decode_rate(
+            reader,
+            FLAGS.data_pattern,
+            passes,
+            FLAGS.batch_size,
+            held if in_memory else num_videos,
+            in_memory,
         )
-        figures[f"{name}_in_memory_videos_per_s"] = rate
-        figures[f"{name}_in_memory_cpu_us_per_video"] = cpu
+        figures[f"{label}_videos_per_s"] = rate
+        figures[f"{label}_cpu_us_per_video"] = cpu
+        if in_memory:
+            figures["held_videos"] = per_pass
+
+    def student_to_full(suffix):
+        return (
+            figures[f"student_decode{suffix}_videos_per_s"]
+            / figures[f"full_decode{suffix}_videos_per_s"]
+        )
+
     return dict(
         figures,
-        student_to_full_ratio=figures["student_decode_videos_per_s"]
-        / figures["full_decode_videos_per_s"],
+        student_to_full_ratio=student_to_full(""),
         student_to_full_cpu_ratio=figures["full_decode_cpu_us_per_video"]
         / figures["student_decode_cpu_us_per_video"],
-        student_to_full_in_memory_ratio=figures["student_decode_in_memory_videos_per_s"]
-        / figures["full_decode_in_memory_videos_per_s"],
+        student_to_full_in_memory_ratio=student_to_full("_in_memory"),
         num_videos=num_videos,
-        held_videos=held_per_pass,
         student_frames=config.selection().num_frames,
         passes_counted=passes - 1,
         batch_size=FLAGS.batch_size,
