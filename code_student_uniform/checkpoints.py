@@ -95,6 +95,23 @@ def restore(session, checkpoint_path, required, optional=()):
     return [var for var in optional if var.op.name not in available]
 
 
+def restore_models(session, checkpoint_path, models):
+    """Restores the global step and the variables of `models` from `checkpoint_path`."""
+    variables = [tf.compat.v1.train.get_or_create_global_step()]
+    for scope in model_graph.scopes_of(models):
+        variables += model_graph.model_variables(scope)
+    restore(session, checkpoint_path, variables)
+
+
+def restore_latest(session, directory, models):
+    """`restore_models` from the latest checkpoint in `directory`; returns its path."""
+    latest = latest_checkpoint(directory)
+    if not latest:
+        raise UserError(f"{directory} holds no checkpoint")
+    restore_models(session, latest, models)
+    return latest
+
+
 def default_finetune_dir(train_dir):
     """The seed's convention: the train directory's name with `train` -> `finetune`."""
     path = os.path.normpath(train_dir)

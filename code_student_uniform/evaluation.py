@@ -69,9 +69,6 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, total=None):
         outputs = model_graph.build_inference_graph(config, batch, is_training=False)
         loss_tensors = model_graph.evaluation_losses(outputs, evaluated)
         global_step = tf.compat.v1.train.get_or_create_global_step()
-        variables = [global_step]
-        for scope in model_graph.scopes_of(config.models):
-            variables += model_graph.model_variables(scope)
         fetches = {
             "predictions": outputs[f"{evaluated}_predictions"],
             "labels": outputs["labels"],
@@ -82,7 +79,7 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, total=None):
         progress = _Progress(total)
         with tf.compat.v1.Session(config=runtime.session_config()) as session:
             session.run(tf.compat.v1.local_variables_initializer())
-            checkpoints.restore(session, checkpoint_path, variables)
+            checkpoints.restore_models(session, checkpoint_path, config.models)
             step = int(session.run(global_step))
             with record_checks.explained_input_errors(reader, FLAGS.eval_data_pattern):
                 while True:

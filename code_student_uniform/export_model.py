@@ -14,7 +14,7 @@ import tempfile
 import tensorflow as tf
 from absl import flags, logging
 
-import checkpoints  # noqa: F401  (defines --train_dir)
+import checkpoints
 import inference
 import model_graph
 import runtime
@@ -46,7 +46,7 @@ def export(train_dir, export_dir, top_k):
                 config, batch, min(top_k, config.num_classes)
             )
             with tf.compat.v1.Session() as session:
-                checkpoint = model_graph.restore_latest(session, train_dir, config.models)
+                checkpoint = checkpoints.restore_latest(session, train_dir, config.models)
                 signature = tf.compat.v1.saved_model.predict_signature_def(
                     inputs={INPUT_NAME: serialized},
                     outputs={

@@ -14,7 +14,7 @@ import tempfile
 import tensorflow as tf
 from absl import flags, logging
 
-import checkpoints  # noqa: F401  (defines --train_dir)
+import checkpoints
 import model_graph
 import readers
 import record_checks
@@ -65,7 +65,7 @@ def run_inference(train_dir, data_pattern, output_file, top_k):
             fetches = prediction_graph(config, batch, top_k)
             stream.write("VideoId,LabelConfidencePairs\n")
             with tf.compat.v1.Session(config=runtime.session_config()) as session:
-                checkpoint = model_graph.restore_latest(session, train_dir, config.models)
+                checkpoint = checkpoints.restore_latest(session, train_dir, config.models)
                 with record_checks.explained_input_errors(reader, data_pattern):
                     while True:
                         try:

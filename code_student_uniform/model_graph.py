@@ -287,21 +287,6 @@ def scored_model(config, directory):
     raise UserError(f"--eval_model={wanted}: {directory} holds only {', '.join(config.models)}")
 
 
-def restore_latest(session, directory, models):
-    """Restores the named models' variables and the global step from the latest
-    checkpoint in `directory`; returns the checkpoint path."""
-    import checkpoints
-
-    latest = checkpoints.latest_checkpoint(directory)
-    if not latest:
-        raise UserError(f"{directory} holds no checkpoint")
-    variables = [tf.compat.v1.train.get_or_create_global_step()]
-    for scope in scopes_of(models):
-        variables += model_variables(scope)
-    checkpoints.restore(session, latest, variables)
-    return latest
-
-
 def model_class(name):
     try:
         return utils.find_class_by_name(name, MODEL_MODULES, "model")
