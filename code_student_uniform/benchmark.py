@@ -364,6 +364,7 @@ def bench_models():
     if not FLAGS["batch_size"].present:
         # At 64 the student's matmuls are large enough to run near the matmul rate.
         passed.append("--batch_size=64")
+    readers.match_files(FLAGS.data_pattern)  # fail here, in one line, not in each child
     figures = {}
     for role in ("teacher", "student"):
         with tempfile.TemporaryDirectory() as folder:
@@ -377,7 +378,15 @@ def bench_models():
                 *passed,
             ]
             logging.info("measuring the %s", role)
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            child = subprocess.run(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
+            if child.returncode:
+                errors = [line for line in child.stderr.splitlines() if line.startswith("ERROR:")]
+                if not errors:  # not a user error: show the child's traceback
+                    sys.stderr.write(child.stderr)
+                reason = errors[-1].removeprefix("ERROR: ") if errors else "see the traceback above"
+                raise runtime.UserError(f"measuring the {role} failed: {reason}")
             with open(output) as handle:
                 figures[role] = json.load(handle)
     teacher, student = figures["teacher"], figures["student"]

@@ -69,9 +69,16 @@ def prepare_run_directory(directory, start_new_model, overwrite):
 
 def restore(session, checkpoint_path, required, optional=()):
     """Restores `required` variables (all must be in the checkpoint) and those of
-    `optional` that are; returns the optional variables it did not find."""
+    `optional` that are there with the same shape; returns the optional
+    variables it did not restore.
+
+    An integer variable saved with another integer type (the original code's
+    int32 global step; ours is int64) is loaded by value.
+    """
     try:
-        available = tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map()
+        reader = tf.train.load_checkpoint(checkpoint_path)
+        available = reader.get_variable_to_shape_map()
+        saved_dtypes = reader.get_variable_to_dtype_map()
     except (tf.errors.OpError, ValueError) as error:
         raise UserError(f"cannot read checkpoint {checkpoint_path}: {error}") from error
     missing = [var.op.name for var in required if var.op.name not in available]
@@ -90,9 +97,29 @@ def restore(session, checkpoint_path, required, optional=()):
             f"checkpoint {checkpoint_path} has other shapes than this model: "
             f"{'; '.join(wrong_shape[:3])}"
         )
-    found = [var for var in optional if var.op.name in available]
-    tf.compat.v1.train.Saver(var_list=list(required) + found).restore(session, checkpoint_path)
-    return [var for var in optional if var.op.name not in available]
+    found = [
+        var
+        for var in optional
+        if available.get(var.op.name) == var.shape.as_list()
+        and saved_dtypes[var.op.name] == var.dtype.base_dtype
+    ]
+    by_name, by_value = [], []
+    for var in list(required) + found:
+        saved_dtype, dtype = saved_dtypes[var.op.name], var.dtype.base_dtype
+        if saved_dtype == dtype:
+            by_name.append(var)
+        elif saved_dtype.is_integer and dtype.is_integer:
+            by_value.append(var)
+        else:
+            raise UserError(
+                f"checkpoint {checkpoint_path} holds {var.op.name} as {saved_dtype.name}, "
+                f"this model as {dtype.name}"
+            )
+    if by_name:
+        tf.compat.v1.train.Saver(var_list=by_name).restore(session, checkpoint_path)
+    for var in by_value:
+        var.load(reader.get_tensor(var.op.name), session)
+    return [var for var in optional if var not in found]
 
 
 def restore_models(session, checkpoint_path, models):

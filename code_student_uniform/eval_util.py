@@ -10,6 +10,7 @@ import numpy as np
 
 from average_precision_calculator import AveragePrecisionCalculator
 from mean_average_precision_calculator import MeanAveragePrecisionCalculator
+from runtime import UserError
 
 
 def calculate_hit_at_one(predictions, actuals):
@@ -62,7 +63,7 @@ class EvaluationMetrics:
 
     def __init__(self, num_class, top_k=20):
         if top_k <= 0:
-            raise ValueError(f"top_k must be positive, got {top_k}")
+            raise UserError(f"top_k must be positive, got {top_k}")
         self.num_class = num_class
         self.top_k = top_k
         self.gap_calculator = AveragePrecisionCalculator()
@@ -78,7 +79,8 @@ class EvaluationMetrics:
         self.map_calculator.clear()
 
     def accumulate(self, predictions, labels, loss):
-        """Adds one batch; `loss` is the batch's mean loss. Returns the batch's own metrics."""
+        """Adds one batch; `loss` is the batch's mean loss (a scalar) or one loss per
+        video. Returns the batch's own metrics."""
         predictions, labels = np.asarray(predictions), np.asarray(labels)
         if predictions.shape != labels.shape:
             raise ValueError(
@@ -93,9 +95,11 @@ class EvaluationMetrics:
         self.map_calculator.accumulate(class_ids, scores, top_labels, positives_per_class)
         self.sum_hit_at_one += hit_at_one * batch_size
         self.sum_perr += perr * batch_size
-        self.sum_loss += float(loss) * batch_size
+        loss = np.asarray(loss, np.float64)
+        mean_loss = float(loss.mean()) if loss.ndim else float(loss)
+        self.sum_loss += mean_loss * batch_size
         self.num_examples += batch_size
-        return {"hit_at_one": hit_at_one, "perr": perr, "loss": float(loss)}
+        return {"hit_at_one": hit_at_one, "perr": perr, "loss": mean_loss}
 
     def get(self):
         """Metrics of everything accumulated since the last `clear`."""
@@ -107,6 +111,7 @@ class EvaluationMetrics:
             "avg_loss": self.sum_loss / count,
             "gap": self.gap_calculator.peek_ap(),
             "map": self.map_calculator.peek_map(),
+            "map_present_classes": self.map_calculator.peek_map_present_classes(),
             "aps": aps,
             "num_examples": self.num_examples,
         }

@@ -101,6 +101,7 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, total=None):
         "perr": result["avg_perr"],
         "gap": result["gap"],
         "map": result["map"],
+        "map_present_classes": result["map_present_classes"],
         "loss": result["avg_loss"],
         "model": evaluated,
         "checkpoint": checkpoint_path,
@@ -121,6 +122,7 @@ def format_result(result):
         f"Avg_Hit@1: {result['hit_at_one']:.4f}",
         f"Avg_PERR: {result['perr']:.4f}",
         f"MAP: {result['map']:.4f}",
+        f"MAP_present_classes: {result['map_present_classes']:.4f}",
         f"GAP: {result['gap']:.4f}",
         f"Avg_Loss: {result['loss']:.4f}",
     ]
@@ -132,7 +134,16 @@ def format_result(result):
 
 
 def _write_summaries(writer, result):
-    tags = ("hit_at_one", "perr", "gap", "map", "loss", "rep_loss", "videos_per_second")
+    tags = (
+        "hit_at_one",
+        "perr",
+        "gap",
+        "map",
+        "map_present_classes",
+        "loss",
+        "rep_loss",
+        "videos_per_second",
+    )
     summary = tf.compat.v1.Summary()
     for tag in tags:
         if tag in result:

@@ -12,6 +12,7 @@ import lstm
 import utils
 import video_level_models
 from models import BaseModel
+from runtime import UserError
 
 flags.DEFINE_integer("lstm_cells", 1024, "Units of every LSTM layer.")
 flags.DEFINE_integer("lstm_layers", 2, "Stacked LSTM layers (in each level of the H-LSTM).")
@@ -91,7 +92,7 @@ class HierarchicalLstmModel(BaseModel):
         num_chunks = utils.flag_or(num_chunks, "num_inputs_to_lstm")
         num_steps, feature_size = model_input.shape[1], model_input.shape[2]
         if num_chunks <= 0 or num_steps % num_chunks:
-            raise ValueError(
+            raise UserError(
                 f"HierarchicalLstmModel: {num_steps} frames cannot be cut into {num_chunks} "
                 "equal chunks; choose a chunk count that divides the frame count "
                 "(--num_inputs_to_lstm for the teacher, --student_num_inputs_to_lstm for the "

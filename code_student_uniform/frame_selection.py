@@ -6,9 +6,16 @@ real frames the student receives, i = 0 .. m-1 its positions. Positions
 m .. k-1 of the student's input are zero padding, and the student's
 `num_frames` is m, so real frames always come first, in temporal order.
 
-- uniform with --every_n=n and no --num_student_frames (the seed's rule):
+- uniform with --every_n=n and no --num_student_frames (the original stride):
   the fixed indices 0, n, 2n, ... < max_frames of the padded input, k =
-  ceil(max_frames / n); the student receives m = ceil(L / n) real frames.
+  ceil(max_frames / n). How many of them count as real (the student's
+  `num_frames`) is --stride_frame_count:
+  - original (default): m = int(L / max_frames * int(max_frames / n)), in
+    float64 and truncated, as the original code computed it: floor(L / 10)
+    for n = 10, so a 208-frame video gives 20 frames (its 21st reached frame,
+    208 // 10 * 10 = 200, is not read) and a 9-frame video 0 (the student
+    keeps its zero state);
+  - reached: m = ceil(L / n), every real frame the stride reaches.
 - uniform (Uniform-k): index_i = floor(i * L / m), evenly over the real length.
 - random (Random-k): m distinct positions drawn uniformly from [0, L), sorted.
   Training draws anew at every step; evaluation draws from a stateless
@@ -29,8 +36,10 @@ import tensorflow as tf
 from absl import flags
 
 import utils
+from runtime import UserError
 
 RULES = ("uniform", "random", "first", "middle", "last", "first_middle_last")
+STRIDE_FRAME_COUNTS = ("original", "reached")
 
 flags.DEFINE_enum("frame_selection", "uniform", RULES, "Which frames the student sees.")
 flags.DEFINE_integer("every_n", 10, "Student sees every n-th frame (when no frame count is given).")
@@ -38,22 +47,45 @@ flags.DEFINE_integer(
     "num_student_frames", 0, "Frames the student sees (k); 0 means ceil(max_num_frames / every_n)."
 )
 flags.DEFINE_integer("frame_selection_seed", 1234, "Seed of the random rule.")
+flags.DEFINE_enum(
+    "stride_frame_count",
+    "original",
+    STRIDE_FRAME_COUNTS,
+    "The student's num_frames under the original stride (uniform, --every_n, no "
+    "--num_student_frames): original = int(L / max_num_frames * int(max_num_frames / every_n)) "
+    "as the original code computed it; reached = ceil(L / every_n), every real frame the "
+    "stride reaches.",
+)
 
 
 class FrameSelection:
     """A frame-selection rule with its budget; makes the student's indices."""
 
-    def __init__(self, rule=None, every_n=None, num_student_frames=None, seed=None, max_frames=300):
+    def __init__(
+        self,
+        rule=None,
+        every_n=None,
+        num_student_frames=None,
+        seed=None,
+        max_frames=300,
+        stride_frame_count=None,
+    ):
         self.rule = utils.flag_or(rule, "frame_selection")
+        self.stride_frame_count = utils.flag_or(stride_frame_count, "stride_frame_count")
         self.every_n = utils.flag_or(every_n, "every_n")
         requested = utils.flag_or(num_student_frames, "num_student_frames")
         self.seed = utils.flag_or(seed, "frame_selection_seed")
         self.max_frames = max_frames
         if self.rule not in RULES:
-            raise ValueError(f"Unknown frame selection {self.rule!r}; known rules: {RULES}")
+            raise UserError(f"Unknown frame selection {self.rule!r}; known rules: {RULES}")
+        if self.stride_frame_count not in STRIDE_FRAME_COUNTS:
+            raise UserError(
+                f"Unknown --stride_frame_count {self.stride_frame_count!r}; "
+                f"known: {STRIDE_FRAME_COUNTS}"
+            )
         if requested:
             if not 0 < requested <= max_frames:
-                raise ValueError(
+                raise UserError(
                     f"--num_student_frames={requested} must be in 1..{max_frames} "
                     "(--max_num_frames)"
                 )
@@ -61,7 +93,7 @@ class FrameSelection:
             self.num_frames = requested
         else:
             if not 0 < self.every_n <= max_frames:
-                raise ValueError(
+                raise UserError(
                     f"--every_n={self.every_n} must be in 1..{max_frames} (--max_num_frames)"
                 )
             self.fixed_stride = self.rule == "uniform"
@@ -77,7 +109,7 @@ class FrameSelection:
         length = tf.cast(num_frames, tf.int32)[:, None]
         position = tf.range(k, dtype=tf.int32)[None, :]
         if self.fixed_stride:
-            count = (length[:, 0] + self.every_n - 1) // self.every_n
+            count = self._stride_count(num_frames)
             indices = tf.broadcast_to(position * self.every_n, tf.shape(length + position))
             return self._mask(indices, count), count
         received = tf.minimum(length, k)
@@ -94,6 +126,14 @@ class FrameSelection:
         else:
             indices = self._random(length, is_training, video_ids)
         return self._mask(indices, received[:, 0]), received[:, 0]
+
+    def _stride_count(self, num_frames):
+        """The student's num_frames [B] under the original stride."""
+        if self.stride_frame_count == "reached":
+            return (tf.cast(num_frames, tf.int32) + self.every_n - 1) // self.every_n
+        # The original's expression: integer / integer divides in float64; the cast truncates.
+        fraction = tf.divide(tf.cast(num_frames, tf.int64), self.max_frames)
+        return tf.cast(fraction * float(self.max_frames // self.every_n), tf.int32)
 
     @staticmethod
     def _mask(indices, count):

@@ -14,6 +14,7 @@ import tensorflow as tf
 from absl import flags
 
 import utils
+from runtime import UserError
 
 flags.DEFINE_string("label_loss", "CrossEntropyLoss", "Loss between predictions and labels.")
 flags.DEFINE_enum(
@@ -80,7 +81,7 @@ def prediction_loss(teacher_predictions, student_predictions, kind=None):
         return tf.reduce_sum(divergence)
     if kind == "mse":
         return tf.reduce_mean(tf.reduce_sum(tf.square(teacher - student_predictions), axis=1))
-    raise ValueError(f"Unknown --pred_loss {kind!r}; known: kl, mse")
+    raise UserError(f"Unknown --pred_loss {kind!r}; known: kl, mse")
 
 
 def distillation_loss(

@@ -12,7 +12,7 @@ import json
 import os
 
 import tensorflow as tf
-from absl import flags
+from absl import flags, logging
 
 import frame_level_models
 import frame_selection
@@ -96,6 +96,7 @@ class ModelConfig:
     every_n: int = 10
     num_student_frames: int = 0
     frame_selection_seed: int = 1234
+    stride_frame_count: str = "original"
 
     @classmethod
     def from_flags(cls, models):
@@ -118,6 +119,7 @@ class ModelConfig:
             every_n=FLAGS.every_n,
             num_student_frames=FLAGS.num_student_frames,
             frame_selection_seed=FLAGS.frame_selection_seed,
+            stride_frame_count=FLAGS.stride_frame_count,
         )
         config.validate()
         return config
@@ -145,6 +147,7 @@ class ModelConfig:
             num_student_frames=self.num_student_frames,
             seed=self.frame_selection_seed,
             max_frames=self.max_frames,
+            stride_frame_count=self.stride_frame_count,
         )
 
     def decodes_student_frames_only(self):
@@ -189,8 +192,13 @@ class ModelConfig:
 
     @classmethod
     def load(cls, directory):
+        """The config saved in a run directory; for a directory the original code
+        trained (checkpoints, no model_flags.json), see `original_run_config`."""
         path = os.path.join(directory, MODEL_FLAGS_FILE)
         if not os.path.exists(path):
+            checkpoint = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+            if checkpoint:
+                return original_run_config(directory, checkpoint)
             raise UserError(
                 f"{path} does not exist: {directory} holds no trained run "
                 "(train into it first, or point --train_dir at a run directory)"
@@ -198,9 +206,63 @@ class ModelConfig:
         try:
             with open(path) as handle:
                 values = json.load(handle)
+            # Runs saved before the setting existed counted every frame the stride reaches.
+            values.setdefault("stride_frame_count", "reached")
             return cls(**values)
         except (json.JSONDecodeError, TypeError) as error:
             raise UserError(f"{path} is not a valid model_flags.json: {error}") from error
+
+
+def _classes_in_checkpoint(variable_shapes, scope):
+    """The class count of a checkpoint's classifier (MoE or logistic), or None."""
+    prefix = f"{scope}/classifier/"
+    gates = variable_shapes.get(prefix + "gates/weights")
+    experts = variable_shapes.get(prefix + "experts/weights")
+    if gates and experts:  # classes * (mixtures + 1) gate columns, classes * mixtures experts
+        return gates[-1] - experts[-1]
+    logistic = variable_shapes.get(prefix + "logistic/weights")
+    return logistic[-1] if logistic else None
+
+
+def original_run_config(directory, checkpoint):
+    """The config of a run directory written by the original code.
+
+    Such a directory has checkpoints but no model_flags.json. Its models are
+    the scopes present in the checkpoint (`model/`, `model_student/`); every
+    setting comes from the command line, with the original's defaults where
+    not given, except that the class count, unless --dataset_version or
+    --num_classes is given, is read from the checkpoint's classifier (the
+    original hard-wired 4716 and told users to edit it).
+    """
+    try:
+        shapes = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as error:
+        raise UserError(f"cannot read checkpoint {checkpoint}: {error}") from error
+    models = [
+        name
+        for name, scope in (("teacher", TEACHER_SCOPE), ("student", STUDENT_SCOPE))
+        if any(variable.startswith(scope + "/") for variable in shapes)
+    ]
+    if not models:
+        raise UserError(
+            f"{checkpoint} holds neither a teacher (model/) nor a student (model_student/), "
+            f"and {directory} has no {MODEL_FLAGS_FILE}: it is not a run of this project "
+            "or of the original code"
+        )
+    config = ModelConfig.from_flags(models)
+    if not (FLAGS["num_classes"].present or FLAGS["dataset_version"].present):
+        classes = _classes_in_checkpoint(shapes, scopes_of(models)[0])
+        if classes:
+            config.num_classes = classes
+    logging.info(
+        "%s has no %s: reading it as a run of the original code (%s; settings from the "
+        "command line, %d classes)",
+        directory,
+        MODEL_FLAGS_FILE,
+        " and ".join(models),
+        config.num_classes,
+    )
+    return config
 
 
 # Config fields and the flags that set them.
@@ -216,6 +278,7 @@ FIELD_FLAGS = {
     "every_n": ("every_n",),
     "num_student_frames": ("num_student_frames",),
     "frame_selection_seed": ("frame_selection_seed",),
+    "stride_frame_count": ("stride_frame_count",),
 }
 # Settings that shape a teacher (a serial run's teacher must match them).
 TEACHER_FIELDS = (

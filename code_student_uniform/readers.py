@@ -19,6 +19,7 @@ from absl import flags
 import frame_slicing
 import record_checks
 import utils
+from runtime import UserError
 
 flags.DEFINE_bool(
     "frame_features", True, "Frame-level SequenceExamples (True) or video-level Examples (False)."
@@ -106,7 +107,7 @@ class YT8MFrameFeatureReader(BaseReader):
             feature_names, feature_sizes
         )
         if max_frames <= 0:
-            raise ValueError(f"max_frames must be positive, got {max_frames}")
+            raise UserError(f"max_frames must be positive, got {max_frames}")
         self.num_classes = num_classes
         self.max_frames = max_frames
         self.id_feature = id_feature

@@ -14,8 +14,9 @@ flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel (0: TensorFlow'
 FLAGS = flags.FLAGS
 
 
-class UserError(Exception):
-    """A problem with the command line, the files or the data; reported without a traceback."""
+class UserError(ValueError):
+    """A problem with the command line, the files or the data: reported in one line,
+    without a traceback. Any other exception is a bug and keeps its traceback."""
 
 
 def session_config():
@@ -54,7 +55,7 @@ def run(main):
             if len(argv) > 1:
                 raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
             main(argv)
-        except (UserError, ValueError, OSError) as error:
+        except (UserError, OSError) as error:
             print(f"ERROR: {error}", file=sys.stderr)
             sys.exit(1)
 

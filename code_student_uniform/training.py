@@ -140,10 +140,9 @@ def build_training_graph(config, mode, batch):
                 None if train_ops else global_step,
             )
         )
-    for name, tensor in fetches.items():
+    for name, tensor in {**fetches, **totals}.items():
         tf.compat.v1.summary.scalar(f"losses/{name}", tensor)
     tf.compat.v1.summary.scalar("learning_rate", learning_rate)
-    scored = "student" if "student" in config.models else "teacher"
     train_op = tf.group(*train_ops)
     with tf.control_dependencies([train_op]):
         # Read after the update: a read beside it may see the step before the increment.
@@ -157,7 +156,7 @@ def build_training_graph(config, mode, batch):
         "weights_finite": tf.reduce_all(
             [tf.reduce_all(tf.math.is_finite(var)) for var in tf.compat.v1.trainable_variables()]
         ),
-        "predictions": outputs[f"{scored}_predictions"],
+        "predictions": {name: outputs[f"{name}_predictions"] for name in config.models},
         "labels": labels,
         "summary": tf.compat.v1.summary.merge_all(),
     }
@@ -173,12 +172,17 @@ LOG_NAMES = (
 
 
 def format_log_line(step, metrics, loss_values, examples_per_second):
-    parts = [
-        f"training step {step}",
-        f"Hit@1: {metrics['hit_at_one']:.2f}",
-        f"PERR: {metrics['perr']:.2f}",
-        f"GAP: {metrics['gap']:.2f}",
-    ]
+    """The seed's training line. `metrics` maps each model to its batch metrics;
+    with a teacher and a student, both are shown, each name prefixed."""
+    parts = [f"training step {step}"]
+    for model in sorted(metrics, key=lambda name: name != "student"):
+        prefix = f"{model.capitalize()}_" if len(metrics) > 1 else ""
+        values = metrics[model]
+        parts += [
+            f"{prefix}Hit@1: {values['hit_at_one']:.2f}",
+            f"{prefix}PERR: {values['perr']:.2f}",
+            f"{prefix}GAP: {values['gap']:.2f}",
+        ]
     parts += [f"{label}: {loss_values[key]:.6g}" for key, label in LOG_NAMES if key in loss_values]
     parts.append(f"Examples/sec: {examples_per_second:.1f}")
     return "| ".join(parts)
@@ -359,28 +363,29 @@ def _loop(session, graph, saver, train_dir):
     return step
 
 
-def _log_step(writer, step, values, examples_per_second):
-    predictions, labels = values["predictions"], values["labels"]
-    metrics = {
+def batch_metrics(predictions, labels):
+    """Hit@1, PERR and GAP of one batch."""
+    return {
         "hit_at_one": eval_util.calculate_hit_at_one(predictions, labels),
         "perr": eval_util.calculate_precision_at_equal_recall_rate(predictions, labels),
         "gap": eval_util.calculate_gap(predictions, labels),
+    }
+
+
+def _log_step(writer, step, values, examples_per_second):
+    metrics = {
+        model: batch_metrics(predictions, values["labels"])
+        for model, predictions in values["predictions"].items()
     }
     loss_values = {key: float(np.asarray(value)) for key, value in values["losses"].items()}
     logging.info(format_log_line(step, metrics, loss_values, examples_per_second))
     if writer is None:
         return
     writer.add_summary(values["summary"], step)
-    writer.add_summary(
-        scalar_summary(
-            {
-                "train/hit_at_one": metrics["hit_at_one"],
-                "train/perr": metrics["perr"],
-                "train/gap": metrics["gap"],
-                "train/examples_per_second": examples_per_second,
-            },
-            step,
-        ),
-        step,
-    )
+    # One model: train/<metric>; a teacher and a student: train/<model>_<metric>.
+    tags = {"train/examples_per_second": examples_per_second}
+    for model, model_metrics in metrics.items():
+        prefix = f"train/{model}_" if len(metrics) > 1 else "train/"
+        tags.update({prefix + name: value for name, value in model_metrics.items()})
+    writer.add_summary(scalar_summary(tags, step), step)
     writer.flush()

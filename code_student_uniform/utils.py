@@ -3,6 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
+from runtime import UserError
+
 # Quantisation range of the YouTube-8M frame features.
 QUANTIZE_MAX = 2.0
 QUANTIZE_MIN = -2.0
@@ -21,7 +23,7 @@ def dataset_version_info(version, num_classes=None):
     """
     version = str(version)
     if version not in DATASET_VERSIONS:
-        raise ValueError(
+        raise UserError(
             f"Unknown dataset version {version!r}; known versions: {sorted(DATASET_VERSIONS)}"
         )
     info = DATASET_VERSIONS[version]
@@ -68,17 +70,17 @@ def parse_feature_list(feature_names, feature_sizes):
     try:
         feature_sizes = [int(size) for size in feature_sizes]
     except ValueError as error:
-        raise ValueError(f"--feature_sizes must be integers, got {feature_sizes!r}") from error
+        raise UserError(f"--feature_sizes must be integers, got {feature_sizes!r}") from error
     if len(feature_names) != len(feature_sizes):
-        raise ValueError(
+        raise UserError(
             f"--feature_names has {len(feature_names)} entries ({', '.join(feature_names)}) but "
             f"--feature_sizes has {len(feature_sizes)} ({', '.join(map(str, feature_sizes))}); "
             "give one size per feature"
         )
     if not feature_names:
-        raise ValueError("--feature_names is empty; name at least one feature, e.g. 'rgb, audio'")
+        raise UserError("--feature_names is empty; name at least one feature, e.g. 'rgb, audio'")
     if any(size <= 0 for size in feature_sizes):
-        raise ValueError(f"--feature_sizes must be positive, got {feature_sizes}")
+        raise UserError(f"--feature_sizes must be positive, got {feature_sizes}")
     return list(feature_names), feature_sizes
 
 
@@ -113,4 +115,4 @@ def find_class_by_name(name, modules, kind="model"):
         and attr[0].isupper()
         and value.__module__ == module.__name__
     )
-    raise ValueError(f"Unknown {kind} {name!r}; available: {', '.join(available)}")
+    raise UserError(f"Unknown {kind} {name!r}; available: {', '.join(available)}")

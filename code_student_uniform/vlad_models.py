@@ -14,6 +14,7 @@ import layers
 import utils
 from frame_level_models import classify
 from models import BaseModel
+from runtime import UserError
 
 flags.DEFINE_integer("netvlad_cluster_size", 256, "NetVLAD clusters for rgb (audio: half).")
 flags.DEFINE_integer("netvlad_hidden_size", 1024, "NetVLAD hidden layer size.")
@@ -64,7 +65,7 @@ def next_vlad(frames, mask, clusters, groups, expansion, is_training, scope):
     """NeXtVLAD of one stream: frames [B, T, D], mask [B, T] -> [B, expansion*D/groups * K]."""
     size = frames.shape[-1] * expansion
     if size % groups:
-        raise ValueError(f"NeXtVLAD: {size} expanded features do not split into {groups} groups")
+        raise UserError(f"NeXtVLAD: {size} expanded features do not split into {groups} groups")
     group_size = size // groups
     with tf.compat.v1.variable_scope(scope):
         expanded = layers.dense(frames, size, "expansion")

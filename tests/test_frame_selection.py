@@ -49,10 +49,31 @@ def test_rule_table(rule, length, k, expected):
     assert selected(rule, [length], k=k) == [expected]
 
 
-def test_seed_stride_rule():
-    # Indices 0, 10, 20 of the padded input; the student gets ceil(L / 10) real frames.
-    got = selected("uniform", [30, 25, 11, 10, 1, 0], every_n=10)
-    assert got == [[0, 10, 20], [0, 10, 20], [0, 10], [0], [0], []]
+def test_original_stride_counts_as_the_original_code():
+    # Indices 0, 10, 20 of the padded input; the student's num_frames is the
+    # original's int(L / 30 * int(30 / 10)): 25 frames give 2, 9 give 0.
+    got = selected("uniform", [30, 25, 11, 10, 9, 1, 0], every_n=10)
+    assert got == [[0, 10, 20], [0, 10], [0], [0], [], [], []]
+
+
+@pytest.mark.parametrize("every_n", [3, 7, 10, 15, 30])
+def test_original_stride_count_for_every_length(every_n):
+    # The original's expression as Python evaluates it (float64, truncated), for L = 0..300.
+    lengths = list(range(301))
+    selection = frame_selection.FrameSelection("uniform", every_n=every_n, max_frames=300)
+    _, counts = run_session(selection.indices(tf.constant(lengths)))
+    expected = [int(length / 300 * int(300 / every_n)) for length in lengths]
+    assert counts.tolist() == expected
+
+
+def test_reached_stride_count():
+    # --stride_frame_count=reached: every real frame the stride reaches, ceil(L / 10).
+    selection = frame_selection.FrameSelection(
+        "uniform", every_n=10, max_frames=30, stride_frame_count="reached"
+    )
+    indices, counts = run_session(selection.indices(tf.constant([30, 25, 11, 10, 1, 0])))
+    assert counts.tolist() == [3, 3, 2, 1, 1, 0]
+    assert indices.tolist() == [[0, 10, 20], [0, 10, 20], [0, 10, 0], [0, 0, 0], [0, 0, 0], [0] * 3]
 
 
 def test_budget_from_every_n_for_other_rules():

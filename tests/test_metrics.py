@@ -25,13 +25,15 @@ def brute_force_gap_and_map(predictions, actuals, top_k):
         top = np.argsort(-predictions[row])[:top_k]
         pooled += [(cls, predictions[row, cls], actuals[row, cls]) for cls in top]
     gap = brute_force_ap([p[1] for p in pooled], [p[2] for p in pooled], actuals.sum())
-    aps = []
+    present_aps = []
     for cls in range(predictions.shape[1]):
         positives = actuals[:, cls].sum()
         if positives:
             entries = [p for p in pooled if p[0] == cls]
-            aps.append(brute_force_ap([p[1] for p in entries], [p[2] for p in entries], positives))
-    return gap, float(np.mean(aps))
+            ap = brute_force_ap([p[1] for p in entries], [p[2] for p in entries], positives)
+            present_aps.append(ap)
+    # mAP over every class (absent ones count 0), and over the classes present.
+    return gap, sum(present_aps) / predictions.shape[1], float(np.mean(present_aps))
 
 
 def test_hit_at_one_hand_worked():
@@ -89,8 +91,9 @@ def test_perfect_and_reversed_rankings():
 
 def test_accumulation_equals_one_pass_and_brute_force():
     rng = np.random.default_rng(1)
-    num_videos, num_classes, top_k = 97, 50, 20
+    num_videos, num_classes, top_k = 97, 60, 20
     actuals = (rng.random((num_videos, num_classes)) < 0.06).astype(np.float64)
+    actuals[:, 50:] = 0
     predictions = rng.random((num_videos, num_classes)) + 0.5 * actuals
     losses = rng.random(num_videos)
 
@@ -102,24 +105,42 @@ def test_accumulation_equals_one_pass_and_brute_force():
     for start, stop in [(0, 10), (10, 11), (11, 60), (60, 97)]:
         split.accumulate(predictions[start:stop], actuals[start:stop], losses[start:stop].mean())
     result = split.get()
-    for key in ("avg_hit_at_one", "avg_perr", "avg_loss", "gap", "map"):
+    for key in ("avg_hit_at_one", "avg_perr", "avg_loss", "gap", "map", "map_present_classes"):
         assert result[key] == pytest.approx(expected[key], abs=1e-12), key
     np.testing.assert_allclose(result["aps"], expected["aps"])
     assert result["num_examples"] == num_videos
 
-    gap, mean_ap = brute_force_gap_and_map(predictions, actuals, top_k)
+    gap, mean_ap, mean_ap_present = brute_force_gap_and_map(predictions, actuals, top_k)
+    assert (actuals.sum(axis=0) == 0).any()  # some classes are absent: the two mAPs differ
     assert result["gap"] == pytest.approx(gap)
     assert result["map"] == pytest.approx(mean_ap)
+    assert result["map_present_classes"] == pytest.approx(mean_ap_present)
+    assert result["map"] < result["map_present_classes"]
     assert result["gap"] == pytest.approx(eval_util.calculate_gap(predictions, actuals, top_k))
 
 
-def test_map_averages_only_classes_with_positives():
+def test_map_over_all_classes_and_over_present_classes():
     calculator = MeanAveragePrecisionCalculator(4)
     # Class 0: entries T(0.9) F(0.5); 1 positive -> AP 1. Class 1: F(0.8) T(0.4) -> AP 1/2.
-    # Classes 2 and 3: no positives, not averaged.
+    # Classes 2 and 3: no positives, AP 0.
     calculator.accumulate([0, 0, 1, 1], [0.9, 0.5, 0.8, 0.4], [1, 0, 0, 1], [1, 1, 0, 0])
     np.testing.assert_allclose(calculator.peek_aps(), [1.0, 0.5, 0.0, 0.0])
-    assert calculator.peek_map() == pytest.approx(0.75)
+    # The original's mAP: every class counts, absent ones as 0.
+    assert calculator.peek_map() == pytest.approx(1.5 / 4)
+    assert calculator.peek_map_present_classes() == pytest.approx(0.75)
+
+
+def test_loss_is_a_batch_mean_or_one_value_per_video():
+    predictions = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    labels = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    by_mean = eval_util.EvaluationMetrics(2, top_k=2)
+    by_video = eval_util.EvaluationMetrics(2, top_k=2)
+    for rows, losses in (([0, 1], [1.0, 3.0]), ([2], [8.0])):
+        by_mean.accumulate(predictions[rows], labels[rows], np.mean(losses))
+        by_video.accumulate(predictions[rows], labels[rows], np.array(losses))
+    # (1 + 3 + 8) / 3 either way.
+    assert by_mean.get()["avg_loss"] == pytest.approx(4.0)
+    assert by_video.get()["avg_loss"] == pytest.approx(4.0)
 
 
 def test_average_precision_calculator_over_batches():

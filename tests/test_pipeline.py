@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -109,16 +110,26 @@ def test_five_scripts_end_to_end(small_sample, tmp_path):
     assert trained[f"model_student/{kernel}"].shape == (1152 + 8, 32)
     assert any(name.endswith("/Adam") for name in trained)
     train_log = read_text(os.path.join(env["LOG_DIR"], "output_HLSTM_TeaStud_every10_after_Nepc"))
-    assert "training step 6| Hit@1:" in train_log and "| L_CE: " in train_log
+    # Both models' batch metrics in the line, as the student's and the teacher's.
+    assert re.search(
+        r"training step 6\| Student_Hit@1: [0-9.]+\| Student_PERR: [0-9.]+\| Student_GAP: "
+        r"[0-9.]+\| Teacher_Hit@1: [0-9.]+\| Teacher_PERR: [0-9.]+\| Teacher_GAP: [0-9.]+\| "
+        r"Teacher_Loss: ",
+        train_log,
+    )
+    assert "| L_CE: " in train_log
     assert {
         "losses/teacher_loss",
         "losses/rep_loss",
         "losses/pred_loss",
         "losses/ce_loss",
+        "losses/teacher_total_loss",
+        "losses/student_total_loss",
         "learning_rate",
-        "train/hit_at_one",
-        "train/perr",
-        "train/gap",
+        "train/student_hit_at_one",
+        "train/teacher_hit_at_one",
+        "train/student_perr",
+        "train/teacher_gap",
         "train/examples_per_second",
     } <= event_tags(train_dir)
 
