@@ -29,7 +29,6 @@ flags.DEFINE_float("rep_loss_weight", 1.0, "Weight of the representation loss L_
 flags.DEFINE_float("pred_loss_weight", 1.0, "Weight of the prediction loss L_pred.")
 
 EPSILON = 1e-5
-KL_EPSILON = 1e-8
 
 
 class BaseLoss:
@@ -67,18 +66,20 @@ def prediction_loss(teacher_predictions, student_predictions, kind=None):
     """L_pred between the teacher's and the student's class probabilities.
 
     kl: KL(teacher || student) of the two vectors each normalised to sum 1,
-    summed over the batch (the original code). mse: squared error summed over
-    classes, averaged over the batch (the paper).
+    summed over the batch: the original code's KL of two
+    `distributions.Categorical(probs=...)`, computed as it did (log-softmax of
+    the log-probabilities, no epsilon). A class the teacher gives exactly 0
+    adds 0 (the original gave NaN). mse: squared error summed over classes,
+    averaged over the batch (the paper).
     """
     kind = utils.flag_or(kind, "pred_loss")
     teacher = tf.stop_gradient(teacher_predictions)
     if kind == "kl":
-        teacher = teacher / tf.reduce_sum(teacher, axis=1, keepdims=True)
-        student = student_predictions / tf.reduce_sum(student_predictions, axis=1, keepdims=True)
-        divergence = teacher * (
-            tf.math.log(teacher + KL_EPSILON) - tf.math.log(student + KL_EPSILON)
+        teacher_logits = tf.math.log(teacher)
+        log_ratio = tf.nn.log_softmax(teacher_logits) - tf.nn.log_softmax(
+            tf.math.log(student_predictions)
         )
-        return tf.reduce_sum(divergence)
+        return tf.reduce_sum(tf.math.multiply_no_nan(log_ratio, tf.nn.softmax(teacher_logits)))
     if kind == "mse":
         return tf.reduce_mean(tf.reduce_sum(tf.square(teacher - student_predictions), axis=1))
     raise UserError(f"Unknown --pred_loss {kind!r}; known: kl, mse")

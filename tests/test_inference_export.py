@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import eval_util
-from testlib import CODE_DIR, PROJECT_ROOT, run_binary
+from testlib import CODE_DIR, PROJECT_ROOT, read_csv, run_binary
 
 TINY = [
     "--lstm_cells=8",
@@ -42,18 +42,6 @@ def runs(small_sample, tmp_path_factory):
         "student": f"{root}/ts_finetune",
         "teacher": f"{root}/teacher",
     }
-
-
-def read_csv(path):
-    with open(path) as handle:
-        lines = handle.read().splitlines()
-    assert lines[0] == "VideoId,LabelConfidencePairs"
-    rows = {}
-    for line in lines[1:]:
-        video_id, pairs = line.split(",")
-        values = pairs.split()
-        rows[video_id] = (np.array(values[0::2], int), np.array(values[1::2], float))
-    return rows
 
 
 def labels_of(pattern):

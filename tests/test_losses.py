@@ -24,7 +24,7 @@ def numpy_ce(p, y):
 def numpy_kl(t, s):
     t = t / t.sum(1, keepdims=True)
     s = s / s.sum(1, keepdims=True)
-    return np.sum(t * (np.log(t + 1e-8) - np.log(s + 1e-8)))
+    return np.sum(t * (np.log(t) - np.log(s)))
 
 
 def test_cross_entropy_matches_numpy():
@@ -57,6 +57,19 @@ def test_distillation_loss_parts_and_weights(kind):
     assert got["rep"] == pytest.approx(rep, rel=1e-5)
     assert got["pred"] == pytest.approx(pred, rel=1e-4)
     assert got["total"] == pytest.approx(ce + 0.5 * rep + 3.0 * pred, rel=1e-5)
+
+
+def test_kl_of_a_zero_teacher_probability_adds_nothing():
+    teacher = TEACHER_P.copy()
+    teacher[0, 2] = 0.0
+    got = run_session(losses.prediction_loss(tf.constant(teacher), tf.constant(STUDENT_P), "kl"))
+    normalised = teacher[0] / teacher[0].sum()
+    mask = normalised > 0
+    first = np.sum(
+        normalised[mask] * np.log(normalised[mask] / (STUDENT_P[0] / STUDENT_P[0].sum())[mask])
+    )
+    expected = first + numpy_kl(teacher[1:], STUDENT_P[1:])
+    assert got == pytest.approx(expected, rel=1e-5)
 
 
 def test_kl_is_zero_for_identical_predictions():

@@ -1,6 +1,5 @@
 """The five stages through their real entry points: binaries with flags and bash scripts."""
 
-import glob
 import json
 import os
 import re
@@ -10,36 +9,20 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import checkpoints
-from testlib import PROJECT_ROOT, run_binary
+from testlib import (
+    PROJECT_ROOT,
+    checkpoint_variables,
+    event_tags,
+    read_json,
+    read_text,
+    run_binary,
+    run_script,
+)
 
 TINY_MODEL = ["--lstm_cells=8", "--lstm_layers=1", "--num_inputs_to_lstm=20"]
 TINY_TRAINING = ["--batch_size=16", "--num_epochs=0", "--log_every_steps=2", "--num_readers=2"]
-
-
-def checkpoint_variables(directory):
-    """{name: value} of the latest checkpoint in `directory`."""
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(directory))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
-
-
-def read_text(path):
-    with open(path) as handle:
-        return handle.read()
-
-
-def read_json(path):
-    return json.loads(read_text(path))
-
-
-def event_tags(directory):
-    tags = set()
-    for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            tags.update(value.tag for value in event.summary.value)
-    return tags
 
 
 def train(sample_dir, train_dir, *flags, script="train.py", check=True):
@@ -65,20 +48,6 @@ def evaluate(sample_dir, train_dir, metrics_json, *flags, script="validate.py", 
         *flags,
         check=check,
     )
-
-
-def run_script(name, *args, env, check=True):
-    result = subprocess.run(
-        ["bash", os.path.join(PROJECT_ROOT, name), *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, **env),
-        cwd=PROJECT_ROOT,
-        timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{name} exited {result.returncode}:\n{result.stderr[-6000:]}")
-    return result
 
 
 def test_five_scripts_end_to_end(small_sample, tmp_path):

@@ -1,5 +1,7 @@
 """Paths and helpers shared by the tests (imported by conftest and test modules)."""
 
+import glob
+import json
 import os
 import subprocess
 import sys
@@ -49,3 +51,58 @@ def read_all_batches(tensors):
             except tf.errors.OutOfRangeError:
                 break
     return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
+
+
+def checkpoint_variables(directory):
+    """{name: value} of the latest checkpoint in `directory`."""
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(directory))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def read_text(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def read_json(path):
+    return json.loads(read_text(path))
+
+
+def event_values(directory):
+    """{tag: {step: value}} of the scalar summaries in `directory`'s event files."""
+    values = {}
+    for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                values.setdefault(value.tag, {})[event.step] = value.simple_value
+    return values
+
+
+def event_tags(directory):
+    return set(event_values(directory))
+
+
+def run_script(name, *args, env, check=True):
+    result = subprocess.run(
+        ["bash", os.path.join(PROJECT_ROOT, name), *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **env),
+        cwd=PROJECT_ROOT,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{name} exited {result.returncode}:\n{result.stderr[-6000:]}")
+    return result
+
+
+def read_csv(path):
+    with open(path) as handle:
+        lines = handle.read().splitlines()
+    assert lines[0] == "VideoId,LabelConfidencePairs"
+    rows = {}
+    for line in lines[1:]:
+        video_id, pairs = line.split(",")
+        values = pairs.split()
+        rows[video_id] = (np.array(values[0::2], int), np.array(values[1::2], float))
+    return rows
