@@ -153,6 +153,7 @@ def build_training_graph(config, mode, batch):
         "step_after_update": step_after_update,
         "losses": fetches,
         "total_losses": totals,
+        "weights_digest": weights_digest(config.models),
         "weights_finite": tf.reduce_all(
             [tf.reduce_all(tf.math.is_finite(var)) for var in tf.compat.v1.trainable_variables()]
         ),
@@ -160,6 +161,20 @@ def build_training_graph(config, mode, batch):
         "labels": labels,
         "summary": tf.compat.v1.summary.merge_all(),
     }
+
+
+def weights_digest(models):
+    """Sum of the squares of the models' variables (float64, in name order): a
+    fingerprint that tells whether two processes see the same weights."""
+    variables = []
+    for scope in model_graph.scopes_of(models):
+        variables += model_graph.model_variables(scope)
+    return tf.add_n(
+        [
+            tf.reduce_sum(tf.square(tf.cast(variable, tf.float64)))
+            for variable in sorted(variables, key=lambda variable: variable.op.name)
+        ]
+    )
 
 
 # Seed log-line names of the loss fetches, in the seed's order.
@@ -283,13 +298,17 @@ def run_training(mode, train_dir, teacher_dir=None):
             else:
                 logging.info("worker %s waiting for the chief to initialise", role.device)
                 distributed.wait_for_chief(session)
+            if role:
+                devices = sorted({variable.device for variable in tf.compat.v1.global_variables()})
+                logging.info("variables on %s", ", ".join(devices))
             with record_checks.explained_input_errors(reader, FLAGS.train_data_pattern):
-                return _loop(session, graph, saver, train_dir)
+                return _loop(session, graph, saver, train_dir, distributed_run=role is not None)
 
 
-def _loop(session, graph, saver, train_dir):
+def _loop(session, graph, saver, train_dir, distributed_run=False):
     """Trains until --max_steps or the end of the data. Without a saver (a
-    non-chief worker) it writes neither checkpoints nor summaries."""
+    non-chief worker) it writes neither checkpoints nor summaries. A process of
+    a distributed run ends by logging the digest of the weights it sees."""
     writer = tf.compat.v1.summary.FileWriter(train_dir, session.graph) if saver else None
     checkpoint_path = f"{train_dir.rstrip('/')}/{checkpoints.CHECKPOINT_PREFIX}"
     step = session.run(graph["global_step"])
@@ -360,6 +379,8 @@ def _loop(session, graph, saver, train_dir):
         logging.info("Final checkpoint at global step %d in %s%s", saved_step, train_dir, skipped)
     else:
         logging.info("Worker done at global step %d%s", step, skipped)
+    if distributed_run:  # which weights this process ended with
+        logging.info("weights digest %r", float(session.run(graph["weights_digest"])))
     return step
 
 

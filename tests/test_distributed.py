@@ -23,6 +23,27 @@ def free_ports(count):
     return ports
 
 
+def digest_on_parameter_server(port, checkpoint):
+    """The digest of the model variables read from the running parameter server.
+
+    A client graph declares the variables (names and shapes of the checkpoint)
+    on the server's device and reads them without initialising: it fails unless
+    the server holds them.
+    """
+    reader = tf.train.load_checkpoint(checkpoint)
+    shapes = reader.get_variable_to_shape_map()
+    names = sorted(name for name in shapes if name.startswith("model") and "Adam" not in name)
+    with tf.Graph().as_default(), tf.device("/job:ps/task:0"):
+        variables = [tf.compat.v1.get_variable(name, shapes[name]) for name in names]
+        digest = tf.add_n(
+            [tf.reduce_sum(tf.square(tf.cast(variable, tf.float64))) for variable in variables]
+        )
+        # Only the server: the workers have exited. A variable it lacks fails the read.
+        config = tf.compat.v1.ConfigProto(device_filters=["/job:ps"], operation_timeout_in_ms=60000)
+        with tf.compat.v1.Session(f"grpc://127.0.0.1:{port}", config=config) as session:
+            return float(session.run(digest))
+
+
 def test_two_workers_share_one_global_step(small_sample, tmp_path):
     sample_dir, _ = small_sample
     ps_port, worker0, worker1 = free_ports(3)
@@ -62,13 +83,22 @@ def test_two_workers_share_one_global_step(small_sample, tmp_path):
     workers = [start("worker", 0), start("worker", 1)]
     try:
         logs = [worker.communicate(timeout=300)[1] for worker in workers]
+        for worker, log in zip(workers, logs, strict=True):
+            assert worker.returncode == 0, log[-3000:]
+        # The weights as the parameter server holds them once both workers are done.
+        held = digest_on_parameter_server(ps_port, tf.train.latest_checkpoint(train_dir))
     finally:
         for process in [parameter_server, *workers]:
             process.kill()
         parameter_server.wait()
     seconds = time.time() - start_time
-    for worker, log in zip(workers, logs, strict=True):
-        assert worker.returncode == 0, log[-3000:]
+    # Every variable of both workers' graphs lives on the parameter server.
+    for log in logs:
+        assert re.search(r"variables on /job:ps/task:0\n", log), log[-3000:]
+    # Both workers changed those same weights: each ends seeing the server's
+    # weights, and the last to finish left exactly what the server holds.
+    digests = [float(re.search(r"weights digest (\S+)", log).group(1)) for log in logs]
+    assert held in digests, (held, digests)
     steps = [[int(s) for s in re.findall(r"training step (\d+)\|", log)] for log in logs]
     assert all(steps), logs
     # One shared step: each worker sees the other's updates, so neither counts 1, 2, 3, ...

@@ -257,3 +257,25 @@ def test_original_directories_through_the_stage_scripts(original, tmp_path):
     run_script("run_evaluate.sh", *MODEL_FLAGS, env=env)
     assert read_json(os.path.join(student_dir, "eval_metrics.json"))["global_step"] == 41
     assert glob.glob(os.path.join(student_dir, "model.ckpt-41.index"))
+
+
+def test_run_time_never_imports_tf_keras():
+    # Build a teacher-student graph the way the binaries do; tf-keras stays out.
+    code = (
+        "import sys, tensorflow as tf; tf.compat.v1.disable_eager_execution()\n"
+        "import train, validate, train_convert_model, train_finetune, eval_finetune\n"
+        "import inference, export_model, model_graph\n"
+        "from absl import flags; flags.FLAGS(['x', '--lstm_cells=4', '--lstm_layers=1'])\n"
+        "config = model_graph.ModelConfig.from_flags(['teacher', 'student'])\n"
+        "model_graph.build_inference_graph(config, model_graph.placeholder_batch(config))\n"
+        "assert 'tf_keras' not in sys.modules, 'tf_keras imported'\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=os.path.join(PROJECT_ROOT, "code_student_uniform"),
+        timeout=300,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
