@@ -14,6 +14,7 @@ import checkpoints
 from testlib import (
     PROJECT_ROOT,
     checkpoint_variables,
+    class_prior_gap,
     event_tags,
     read_json,
     read_text,
@@ -249,8 +250,11 @@ def test_teacher_only_on_real_video_level_features(real_data_dir, tmp_path):
     )
     result = read_json(metrics)
     assert result["model"] == "teacher" and result["num_examples"] > 500
-    # 3862 classes: a random scorer's GAP is about 0.001.
-    assert result["gap"] > 0.1
+    # Well above a trivial model (the training set's class frequencies: GAP 0.044).
+    prior = class_prior_gap(
+        pattern, pattern.replace("[0-7]", "[89]"), num_classes=3862, frame_level=False
+    )
+    assert result["gap"] > prior + 0.3, (result["gap"], prior)
 
 
 def test_validate_follows_new_checkpoints(small_sample, tmp_path):

@@ -106,3 +106,26 @@ def read_csv(path):
         values = pairs.split()
         rows[video_id] = (np.array(values[0::2], int), np.array(values[1::2], float))
     return rows
+
+
+def labels_of_records(pattern, num_classes, frame_level=True):
+    """[videos, num_classes] 0/1 labels of the records a glob matches, by a protobuf parse."""
+    parse = tf.train.SequenceExample if frame_level else tf.train.Example
+    rows = []
+    for path in sorted(glob.glob(pattern)):
+        for raw in tf.compat.v1.io.tf_record_iterator(path):
+            example = parse.FromString(raw)
+            features = example.context.feature if frame_level else example.features.feature
+            row = np.zeros(num_classes)
+            row[list(features["labels"].int64_list.value)] = 1
+            rows.append(row)
+    return np.array(rows)
+
+
+def class_prior_gap(train_pattern, eval_pattern, num_classes, frame_level=True):
+    """GAP of a trivial model: every video scored by the classes' training frequencies."""
+    import eval_util
+
+    prior = labels_of_records(train_pattern, num_classes, frame_level).mean(axis=0)
+    labels = labels_of_records(eval_pattern, num_classes, frame_level)
+    return eval_util.calculate_gap(np.tile(prior, (len(labels), 1)), labels)
