@@ -19,12 +19,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from runtime import write_json
 from testlib import (
     PROJECT_ROOT,
     checkpoint_variables,
     event_values,
     read_csv,
     read_json,
+    read_text,
     run_binary,
     run_script,
 )
@@ -35,6 +37,29 @@ NUM_CLASSES = 3862
 ORIGINAL_STEP = 40
 # Settings the original directory was trained with, given on the command line.
 MODEL_FLAGS = ["--lstm_cells=16", "--lstm_layers=2"]
+# model_flags.json as earlier versions of this project wrote it for that model.
+EARLIER_MODEL_FLAGS = {
+    "models": ["teacher", "student"],
+    "model": "HierarchicalLstmModel",
+    "model_params": {
+        "classifier_name": "MoeModel",
+        "num_mixtures": 2,
+        "lstm_size": 16,
+        "num_layers": 2,
+        "num_chunks": 20,
+        "student_num_chunks": 5,
+    },
+    "frame_features": True,
+    "feature_names": ["rgb", "audio"],
+    "feature_sizes": [1024, 128],
+    "dataset_version": "2018",
+    "num_classes": NUM_CLASSES,
+    "max_frames": 300,
+    "frame_selection": "uniform",
+    "every_n": 10,
+    "num_student_frames": 0,
+    "frame_selection_seed": 1234,
+}
 
 
 def write_videos(path, seed=3):
@@ -150,6 +175,13 @@ def test_the_reached_frame_count_is_not_the_original(original, tmp_path):
     with pytest.raises(AssertionError):
         assert_csv_matches(output, expected["ids"], expected["student_predictions"])
     assert expected["student_num_frames"].tolist() == [0, 0, 1, 1, 1, 6, 8, 15, 20, 29, 30, 30]
+
+    # A run directory of an earlier version of this project (its model_flags.json
+    # predates the setting) keeps the rule it was trained with: reached.
+    earlier = copy_run(original["teacher_student"], tmp_path / "earlier")
+    write_json(os.path.join(earlier, "model_flags.json"), EARLIER_MODEL_FLAGS)
+    again = infer(earlier, original["data"], str(tmp_path / "earlier.csv"))
+    assert read_text(again) == read_text(output)
 
 
 def test_export_of_an_original_run_equals_the_original(original, tmp_path):
