@@ -408,20 +408,22 @@ def test_evaluation_loop_survives_checkpoint_rotation(small_sample, tmp_path):
         *TINY,
     ]
     run_binary("train.py", f"--train_dir={train_dir}", "--max_steps=1", *common)
-    follower = subprocess.Popen(
-        [
-            sys.executable,
-            os.path.join(CODE_DIR, "validate.py"),
-            f"--train_dir={train_dir}",
-            f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
-            "--eval_interval_secs=0",
-            "--batch_size=8",
-        ],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log_path = tmp_path / "follower.log"
+    with open(log_path, "w") as log:
+        follower = subprocess.Popen(
+            [
+                sys.executable,
+                os.path.join(CODE_DIR, "validate.py"),
+                f"--train_dir={train_dir}",
+                f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
+                "--eval_interval_secs=0",
+                "--batch_size=8",
+            ],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
     try:
         # One checkpoint kept, a new one every step: checkpoints vanish under the evaluator.
         run_binary(
@@ -432,11 +434,16 @@ def test_evaluation_loop_survives_checkpoint_rotation(small_sample, tmp_path):
             "--keep_checkpoint_max=1",
             *common,
         )
-        time.sleep(3)
-        assert follower.poll() is None, follower.stderr.read()[-3000:]
+        # The evaluator goes on to the last checkpoint, which stays.
+        deadline = time.time() + 180
+        while "evaluation of student at global step 120" not in log_path.read_text():
+            assert follower.poll() is None, log_path.read_text()[-3000:]
+            assert time.time() < deadline, log_path.read_text()[-3000:]
+            time.sleep(1)
     finally:
         follower.kill()
-        _, errors = follower.communicate()
+        follower.wait()
+    errors = log_path.read_text()
     evaluated = set(re.findall(r"evaluation of student at global step (\d+)", errors))
     assert len(evaluated) >= 2, errors[-3000:]
     # A checkpoint was rotated away under the evaluator, and it evaluated a later one.
