@@ -16,11 +16,10 @@
   input, end-to-end evaluation videos/s reading --data_pattern, peak memory,
   and the teacher/student ratios.
 
-FLOPs are counted analytically from the matmul shapes of the model (2 per
-multiply-add; elementwise ops are left out); a training step is counted as
-3x the forward pass (forward, and backward for activations and weights).
+FLOPs are counted analytically (flops.py).
 """
 
+import dataclasses
 import json
 import os
 import resource
@@ -33,10 +32,15 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
+import command_line
+import flops
 import model_graph
 import readers
+import run_config
 import runtime
 import training
+
+command_line.define(*command_line.RUN_TOPICS, "training")
 
 flags.DEFINE_enum(
     "what", "reader", ["reader", "train_step", "models", "one_model"], "What to measure."
@@ -57,73 +61,6 @@ flags.DEFINE_bool(
 )
 
 FLAGS = flags.FLAGS
-
-
-def _lstm_flops(input_size, units, layers):
-    """Forward matmul FLOPs of one step of a stacked LSTM."""
-    flops = 0
-    for layer in range(layers):
-        layer_input = input_size if layer == 0 else units
-        flops += 2 * (layer_input + units) * 4 * units
-    return flops
-
-
-def _classifier_flops(config, representation_size):
-    params = config.model_params
-    if params["classifier_name"] == "MoeModel":
-        mixtures = params["num_mixtures"]
-        return 2 * representation_size * config.num_classes * (2 * mixtures + 1)
-    return 2 * representation_size * config.num_classes
-
-
-def forward_flops_per_video(config, student):
-    """Analytic forward FLOPs of one video through the teacher or the student."""
-    params = config.model_params
-    units, layers = params["lstm_size"], params["num_layers"]
-    frames = config.selection().num_frames if student else config.max_frames
-    width = sum(config.feature_sizes)
-    if config.model == "HierarchicalLstmModel":
-        chunks = params["student_num_chunks"] if student else params["num_chunks"]
-        state = 2 * layers * units
-        flops = frames * _lstm_flops(width, units, layers) + chunks * _lstm_flops(
-            state, units, layers
-        )
-        return flops + _classifier_flops(config, state)
-    if config.model == "LstmModel":
-        state = 2 * layers * units
-        return frames * _lstm_flops(width, units, layers) + _classifier_flops(config, state)
-    raise runtime.UserError(f"no FLOP count for --model={config.model}")
-
-
-def _vlad_flops(config, frames):
-    """Analytic forward FLOPs of NetVLAD / NeXtVLAD over `frames` frames."""
-    params = config.model_params
-    sizes = config.feature_sizes
-    if config.model == "NetVLADModel":
-        clusters, hidden = params["netvlad_cluster_size"], params["netvlad_hidden_size"]
-        ks = [clusters] + [max(clusters // 2, 1)] * (len(sizes) - 1)
-        per_frame = sum(4 * d * k for d, k in zip(sizes, ks, strict=True))
-        vlad = sum(d * k for d, k in zip(sizes, ks, strict=True))
-        gating = 2 * hidden * hidden if params["gating"] else 0
-        return frames * per_frame + 2 * vlad * hidden + gating + _classifier_flops(config, hidden)
-    clusters, hidden = params["nextvlad_cluster_size"], params["nextvlad_hidden_size"]
-    groups, expansion = params["groups"], params["expansion"]
-    ks = [clusters] + [max(clusters // 2, 1)] * (len(sizes) - 1)
-    per_frame = vlad = 0
-    for d, k in zip(sizes, ks, strict=True):
-        wide = expansion * d
-        per_frame += 2 * d * wide + 2 * wide * groups + 2 * wide * groups * k + 2 * wide * k
-        vlad += wide // groups * k
-    squeeze = 2 * 2 * hidden * max(hidden // params["gating_reduction"], 1)
-    return frames * per_frame + 2 * vlad * hidden + squeeze + _classifier_flops(config, hidden)
-
-
-def flops_per_video(config, student):
-    """Analytic forward FLOPs per video of any model family with a count."""
-    if config.model in ("NetVLADModel", "NeXtVLADModel"):
-        frames = config.selection().num_frames if student else config.max_frames
-        return _vlad_flops(config, frames)
-    return forward_flops_per_video(config, student)
 
 
 def _count_records(pattern):
@@ -169,12 +106,13 @@ def _decode_rate(reader, pattern, passes, batch_size, per_pass, in_memory=False)
                 num_epochs=passes,
                 shuffle=False,
                 num_readers=FLAGS.num_readers,
+                num_parallel_calls=FLAGS.num_parallel_calls,
             )
         pipeline = pipeline["video_matrix"]
         # Fetch a scalar: the decoding runs in full, the copy out of TF is left out.
         checksum = tf.reduce_sum(pipeline[:, 0, 0])
         size = tf.shape(pipeline)[0]
-        with tf.compat.v1.Session(config=runtime.session_config()) as session:
+        with tf.compat.v1.Session(config=command_line.threads().session_config()) as session:
             videos, timed, start, start_cpu = 0, 0, None, None
             while True:
                 try:
@@ -191,7 +129,7 @@ def _decode_rate(reader, pattern, passes, batch_size, per_pass, in_memory=False)
 
 
 def bench_reader():
-    config = model_graph.ModelConfig.from_flags(["student"])
+    config = command_line.requested_model().new_config(["student"])
     passes = max(FLAGS.passes, 2)
     num_videos = _count_records(FLAGS.data_pattern)
     figures = {}
@@ -260,17 +198,32 @@ def _matmul_rate(session, rows, inner, columns, repeats=10):
     return 2 * rows * inner * columns * repeats / (time.time() - start)
 
 
+def _reference_matmul_shape(config, batch_size):
+    """A matmul as large as the model's main one: the H-LSTM's lower LSTM over
+    all chunks, an LSTM's step, or a VLAD model's hidden layer."""
+    params = config.model_params
+    if "lstm_size" in params:
+        units = params["lstm_size"]
+        rows = batch_size * params.get("num_chunks", 1)
+        return rows, 2 * units, 4 * units
+    hidden = params.get("netvlad_hidden_size") or params["nextvlad_hidden_size"]
+    return batch_size * config.max_frames, sum(config.feature_sizes), hidden
+
+
 def bench_train_step():
-    config = model_graph.ModelConfig.from_flags(["teacher", "student"])
+    config = command_line.requested_model().new_config(["teacher", "student"])
     if config.model == "HierarchicalLstmModel":
         config.model_params["fold_chunks"] = FLAGS.fold_chunks
+    settings = command_line.run_settings()
     batch_size = FLAGS.batch_size if FLAGS["batch_size"].present else 32
-    FLAGS.batch_size = batch_size
+    settings = dataclasses.replace(
+        settings, inputs=dataclasses.replace(settings.inputs, batch_size=batch_size)
+    )
     with tf.Graph().as_default():
         graph = training.build_training_graph(
-            config, "parallel", _synthetic_batch(config, batch_size)
+            config, "parallel", _synthetic_batch(config, batch_size), settings
         )
-        with tf.compat.v1.Session(config=runtime.session_config()) as session:
+        with tf.compat.v1.Session(config=command_line.threads().session_config()) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             logging.info("warm-up step")
             session.run(graph["train_op"])
@@ -279,26 +232,26 @@ def bench_train_step():
                 session.run(graph["train_op"])
                 logging.info("timed step %d done", step + 1)
             step_seconds = (time.time() - start) / FLAGS.steps
-            units = config.model_params["lstm_size"]
-            chunk_rows = batch_size * config.model_params["num_chunks"]
-            matmul_rate = _matmul_rate(session, chunk_rows, 2 * units, 4 * units)
-    flops = (
-        3
+            matmul_shape = _reference_matmul_shape(config, batch_size)
+            matmul_rate = _matmul_rate(session, *matmul_shape)
+    step_flops = (
+        flops.TRAIN_STEP_PASSES
         * batch_size
         * (
-            forward_flops_per_video(config, student=False)
-            + forward_flops_per_video(config, student=True)
+            flops.flops_per_video(config, student=False)
+            + flops.flops_per_video(config, student=True)
         )
     )
     return {
+        "model": config.model,
         "step_seconds": step_seconds,
-        "train_flops_per_step": flops,
-        "train_flops_per_s": flops / step_seconds,
+        "train_flops_per_step": step_flops,
+        "train_flops_per_s": step_flops / step_seconds,
         "matmul_flops_per_s": matmul_rate,
-        "matmul_shape": [chunk_rows, 2 * units, 4 * units],
-        "ratio_to_matmul": flops / step_seconds / matmul_rate,
+        "matmul_shape": list(matmul_shape),
+        "ratio_to_matmul": step_flops / step_seconds / matmul_rate,
         "batch_size": batch_size,
-        "lstm_cells": units,
+        "lstm_cells": config.model_params.get("lstm_size"),
         "flops_counted": "analytic (matmuls; training = 3 x forward)",
         "fold_chunks": FLAGS.fold_chunks,
     }
@@ -317,7 +270,7 @@ def _timed_rate(session, fetch, batches):
 def bench_one_model():
     """Figures of one model (--role) of the models benchmark, in this process."""
     role = FLAGS.role
-    config = model_graph.ModelConfig.from_flags(["teacher", "student"]).with_models([role])
+    config = command_line.requested_model().new_config(["teacher", "student"]).with_models([role])
     batch_size = FLAGS.batch_size
     student = role == "student"
     frames = config.selection().num_frames if student else config.max_frames
@@ -325,12 +278,12 @@ def bench_one_model():
         synthetic = _synthetic_batch(config, batch_size)
         synthetic["video_matrix"] = synthetic["video_matrix"][:, :frames]
         synthetic["num_frames"] = tf.minimum(synthetic["num_frames"], frames)
-        predictions = model_graph.build_inference_graph(config, synthetic)[f"{role}_predictions"]
-        scope = model_graph.scopes_of([role])[0]
+        predictions = model_graph.build_models(config, synthetic)[f"{role}_predictions"]
+        scope = run_config.scopes_of([role])[0]
         params = sum(
             int(np.prod(v.shape.as_list())) for v in tf.compat.v1.trainable_variables(scope + "/")
         )
-        with tf.compat.v1.Session(config=runtime.session_config()) as session:
+        with tf.compat.v1.Session(config=command_line.threads().session_config()) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             model_rate = _timed_rate(session, predictions, FLAGS.model_batches)
     with tf.Graph().as_default():
@@ -342,13 +295,13 @@ def bench_one_model():
             shuffle=False,
             num_readers=FLAGS.num_readers,
         )
-        predictions = model_graph.build_inference_graph(config, batch)[f"{role}_predictions"]
-        with tf.compat.v1.Session(config=runtime.session_config()) as session:
+        predictions = model_graph.build_models(config, batch)[f"{role}_predictions"]
+        with tf.compat.v1.Session(config=command_line.threads().session_config()) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             end_to_end_rate = _timed_rate(session, predictions, FLAGS.model_batches)
     return {
         "params": params,
-        "flops_per_video": flops_per_video(config, student),
+        "flops_per_video": flops.flops_per_video(config, student),
         "frames_per_video": frames,
         "model_videos_per_s": model_rate,
         "end_to_end_videos_per_s": end_to_end_rate,

@@ -3,23 +3,26 @@
 import glob
 import os
 import shutil
-import tempfile
 
 import tensorflow as tf
-from absl import flags, logging
+from absl import logging
 
 import model_graph
+import run_config
+import runtime
 from runtime import UserError
 
-flags.DEFINE_string(
-    "train_dir", "./model_HLSTM_TeaStud_every10_train/", "Run directory: checkpoints and logs."
-)
-flags.DEFINE_bool("overwrite", False, "Allow replacing the checkpoints of an existing run.")
-flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in a run directory.")
-
 CHECKPOINT_PREFIX = "model.ckpt"
+# The settings a training run was started with (run_config.MODEL_FLAGS_FILE: its models').
+TRAIN_FLAGS_FILE = "train_flags.json"
 # What a run leaves in its directory; removed by --start_new_model --overwrite.
-RUN_FILES = ("checkpoint", f"{CHECKPOINT_PREFIX}-*", "events.out.tfevents.*", "model_flags.json")
+RUN_FILES = (
+    "checkpoint",
+    f"{CHECKPOINT_PREFIX}-*",
+    "events.out.tfevents.*",
+    run_config.MODEL_FLAGS_FILE,
+    TRAIN_FLAGS_FILE,
+)
 
 
 def latest_checkpoint(directory):
@@ -31,11 +34,9 @@ def checkpoint_step(checkpoint_path):
     return int(checkpoint_path.rsplit("-", 1)[1])
 
 
-def make_saver(var_list=None, max_to_keep=None):
+def make_saver(var_list=None, max_to_keep=5):
     return tf.compat.v1.train.Saver(
-        var_list=var_list,
-        max_to_keep=max_to_keep or flags.FLAGS["keep_checkpoint_max"].value,
-        save_relative_paths=True,
+        var_list=var_list, max_to_keep=max_to_keep, save_relative_paths=True
     )
 
 
@@ -125,7 +126,7 @@ def restore(session, checkpoint_path, required, optional=()):
 def restore_models(session, checkpoint_path, models):
     """Restores the global step and the variables of `models` from `checkpoint_path`."""
     variables = [tf.compat.v1.train.get_or_create_global_step()]
-    for scope in model_graph.scopes_of(models):
+    for scope in run_config.scopes_of(models):
         variables += model_graph.model_variables(scope)
     restore(session, checkpoint_path, variables)
 
@@ -148,15 +149,15 @@ def default_finetune_dir(train_dir):
     return os.path.join(head, "finetune".join(name.rsplit("train", 1)))
 
 
-def convert_to_student(train_dir, finetune_dir, overwrite=False):
+def convert_to_student(config, train_dir, finetune_dir, overwrite=False):
     """Writes a student-only checkpoint (student variables, names unchanged, global
-    step kept) of the latest checkpoint in `train_dir` into `finetune_dir`.
+    step kept) of the latest checkpoint in `train_dir`, whose `config` is given,
+    into `finetune_dir`.
 
-    Builds the student from the run's model_flags.json; reads no training data.
-    The new directory is written beside the target and renamed into place.
-    Returns the path of the new checkpoint.
+    Builds the student from the config; reads no training data. The new directory
+    is written beside the target and renamed into place. Returns the path of the
+    new checkpoint.
     """
-    config = model_graph.ModelConfig.load(train_dir)
     if "student" not in config.models:
         raise UserError(f"{train_dir} holds no student (models: {', '.join(config.models)})")
     source = latest_checkpoint(train_dir)
@@ -168,16 +169,11 @@ def convert_to_student(train_dir, finetune_dir, overwrite=False):
         raise UserError(f"{finetune_dir} already holds a checkpoint; add --overwrite to replace it")
     student_config = config.with_models(["student"])
     step = checkpoint_step(source)
-    parent = os.path.dirname(os.path.abspath(finetune_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".convert-")
-    try:
+    with runtime.staging_directory(finetune_dir) as staging:
         with tf.Graph().as_default():
             global_step = tf.compat.v1.train.get_or_create_global_step()
-            model_graph.build_inference_graph(
-                student_config, model_graph.placeholder_batch(student_config)
-            )
-            variables = model_graph.model_variables(model_graph.STUDENT_SCOPE) + [global_step]
+            model_graph.build_models(student_config, model_graph.placeholder_batch(student_config))
+            variables = model_graph.model_variables(run_config.STUDENT_SCOPE) + [global_step]
             with tf.compat.v1.Session() as session:
                 restore(session, source, variables)
                 saved = make_saver(variables).save(
@@ -192,7 +188,5 @@ def convert_to_student(train_dir, finetune_dir, overwrite=False):
             names = sorted(os.listdir(staging), key=lambda name: name == "checkpoint")
             for name in names:
                 os.replace(os.path.join(staging, name), os.path.join(finetune_dir, name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     logging.info("Converted %s (step %d) to student-only %s", source, step, finetune_dir)
     return os.path.join(finetune_dir, os.path.basename(saved))

@@ -2,17 +2,12 @@
 
 from absl import flags
 
-import evaluation
 import runtime
+import validate
 
 FLAGS = flags.FLAGS
-FLAGS.set_default("batch_size", 512)
 FLAGS.set_default("train_dir", "./model_HLSTM_TeaStud_every10_finetune/")
 
 
-def main(argv):
-    evaluation.run_evaluation(FLAGS.train_dir)
-
-
 if __name__ == "__main__":
-    runtime.run(main)
+    runtime.run(validate.main)

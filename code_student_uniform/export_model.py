@@ -8,15 +8,13 @@ frames itself, and returns `video_id`, `class_indexes` and `predictions` (the
 """
 
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 from absl import flags, logging
 
 import checkpoints
+import command_line
 import inference
-import model_graph
 import runtime
 
 flags.DEFINE_string("export_dir", "", "Where to write the SavedModel (must not exist yet).")
@@ -25,51 +23,39 @@ FLAGS = flags.FLAGS
 INPUT_NAME = "input_batch_unparsed"
 
 
-def export(train_dir, export_dir, top_k):
+def export(config, train_dir, export_dir, top_k):
+    """Exports the only model of `config` (the run in `train_dir`) to `export_dir`."""
     if not export_dir:
         raise runtime.UserError("--export_dir is required")
     if os.path.exists(export_dir):
         raise runtime.UserError(f"--export_dir={export_dir} exists; choose a new directory")
     if top_k <= 0:
         raise runtime.UserError(f"--top_k={top_k} must be positive")
-    saved = model_graph.ModelConfig.load(train_dir)
-    config = model_graph.config_from_flags(saved.models, saved, train_dir)
-    config = config.with_models([model_graph.scored_model(config, train_dir)])
-    parent = os.path.dirname(os.path.abspath(export_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(tempfile.mkdtemp(dir=parent, prefix=".export-"), "model")
-    try:
-        with tf.Graph().as_default():
-            serialized = tf.compat.v1.placeholder(tf.string, [None], name=INPUT_NAME)
-            batch = config.reader().prepare_serialized_examples(serialized)
-            video_ids, indexes, scores = inference.prediction_graph(
-                config, batch, min(top_k, config.num_classes)
+    with runtime.atomic_output(export_dir) as staging, tf.Graph().as_default():
+        serialized = tf.compat.v1.placeholder(tf.string, [None], name=INPUT_NAME)
+        batch = config.reader().prepare_serialized_examples(serialized)
+        video_ids, indexes, scores = inference.prediction_graph(
+            config, batch, min(top_k, config.num_classes)
+        )
+        with tf.compat.v1.Session() as session:
+            checkpoint = checkpoints.restore_latest(session, train_dir, config.models)
+            signature = tf.compat.v1.saved_model.predict_signature_def(
+                inputs={INPUT_NAME: serialized},
+                outputs={"video_id": video_ids, "class_indexes": indexes, "predictions": scores},
             )
-            with tf.compat.v1.Session() as session:
-                checkpoint = checkpoints.restore_latest(session, train_dir, config.models)
-                signature = tf.compat.v1.saved_model.predict_signature_def(
-                    inputs={INPUT_NAME: serialized},
-                    outputs={
-                        "video_id": video_ids,
-                        "class_indexes": indexes,
-                        "predictions": scores,
-                    },
-                )
-                builder = tf.compat.v1.saved_model.Builder(staging)
-                builder.add_meta_graph_and_variables(
-                    session,
-                    [tf.compat.v1.saved_model.tag_constants.SERVING],
-                    signature_def_map={"serving_default": signature},
-                )
-                builder.save()
-        os.replace(staging, export_dir)
-    finally:
-        shutil.rmtree(os.path.dirname(staging), ignore_errors=True)
+            builder = tf.compat.v1.saved_model.Builder(staging)
+            builder.add_meta_graph_and_variables(
+                session,
+                [tf.compat.v1.saved_model.tag_constants.SERVING],
+                signature_def_map={"serving_default": signature},
+            )
+            builder.save()
     logging.info("Exported the %s of %s to %s", config.models[0], checkpoint, export_dir)
 
 
 def main(argv):
-    export(FLAGS.train_dir, FLAGS.export_dir, FLAGS.top_k)
+    config, _ = command_line.requested_model().scored_run(FLAGS.train_dir)
+    export(config, FLAGS.train_dir, FLAGS.export_dir, FLAGS.top_k)
 
 
 if __name__ == "__main__":

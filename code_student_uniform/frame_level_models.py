@@ -2,32 +2,29 @@
 
 `create_model(model_input, vocab_size, num_frames, **params)` returns
 (representation [B, R], {"predictions": [B, vocab_size]}); the student is the
-same model built by `create_model_inference` on the selected frames.
+same model built by `create_student` on the selected frames.
 """
 
 import tensorflow as tf
-from absl import flags
 
 import lstm
 import utils
 import video_level_models
-from models import BaseModel
+from models import BaseModel, Hyperparameter
 from runtime import UserError
 
-flags.DEFINE_integer("lstm_cells", 1024, "Units of every LSTM layer.")
-flags.DEFINE_integer("lstm_layers", 2, "Stacked LSTM layers (in each level of the H-LSTM).")
-flags.DEFINE_integer(
-    "num_inputs_to_lstm", 20, "Chunks the teacher's frames are cut into (the upper LSTM's steps)."
-)
-flags.DEFINE_integer("student_num_inputs_to_lstm", 5, "Chunks the student's frames are cut into.")
-flags.DEFINE_string(
-    "video_level_classifier_model", "MoeModel", "Classifier on top of the representation."
+LSTM_HYPERPARAMETERS = (
+    Hyperparameter("lstm_size", 1024, "Units of every LSTM layer.", flag="lstm_cells"),
+    Hyperparameter(
+        "num_layers", 2, "Stacked LSTM layers (in each level of the H-LSTM).", flag="lstm_layers"
+    ),
 )
 
 
 def classify(representation, vocab_size, classifier_name=None, **params):
-    """Runs the named video-level classifier under `classifier/`."""
-    name = utils.flag_or(classifier_name, "video_level_classifier_model")
+    """Runs the named video-level classifier (default: --video_level_classifier_model)
+    under `classifier/`."""
+    name = classifier_name or video_level_models.CLASSIFIER.default
     classifier = utils.find_class_by_name(name, [video_level_models], "classifier")()
     with tf.compat.v1.variable_scope("classifier"):
         return classifier.create_model(representation, vocab_size, **params)
@@ -39,28 +36,22 @@ class FrameLevelLogisticModel(BaseModel):
     def create_model(self, model_input, vocab_size, num_frames, **params):
         count = tf.maximum(tf.cast(num_frames, model_input.dtype), 1.0)[:, None]
         representation = tf.reduce_sum(model_input, axis=1) / count
-        params.pop("classifier_name", None)
-        return representation, classify(representation, vocab_size, "LogisticModel", **params)
+        params["classifier_name"] = "LogisticModel"
+        return representation, classify(representation, vocab_size, **params)
 
 
 class LstmModel(BaseModel):
     """A stacked LSTM over all frames; its final state is the representation."""
 
-    def create_model(
-        self,
-        model_input,
-        vocab_size,
-        num_frames,
-        lstm_size=None,
-        num_layers=None,
-        classifier_name=None,
-        **params,
-    ):
-        lstm_size = utils.flag_or(lstm_size, "lstm_cells")
-        num_layers = utils.flag_or(num_layers, "lstm_layers")
+    hyperparameters = LSTM_HYPERPARAMETERS
+
+    def create_model(self, model_input, vocab_size, num_frames, **params):
+        own, params = self.split_params(params)
         with tf.compat.v1.variable_scope("RNN"):
-            _, representation = lstm.stacked_lstm(model_input, num_frames, lstm_size, num_layers)
-        return representation, classify(representation, vocab_size, classifier_name, **params)
+            _, representation = lstm.stacked_lstm(
+                model_input, num_frames, own["lstm_size"], own["num_layers"]
+            )
+        return representation, classify(representation, vocab_size, **params)
 
 
 class HierarchicalLstmModel(BaseModel):
@@ -74,22 +65,24 @@ class HierarchicalLstmModel(BaseModel):
     ceil(num_frames / chunk) steps. The upper final state is the representation.
     """
 
-    def create_model(
-        self,
-        model_input,
-        vocab_size,
-        num_frames,
-        lstm_size=None,
-        num_layers=None,
-        num_chunks=None,
-        student_num_chunks=None,
-        classifier_name=None,
-        fold_chunks=True,
-        **params,
-    ):
-        lstm_size = utils.flag_or(lstm_size, "lstm_cells")
-        num_layers = utils.flag_or(num_layers, "lstm_layers")
-        num_chunks = utils.flag_or(num_chunks, "num_inputs_to_lstm")
+    hyperparameters = LSTM_HYPERPARAMETERS + (
+        Hyperparameter(
+            "num_chunks",
+            20,
+            "Chunks the teacher's frames are cut into (the upper LSTM's steps).",
+            flag="num_inputs_to_lstm",
+        ),
+        Hyperparameter(
+            "student_num_chunks",
+            5,
+            "Chunks the student's frames are cut into.",
+            flag="student_num_inputs_to_lstm",
+        ),
+    )
+
+    def create_model(self, model_input, vocab_size, num_frames, fold_chunks=True, **params):
+        own, params = self.split_params(params)
+        lstm_size, num_layers, num_chunks = own["lstm_size"], own["num_layers"], own["num_chunks"]
         num_steps, feature_size = model_input.shape[1], model_input.shape[2]
         if num_chunks <= 0 or num_steps % num_chunks:
             raise UserError(
@@ -129,11 +122,7 @@ class HierarchicalLstmModel(BaseModel):
             _, representation = lstm.stacked_lstm(
                 chunk_states, upper_lengths, lstm_size, num_layers
             )
-        return representation, classify(representation, vocab_size, classifier_name, **params)
+        return representation, classify(representation, vocab_size, **params)
 
     def student_params(self, params):
-        student = dict(params)
-        student["num_chunks"] = utils.flag_or(
-            params.get("student_num_chunks"), "student_num_inputs_to_lstm"
-        )
-        return student
+        return dict(params, num_chunks=self.split_params(params)[0]["student_num_chunks"])

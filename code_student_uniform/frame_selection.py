@@ -33,48 +33,31 @@ Without --num_student_frames, k = ceil(max_frames / every_n) for every rule.
 """
 
 import tensorflow as tf
-from absl import flags
 
-import utils
 from runtime import UserError
 
 RULES = ("uniform", "random", "first", "middle", "last", "first_middle_last")
 STRIDE_FRAME_COUNTS = ("original", "reached")
 
-flags.DEFINE_enum("frame_selection", "uniform", RULES, "Which frames the student sees.")
-flags.DEFINE_integer("every_n", 10, "Student sees every n-th frame (when no frame count is given).")
-flags.DEFINE_integer(
-    "num_student_frames", 0, "Frames the student sees (k); 0 means ceil(max_num_frames / every_n)."
-)
-flags.DEFINE_integer("frame_selection_seed", 1234, "Seed of the random rule.")
-flags.DEFINE_enum(
-    "stride_frame_count",
-    "original",
-    STRIDE_FRAME_COUNTS,
-    "The student's num_frames under the original stride (uniform, --every_n, no "
-    "--num_student_frames): original = int(L / max_num_frames * int(max_num_frames / every_n)) "
-    "as the original code computed it; reached = ceil(L / every_n), every real frame the "
-    "stride reaches.",
-)
-
 
 class FrameSelection:
     """A frame-selection rule with its budget; makes the student's indices."""
 
+    # These defaults are the flags' and the run config's (run_config.py reads them).
     def __init__(
         self,
-        rule=None,
-        every_n=None,
-        num_student_frames=None,
-        seed=None,
+        rule="uniform",
+        every_n=10,
+        num_student_frames=0,
+        seed=1234,
         max_frames=300,
-        stride_frame_count=None,
+        stride_frame_count="original",
     ):
-        self.rule = utils.flag_or(rule, "frame_selection")
-        self.stride_frame_count = utils.flag_or(stride_frame_count, "stride_frame_count")
-        self.every_n = utils.flag_or(every_n, "every_n")
-        requested = utils.flag_or(num_student_frames, "num_student_frames")
-        self.seed = utils.flag_or(seed, "frame_selection_seed")
+        self.rule = rule
+        self.stride_frame_count = stride_frame_count
+        self.every_n = every_n
+        requested = num_student_frames
+        self.seed = seed
         self.max_frames = max_frames
         if self.rule not in RULES:
             raise UserError(f"Unknown frame selection {self.rule!r}; known rules: {RULES}")

@@ -8,25 +8,27 @@ student's loss through `tf.stop_gradient`: no student loss changes a teacher
 weight.
 """
 
+import dataclasses
 import sys
 
 import tensorflow as tf
-from absl import flags
 
 import utils
 from runtime import UserError
 
-flags.DEFINE_string("label_loss", "CrossEntropyLoss", "Loss between predictions and labels.")
-flags.DEFINE_enum(
-    "pred_loss",
-    "kl",
-    ["kl", "mse"],
-    "Distance between teacher and student "
-    "predictions: kl (the original code) or mse (the paper's squared error).",
-)
-flags.DEFINE_float("ce_loss_weight", 1.0, "Weight of the student's label loss L_CE.")
-flags.DEFINE_float("rep_loss_weight", 1.0, "Weight of the representation loss L_rep.")
-flags.DEFINE_float("pred_loss_weight", 1.0, "Weight of the prediction loss L_pred.")
+PRED_LOSSES = ("kl", "mse")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillationSettings:
+    """How the student's loss is made (saved with a run in train_flags.json)."""
+
+    label_loss: str = "CrossEntropyLoss"
+    pred_loss: str = "kl"
+    ce_loss_weight: float = 1.0
+    rep_loss_weight: float = 1.0
+    pred_loss_weight: float = 1.0
+
 
 EPSILON = 1e-5
 
@@ -49,11 +51,9 @@ class CrossEntropyLoss(BaseLoss):
         return tf.reduce_mean(-tf.reduce_sum(cross_entropy, axis=1))
 
 
-def get_label_loss(name=None):
-    """The label loss class named by --label_loss, instantiated."""
-    return utils.find_class_by_name(
-        utils.flag_or(name, "label_loss"), [sys.modules[__name__]], "loss"
-    )()
+def get_label_loss(name):
+    """The label loss class called `name` (--label_loss), instantiated."""
+    return utils.find_class_by_name(name, [sys.modules[__name__]], "loss")()
 
 
 def representation_loss(teacher_representation, student_representation):
@@ -62,7 +62,7 @@ def representation_loss(teacher_representation, student_representation):
     return tf.reduce_mean(tf.reduce_sum(tf.square(difference), axis=1))
 
 
-def prediction_loss(teacher_predictions, student_predictions, kind=None):
+def prediction_loss(teacher_predictions, student_predictions, kind):
     """L_pred between the teacher's and the student's class probabilities.
 
     kl: KL(teacher || student) of the two vectors each normalised to sum 1,
@@ -72,7 +72,6 @@ def prediction_loss(teacher_predictions, student_predictions, kind=None):
     adds 0 (the original gave NaN). mse: squared error summed over classes,
     averaged over the batch (the paper).
     """
-    kind = utils.flag_or(kind, "pred_loss")
     teacher = tf.stop_gradient(teacher_predictions)
     if kind == "kl":
         teacher_logits = tf.math.log(teacher)
@@ -82,7 +81,7 @@ def prediction_loss(teacher_predictions, student_predictions, kind=None):
         return tf.reduce_sum(tf.math.multiply_no_nan(log_ratio, tf.nn.softmax(teacher_logits)))
     if kind == "mse":
         return tf.reduce_mean(tf.reduce_sum(tf.square(teacher - student_predictions), axis=1))
-    raise UserError(f"Unknown --pred_loss {kind!r}; known: kl, mse")
+    raise UserError(f"Unknown --pred_loss {kind!r}; known: {', '.join(PRED_LOSSES)}")
 
 
 def distillation_loss(
@@ -91,20 +90,18 @@ def distillation_loss(
     teacher_predictions,
     student_representation,
     student_predictions,
+    settings=DistillationSettings(),
     label_loss=None,
-    pred_loss=None,
-    ce_loss_weight=None,
-    rep_loss_weight=None,
-    pred_loss_weight=None,
 ):
-    """The student's loss and its parts: dict with total, ce, rep, pred."""
-    label_loss = label_loss or get_label_loss()
+    """The student's loss and its parts: dict with total, ce, rep, pred.
+    `label_loss` (a loss object) replaces the one `settings` names."""
+    label_loss = label_loss or get_label_loss(settings.label_loss)
     ce = label_loss.calculate_loss(student_predictions, labels)
     rep = representation_loss(teacher_representation, student_representation)
-    pred = prediction_loss(teacher_predictions, student_predictions, pred_loss)
+    pred = prediction_loss(teacher_predictions, student_predictions, settings.pred_loss)
     total = (
-        utils.flag_or(ce_loss_weight, "ce_loss_weight") * ce
-        + utils.flag_or(rep_loss_weight, "rep_loss_weight") * rep
-        + utils.flag_or(pred_loss_weight, "pred_loss_weight") * pred
+        settings.ce_loss_weight * ce
+        + settings.rep_loss_weight * rep
+        + settings.pred_loss_weight * pred
     )
     return {"total": total, "ce": ce, "rep": rep, "pred": pred}

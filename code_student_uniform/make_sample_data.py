@@ -26,9 +26,11 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-import readers  # noqa: F401  (defines --dataset_version)
+import command_line
+import runtime
 import utils
 
+command_line.define("data")
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "yt8m", "Folder to write the TFRecords into.")
 flags.DEFINE_integer("seed", 2019, "Seed of everything random in the sample.")
@@ -182,10 +184,7 @@ def make_sample(
             max_video_frames,
         )
         manifest["splits"][split] = {"files": num_files, "videos": videos, "frames": frames}
-    manifest_path = os.path.join(output_dir, "sample_manifest.json")
-    with open(manifest_path + ".tmp", "w") as handle:
-        json.dump(manifest, handle, indent=2)
-    os.replace(manifest_path + ".tmp", manifest_path)
+    runtime.write_json(os.path.join(output_dir, "sample_manifest.json"), manifest)
     return manifest
 
 

@@ -8,45 +8,43 @@ parses a batch of serialized protos into a dict with `video_ids` [B] string,
 wrong size, unequal frame counts, no frames, labels out of range, NaN) stops
 the pipeline with an error naming it (see record_checks.py). A frame reader
 given a frame selection (a student-only run) copies just the selected frames
-out of each record (frame_slicing.py) instead of parsing every frame.
+out of each record (record_slicing.py) instead of parsing every frame.
 `get_input_data_tensors` builds the `tf.data` pipeline around a reader for every
 binary.
 """
 
-import tensorflow as tf
-from absl import flags
+import dataclasses
 
-import frame_slicing
+import tensorflow as tf
+
 import record_checks
+import record_slicing
 import utils
 from runtime import UserError
 
-flags.DEFINE_bool(
-    "frame_features", True, "Frame-level SequenceExamples (True) or video-level Examples (False)."
-)
-flags.DEFINE_string("feature_names", "rgb, audio", "Comma-separated features to read.")
-flags.DEFINE_string("feature_sizes", "1024, 128", "Comma-separated sizes of those features.")
-flags.DEFINE_enum(
-    "dataset_version",
-    "2018",
-    sorted(utils.DATASET_VERSIONS),
-    "YouTube-8M release: 2018 (id, 3862 classes) or 2017 (video_id, 4716 classes).",
-)
-flags.DEFINE_integer("num_classes", 0, "Number of classes; 0 takes the dataset version's.")
-flags.DEFINE_integer("max_num_frames", 300, "Frames per video are capped and padded to this.")
-flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
-flags.DEFINE_integer("num_readers", 4, "Files read in parallel.")
-flags.DEFINE_integer(
-    "num_parallel_calls", 0, "Batches parsed and decoded in parallel (0: tf.data AUTOTUNE)."
-)
-flags.DEFINE_bool(
-    "skip_bad_records",
-    False,
-    "Skip (count and log) records that are corrupted or do not fit the flags, instead of "
-    "stopping. Slower: every record is checked in Python.",
-)
 
-BAD_RECORD_MARKER = "Bad record:"
+@dataclasses.dataclass(frozen=True)
+class InputSettings:
+    """How batches are read: the input flags of every binary that reads data."""
+
+    batch_size: int = 256
+    num_readers: int = 4
+    num_parallel_calls: int = 0
+    skip_bad_records: bool = False
+
+    def tensors(self, reader, data_pattern, num_epochs=None, shuffle=True, seed=None):
+        """`get_input_data_tensors` with these settings."""
+        return get_input_data_tensors(
+            reader,
+            data_pattern,
+            batch_size=self.batch_size,
+            num_epochs=num_epochs,
+            shuffle=shuffle,
+            num_readers=self.num_readers,
+            seed=seed,
+            skip_bad_records=self.skip_bad_records,
+            num_parallel_calls=self.num_parallel_calls,
+        )
 
 
 def _dense_labels(sparse_labels, num_classes):
@@ -71,7 +69,9 @@ def _assert_good(bad, example_names):
         )
     first_bad = tf.gather(names, tf.argmax(tf.cast(bad, tf.int32)))
     return tf.debugging.Assert(
-        tf.logical_not(tf.reduce_any(bad)), [BAD_RECORD_MARKER, first_bad], summarize=1
+        tf.logical_not(tf.reduce_any(bad)),
+        [record_checks.BAD_RECORD_MARKER, first_bad],
+        summarize=1,
     )
 
 
@@ -155,13 +155,13 @@ class YT8MFrameFeatureReader(BaseReader):
     def _sliced_batch(self, serialized_batch, example_names, layout):
         """The fast path for canonical records: only the selected frames are copied."""
         context = tf.io.parse_example(
-            frame_slicing.context_examples(serialized_batch, layout),
+            record_slicing.context_examples(serialized_batch, layout),
             self._context_features(),
             example_names=example_names,
         )
 
         def frame_codes(name, size, indices):
-            return frame_slicing.slice_frames(serialized_batch, layout, name, size, indices)
+            return record_slicing.slice_frames(serialized_batch, layout, name, size, indices)
 
         first = layout.counts[self.feature_names[0]]
         return self._batch(context, first, self._bad_context(context), example_names, frame_codes)
@@ -206,7 +206,7 @@ class YT8MFrameFeatureReader(BaseReader):
             return self._parsed_batch(serialized_batch, example_names)
         # Only a student's few frames make slicing pay; a batch with any record
         # in another layout goes the general way (which also names bad records).
-        layout = frame_slicing.locate(serialized_batch, self.feature_names, self.feature_sizes)
+        layout = record_slicing.locate(serialized_batch, self.feature_names, self.feature_sizes)
         return tf.cond(
             tf.reduce_all(layout.canonical),
             lambda: self._sliced_batch(serialized_batch, example_names, layout),
@@ -328,19 +328,21 @@ def _checked_keyed_records(reader):
 def record_names(files, keys):
     """Names "<file>, record <index>" of a batch of record keys."""
     file_names = tf.gather(tf.constant(files), keys // RECORD_KEY_BASE)
-    return tf.strings.join([file_names, ", record ", tf.strings.as_string(keys % RECORD_KEY_BASE)])
+    indexes = tf.strings.as_string(keys % RECORD_KEY_BASE)
+    return tf.strings.join([file_names, indexes], separator=record_checks.RECORD_NAME_SEPARATOR)
 
 
 def get_input_data_tensors(
     reader,
     data_pattern,
-    batch_size=256,
+    batch_size=InputSettings.batch_size,
     num_epochs=None,
     shuffle=True,
-    num_readers=4,
+    num_readers=InputSettings.num_readers,
     shuffle_buffer=None,
     seed=None,
-    skip_bad_records=None,
+    skip_bad_records=InputSettings.skip_bad_records,
+    num_parallel_calls=InputSettings.num_parallel_calls,
 ):
     """The input pipeline of every binary: files -> records -> parsed batches.
 
@@ -350,7 +352,6 @@ def get_input_data_tensors(
     whose `get_next` raises `tf.errors.OutOfRangeError` when the epochs are done.
     """
     files = match_files(data_pattern)
-    skip_bad_records = utils.flag_or(skip_bad_records, "skip_bad_records")
     dataset = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files), dtype=tf.int64)))
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -364,13 +365,24 @@ def get_input_data_tensors(
         dataset = dataset.shuffle(shuffle_buffer or max(4 * batch_size, 256), seed=seed)
     dataset = dataset.repeat(num_epochs)
     dataset = dataset.batch(batch_size)
-    parallel_calls = utils.flag_or(None, "num_parallel_calls") or tf.data.AUTOTUNE
     dataset = dataset.map(
         lambda keys, records: reader.prepare_serialized_examples(
             records, record_names(files, keys)
         ),
-        num_parallel_calls=parallel_calls,
+        num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE,
         deterministic=not shuffle,
     )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
+
+
+def run_to_end(session, fetches, reader, data_pattern):
+    """Yields `session.run(fetches)` until the input is exhausted; an error from a
+    bad record becomes a UserError naming it."""
+    with record_checks.explained_input_errors(reader, match_files(data_pattern)):
+        while True:
+            try:
+                values = session.run(fetches)
+            except tf.errors.OutOfRangeError:
+                return
+            yield values

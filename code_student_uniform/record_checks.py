@@ -21,13 +21,22 @@ from google.protobuf.message import DecodeError
 import utils
 from runtime import UserError
 
-RECORD_NAME = re.compile(r"(?:Name: |\[)([^\[\]\n]+?), record (\d+)")
+# A record is named "<file>, record <index>" in messages and in the input
+# pipeline's example names; the readers' check of a batch fails with the
+# marker and the name of the first bad record.
+RECORD_NAME_SEPARATOR = ", record "
+BAD_RECORD_MARKER = "Bad record:"
+# Found after the parser's "Name: " or the check's "[Bad record:] [".
+RECORD_NAME = re.compile(
+    rf"(?:Name: |{re.escape(BAD_RECORD_MARKER)}\]\s*\[)([^\[\]\n]+?)"
+    rf"{RECORD_NAME_SEPARATOR}(\d+)"
+)
 CORRUPT_OFFSET = re.compile(r"(?:corrupted|truncated) record at (\d+)")
 SKIP_ADVICE = "fix or remove the file, or pass --skip_bad_records to skip bad records"
 
 
 def record_name(path, index):
-    return f"{path}, record {index}"
+    return f"{path}{RECORD_NAME_SEPARATOR}{index}"
 
 
 class BadRecordCounter:
@@ -211,14 +220,12 @@ def explain_input_error(error, reader, files):
 
 
 @contextlib.contextmanager
-def explained_input_errors(reader, data_pattern):
-    """Turns errors from bad input records into UserErrors that name them."""
+def explained_input_errors(reader, files):
+    """Turns errors from bad input records of `files` into UserErrors that name them."""
     try:
         yield
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-        import readers
-
-        explained = explain_input_error(error, reader, readers.match_files(data_pattern))
+        explained = explain_input_error(error, reader, files)
         if explained is None:
             raise
         raise explained from None

@@ -1,17 +1,15 @@
 """What every binary needs around TensorFlow: threads, clear errors, atomic files."""
 
+import contextlib
+import dataclasses
 import json
 import os
+import shutil
 import sys
 import tempfile
 
 import tensorflow as tf
-from absl import app, flags
-
-flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: TensorFlow's choice).")
-flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel (0: TensorFlow's choice).")
-
-FLAGS = flags.FLAGS
+from absl import app
 
 
 class UserError(ValueError):
@@ -19,27 +17,49 @@ class UserError(ValueError):
     without a traceback. Any other exception is a bug and keeps its traceback."""
 
 
-def session_config():
-    return tf.compat.v1.ConfigProto(
-        intra_op_parallelism_threads=FLAGS["intra_op_threads"].value,
-        inter_op_parallelism_threads=FLAGS["inter_op_threads"].value,
-        allow_soft_placement=True,
-    )
+@dataclasses.dataclass(frozen=True)
+class Threads:
+    """TensorFlow's thread pools (0: TensorFlow's choice)."""
+
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+
+    def session_config(self):
+        return tf.compat.v1.ConfigProto(
+            intra_op_parallelism_threads=self.intra_op_threads,
+            inter_op_parallelism_threads=self.inter_op_threads,
+            allow_soft_placement=True,
+        )
+
+
+@contextlib.contextmanager
+def staging_directory(path):
+    """Yields a new hidden directory beside `path` (same file system, so its
+    contents rename into place); removed with what is left in it afterwards."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=folder, prefix=f".{os.path.basename(path)}.")
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yields a temporary path beside `path` (for a file or a directory to create);
+    renames it into place when the block succeeds, removes it when it fails.
+    A reader of `path` never sees a half-written output."""
+    with staging_directory(path) as staging:
+        temporary = os.path.join(staging, "output")
+        yield temporary
+        os.replace(temporary, path)
 
 
 def write_atomically(path, text):
     """Writes `text` to a temporary file beside `path` and renames it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_output(path) as temporary, open(temporary, "w") as stream:
+        stream.write(text)
 
 
 def write_json(path, value):

@@ -2,9 +2,11 @@
 
 from absl import flags
 
+import command_line
 import runtime
 import training
 
+command_line.define(*command_line.RUN_TOPICS, "training")
 flags.DEFINE_enum(
     "training_mode",
     "parallel",
@@ -18,7 +20,13 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    training.run_training(FLAGS.training_mode, FLAGS.train_dir, FLAGS.teacher_dir)
+    training.run_training(
+        FLAGS.training_mode,
+        FLAGS.train_dir,
+        FLAGS.teacher_dir,
+        command_line.requested_model(),
+        command_line.run_settings(),
+    )
 
 
 if __name__ == "__main__":

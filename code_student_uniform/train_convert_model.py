@@ -3,8 +3,10 @@
 from absl import flags, logging
 
 import checkpoints
+import command_line
 import runtime
 
+command_line.define(*command_line.RUN_TOPICS)
 flags.DEFINE_string(
     "finetune_dir", "", "Where to write it (default: --train_dir with 'train' -> 'finetune')."
 )
@@ -14,7 +16,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     target = FLAGS.finetune_dir or checkpoints.default_finetune_dir(FLAGS.train_dir)
-    path = checkpoints.convert_to_student(FLAGS.train_dir, target, FLAGS.overwrite)
+    config = command_line.requested_model().load(FLAGS.train_dir)
+    path = checkpoints.convert_to_student(config, FLAGS.train_dir, target, FLAGS.overwrite)
     logging.info("Student-only checkpoint: %s", path)
 
 

@@ -2,15 +2,22 @@
 
 from absl import flags
 
+import command_line
 import runtime
 import training
 
+command_line.define(*command_line.RUN_TOPICS, "training")
 FLAGS = flags.FLAGS
 FLAGS.set_default("train_dir", "./model_HLSTM_TeaStud_every10_finetune/")
 
 
 def main(argv):
-    training.run_training("finetune", FLAGS.train_dir)
+    training.run_training(
+        "finetune",
+        FLAGS.train_dir,
+        requested=command_line.requested_model(),
+        settings=command_line.run_settings(),
+    )
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ Modes (which models a run holds, and which of them learn):
 - finetune: the student alone on L_CE, starting from a converted checkpoint.
 """
 
+import dataclasses
 import math
+import os
 import time
 
 import numpy as np
 import tensorflow as tf
-from absl import flags, logging
+from absl import logging
 
 import checkpoints
 import distributed
@@ -23,27 +25,46 @@ import losses
 import model_graph
 import readers
 import record_checks
+import run_config
 import runtime
 from runtime import UserError
 
-flags.DEFINE_string("train_data_pattern", "./yt8m/train*.tfrecord", "Training TFRecords (glob).")
-flags.DEFINE_integer("num_epochs", 1, "Passes over the training data in this run.")
-flags.DEFINE_integer("max_steps", 0, "Stop when the global step reaches this (0: no limit).")
-flags.DEFINE_float("base_learning_rate", 0.001, "Learning rate at step 0.")
-flags.DEFINE_float("learning_rate_decay", 1.0, "Decay factor per --learning_rate_decay_examples.")
-flags.DEFINE_integer(
-    "learning_rate_decay_examples", 4000000, "Examples after which the rate is multiplied by decay."
-)
-flags.DEFINE_string("optimizer", "AdamOptimizer", "A tf.compat.v1.train optimizer class.")
-flags.DEFINE_float("clip_gradient_norm", 1.0, "Clip gradients to this global norm (0: no clip).")
-flags.DEFINE_float("regularization_penalty", 2.0, "Weight of the L2 weight penalties.")
-flags.DEFINE_bool("start_new_model", False, "Start from scratch instead of the last checkpoint.")
-flags.DEFINE_integer("checkpoint_every_steps", 0, "Save every this many steps (0: by time only).")
-flags.DEFINE_integer("checkpoint_every_secs", 600, "Save at least this often, in seconds.")
-flags.DEFINE_integer("log_every_steps", 10, "Log line and summaries every this many steps.")
-flags.DEFINE_integer("random_seed", 0, "Graph-level seed of initialisation and shuffling.")
 
-FLAGS = flags.FLAGS
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """How a run trains (the training flags; saved in the run's train_flags.json)."""
+
+    train_data_pattern: str = "./yt8m/train*.tfrecord"
+    num_epochs: int = 1
+    max_steps: int = 0
+    base_learning_rate: float = 0.001
+    learning_rate_decay: float = 1.0
+    learning_rate_decay_examples: int = 4000000
+    optimizer: str = "AdamOptimizer"
+    clip_gradient_norm: float = 1.0
+    regularization_penalty: float = 2.0
+    start_new_model: bool = False
+    overwrite: bool = False
+    keep_checkpoint_max: int = 5
+    checkpoint_every_steps: int = 0
+    checkpoint_every_secs: int = 600
+    log_every_steps: int = 10
+    random_seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Everything besides the models' shapes that a training run is given."""
+
+    training: TrainingSettings = TrainingSettings()
+    inputs: readers.InputSettings = readers.InputSettings()
+    distillation: losses.DistillationSettings = losses.DistillationSettings()
+    threads: runtime.Threads = runtime.Threads()
+
+    def save(self, directory, mode):
+        values = {"mode": mode, **dataclasses.asdict(self)}
+        runtime.write_json(os.path.join(directory, checkpoints.TRAIN_FLAGS_FILE), values)
+
 
 MODES = {
     # mode: (models in the run, models that learn)
@@ -69,15 +90,15 @@ def make_optimizer(name, learning_rate):
     return getattr(tf.compat.v1.train, name)(learning_rate)
 
 
-def _minimize(loss, scope, learning_rate, global_step=None):
+def _minimize(loss, scope, learning_rate, settings, global_step=None):
     """One optimizer for the trainable variables under `scope`."""
     variables = tf.compat.v1.trainable_variables(scope + "/")
     gradients = tf.gradients(loss, variables)
-    if FLAGS.clip_gradient_norm > 0:
-        gradients, _ = tf.clip_by_global_norm(gradients, FLAGS.clip_gradient_norm)
+    if settings.clip_gradient_norm > 0:
+        gradients, _ = tf.clip_by_global_norm(gradients, settings.clip_gradient_norm)
     update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, scope + "/")
     with tf.control_dependencies(update_ops):
-        optimizer = make_optimizer(FLAGS.optimizer, learning_rate)
+        optimizer = make_optimizer(settings.optimizer, learning_rate)
         return optimizer.apply_gradients(
             zip(gradients, variables, strict=True), global_step=global_step
         )
@@ -87,31 +108,32 @@ def _regularization(scope):
     return tf.compat.v1.losses.get_regularization_loss(scope=scope + "/")
 
 
-def build_training_graph(config, mode, batch):
+def build_training_graph(config, mode, batch, settings=RunSettings()):
     """Models, losses and train op. Returns a dict of tensors the loop fetches."""
     _, trained = MODES[mode]
+    training = settings.training
     global_step = tf.compat.v1.train.get_or_create_global_step()
     frozen = [name for name in config.models if name not in trained]
-    outputs = model_graph.build_inference_graph(config, batch, is_training=True, frozen=frozen)
+    outputs = model_graph.build_models(config, batch, is_training=True, frozen=frozen)
     learning_rate = tf.compat.v1.train.exponential_decay(
-        FLAGS.base_learning_rate,
-        global_step * FLAGS.batch_size,
-        FLAGS.learning_rate_decay_examples,
-        FLAGS.learning_rate_decay,
+        training.base_learning_rate,
+        global_step * settings.inputs.batch_size,
+        training.learning_rate_decay_examples,
+        training.learning_rate_decay,
         staircase=True,
     )
-    label_loss = losses.get_label_loss()
+    label_loss = losses.get_label_loss(settings.distillation.label_loss)
     labels = batch["labels"]
     fetches, totals, train_ops = {}, {}, []
     if "teacher" in config.models:
         fetches["teacher_loss"] = label_loss.calculate_loss(outputs["teacher_predictions"], labels)
         if "teacher" in trained:
-            total = fetches["teacher_loss"] + FLAGS.regularization_penalty * _regularization(
-                model_graph.TEACHER_SCOPE
+            total = fetches["teacher_loss"] + training.regularization_penalty * _regularization(
+                run_config.TEACHER_SCOPE
             )
             totals["teacher_total_loss"] = total
             train_ops.append(
-                _minimize(total, model_graph.TEACHER_SCOPE, learning_rate, global_step)
+                _minimize(total, run_config.TEACHER_SCOPE, learning_rate, training, global_step)
             )
     if "student" in config.models:
         if "teacher" in config.models:
@@ -121,6 +143,7 @@ def build_training_graph(config, mode, batch):
                 outputs["teacher_predictions"],
                 outputs["student_representation"],
                 outputs["student_predictions"],
+                settings.distillation,
                 label_loss=label_loss,
             )
             fetches.update(rep_loss=parts["rep"], pred_loss=parts["pred"])
@@ -128,15 +151,16 @@ def build_training_graph(config, mode, batch):
             ce = label_loss.calculate_loss(outputs["student_predictions"], labels)
             parts = {"total": ce, "ce": ce}
         fetches.update(ce_loss=parts["ce"], student_loss=parts["total"])
-        total = parts["total"] + FLAGS.regularization_penalty * _regularization(
-            model_graph.STUDENT_SCOPE
+        total = parts["total"] + training.regularization_penalty * _regularization(
+            run_config.STUDENT_SCOPE
         )
         totals["student_total_loss"] = total
         train_ops.append(
             _minimize(
                 total,
-                model_graph.STUDENT_SCOPE,
+                run_config.STUDENT_SCOPE,
                 learning_rate,
+                training,
                 None if train_ops else global_step,
             )
         )
@@ -167,7 +191,7 @@ def weights_digest(models):
     """Sum of the squares of the models' variables (float64, in name order): a
     fingerprint that tells whether two processes see the same weights."""
     variables = []
-    for scope in model_graph.scopes_of(models):
+    for scope in run_config.scopes_of(models):
         variables += model_graph.model_variables(scope)
     return tf.add_n(
         [
@@ -210,14 +234,14 @@ def scalar_summary(values, step):
     return summary
 
 
-def _check_teacher_dir(config, teacher_dir):
+def _check_teacher_dir(config, teacher_dir, requested):
     """The --teacher_dir checkpoint of a serial run, after checking its teacher fits."""
     if not teacher_dir:
         raise UserError("--training_mode=serial needs --teacher_dir (a run holding a teacher)")
-    teacher_config = model_graph.ModelConfig.load(teacher_dir)
+    teacher_config = requested.load(teacher_dir)
     if "teacher" not in teacher_config.models:
         raise UserError(f"--teacher_dir={teacher_dir} holds no teacher")
-    differences = model_graph.teacher_differences(teacher_config, config)
+    differences = run_config.teacher_differences(teacher_config, config)
     if differences:
         raise UserError(
             f"the teacher in {teacher_dir} was built with other settings: {differences}"
@@ -228,14 +252,14 @@ def _check_teacher_dir(config, teacher_dir):
     return latest
 
 
-def _initialize(session, config, mode, latest, teacher_dir):
+def _initialize(session, config, mode, latest, teacher_dir, requested):
     """Restores the run's last checkpoint, or starts anew (serial: with the teacher)."""
     session.run(tf.compat.v1.global_variables_initializer())
     session.run(tf.compat.v1.local_variables_initializer())
     global_step = tf.compat.v1.train.get_global_step()
     if latest:
         required = [global_step]
-        for scope in model_graph.scopes_of(config.models):
+        for scope in run_config.scopes_of(config.models):
             required += model_graph.model_variables(scope)
         others = [var for var in tf.compat.v1.global_variables() if var not in required]
         fresh = checkpoints.restore(session, latest, required, optional=others)
@@ -243,78 +267,91 @@ def _initialize(session, config, mode, latest, teacher_dir):
             logging.info("%d optimizer variables are not in %s and start fresh", len(fresh), latest)
         logging.info("Resumed from %s", latest)
     elif mode == "serial":
-        source = _check_teacher_dir(config, teacher_dir)
-        checkpoints.restore(session, source, model_graph.model_variables(model_graph.TEACHER_SCOPE))
+        source = _check_teacher_dir(config, teacher_dir, requested)
+        checkpoints.restore(session, source, model_graph.model_variables(run_config.TEACHER_SCOPE))
         logging.info("Restored the frozen teacher from %s", source)
 
 
-def run_training(mode, train_dir, teacher_dir=None):
+def run_training(
+    mode,
+    train_dir,
+    teacher_dir=None,
+    requested=None,
+    settings=RunSettings(),
+):
     """Trains the models of `mode` into `train_dir`; returns the final global step.
 
-    With TF_CONFIG set, this process plays its part in a cluster (distributed.py).
+    `requested` gives the model settings of a new run (an existing run keeps its
+    own); `settings` the rest. With TF_CONFIG set, this process plays its part in
+    a cluster (distributed.py).
     """
+    requested = requested or run_config.RequestedModel()
     role = distributed.role_from_environment()
     if role and role.job == "ps":
         distributed.serve_parameters(role)
         return None
     chief = role is None or role.is_chief
     models, _ = MODES[mode]
+    training = settings.training
     if chief:
         latest = checkpoints.prepare_run_directory(
-            train_dir, FLAGS.start_new_model, FLAGS.overwrite
+            train_dir, training.start_new_model, training.overwrite
         )
     else:
         latest = checkpoints.latest_checkpoint(train_dir)
-    saved = model_graph.ModelConfig.load(train_dir) if latest else None
+    saved = requested.load(train_dir) if latest else None
     if mode == "finetune" and not latest:
         raise UserError(
             f"{train_dir} holds no checkpoint to fine-tune: run train_convert_model.py "
             "(run_convert_model.sh) first"
         )
-    config = model_graph.config_from_flags(models, saved, train_dir)
+    config = requested.run_config(models, saved, train_dir)
     server = role.start_server() if role else None
     with tf.Graph().as_default(), tf.compat.v1.device(role.device_setter() if role else None):
-        tf.compat.v1.set_random_seed(FLAGS.random_seed)
+        tf.compat.v1.set_random_seed(training.random_seed)
         reader = config.reader(is_training=True)
-        batch = readers.get_input_data_tensors(
+        batch = settings.inputs.tensors(
             reader,
-            FLAGS.train_data_pattern,
-            batch_size=FLAGS.batch_size,
-            num_epochs=FLAGS.num_epochs or None,
+            training.train_data_pattern,
+            num_epochs=training.num_epochs or None,
             shuffle=True,
-            num_readers=FLAGS.num_readers,
-            seed=FLAGS.random_seed + (role.index if role else 0),
+            seed=training.random_seed + (role.index if role else 0),
         )
-        graph = build_training_graph(config, mode, batch)
-        saver = checkpoints.make_saver() if chief else None
-        session_config = runtime.session_config()
+        graph = build_training_graph(config, mode, batch, settings)
+        saver = checkpoints.make_saver(max_to_keep=training.keep_checkpoint_max) if chief else None
+        session_config = settings.threads.session_config()
         if role:
             session_config = role.session_config(session_config)
         target = server.target if server else ""
         with tf.compat.v1.Session(target, config=session_config) as session:
             if chief:
-                _initialize(session, config, mode, latest, teacher_dir)
+                _initialize(session, config, mode, latest, teacher_dir, requested)
                 config.save(train_dir)
+                settings.save(train_dir, mode)
             else:
                 logging.info("worker %s waiting for the chief to initialise", role.device)
                 distributed.wait_for_chief(session)
             if role:
                 devices = sorted({variable.device for variable in tf.compat.v1.global_variables()})
                 logging.info("variables on %s", ", ".join(devices))
-            with record_checks.explained_input_errors(reader, FLAGS.train_data_pattern):
-                return _loop(session, graph, saver, train_dir, distributed_run=role is not None)
+            files = readers.match_files(training.train_data_pattern)
+            with record_checks.explained_input_errors(reader, files):
+                return _loop(
+                    session, graph, saver, train_dir, settings, distributed_run=role is not None
+                )
 
 
-def _loop(session, graph, saver, train_dir, distributed_run=False):
+def _loop(session, graph, saver, train_dir, settings, distributed_run=False):
     """Trains until --max_steps or the end of the data. Without a saver (a
     non-chief worker) it writes neither checkpoints nor summaries. A process of
     a distributed run ends by logging the digest of the weights it sees."""
     writer = tf.compat.v1.summary.FileWriter(train_dir, session.graph) if saver else None
     checkpoint_path = f"{train_dir.rstrip('/')}/{checkpoints.CHECKPOINT_PREFIX}"
+    training = settings.training
     step = session.run(graph["global_step"])
     saved_step = step
-    if FLAGS.max_steps and step >= FLAGS.max_steps:
-        logging.info("Global step %d already reached --max_steps=%d", step, FLAGS.max_steps)
+    if training.max_steps and step >= training.max_steps:
+        logging.info("Global step %d already reached --max_steps=%d", step, training.max_steps)
         return step
     logging.info("Training from global step %d", step)
 
@@ -346,8 +383,8 @@ def _loop(session, graph, saver, train_dir, distributed_run=False):
         summary=graph["summary"],
     )
     try:
-        while not FLAGS.max_steps or step < FLAGS.max_steps:
-            log_now = (step + 1) % max(FLAGS.log_every_steps, 1) == 0
+        while not training.max_steps or step < training.max_steps:
+            log_now = (step + 1) % max(training.log_every_steps, 1) == 0
             start = time.time()
             values = session.run(fetch_logged if log_now else fetch_every)
             seconds = time.time() - start
@@ -361,19 +398,21 @@ def _loop(session, graph, saver, train_dir, distributed_run=False):
                     f"{train_dir}). Try a lower --base_learning_rate or --clip_gradient_norm."
                 )
             if log_now:
-                _log_step(writer, step, values, FLAGS.batch_size / max(seconds, 1e-9))
-            if (FLAGS.checkpoint_every_steps and step % FLAGS.checkpoint_every_steps == 0) or (
-                time.time() - last_save >= FLAGS.checkpoint_every_secs
-            ):
+                _log_step(writer, step, values, settings.inputs.batch_size / max(seconds, 1e-9))
+            if (
+                training.checkpoint_every_steps and step % training.checkpoint_every_steps == 0
+            ) or (time.time() - last_save >= training.checkpoint_every_secs):
                 saved_step, last_save = save()
     except tf.errors.OutOfRangeError:
-        logging.info("Done: read --num_epochs=%d of the training data", FLAGS.num_epochs)
+        logging.info("Done: read --num_epochs=%d of the training data", training.num_epochs)
     if step != saved_step or not checkpoints.latest_checkpoint(train_dir):
         saved_step, last_save = save()
     if writer:
         writer.close()
     skipped = (
-        f"; skipped {record_checks.BAD_RECORDS.count} bad records" if FLAGS.skip_bad_records else ""
+        f"; skipped {record_checks.BAD_RECORDS.count} bad records"
+        if settings.inputs.skip_bad_records
+        else ""
     )
     if saver:
         logging.info("Final checkpoint at global step %d in %s%s", saved_step, train_dir, skipped)

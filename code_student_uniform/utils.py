@@ -89,17 +89,6 @@ def l2_normalize_frames(video_matrix):
     return tf.nn.l2_normalize(video_matrix, axis=-1)
 
 
-def flag_or(value, flag_name):
-    """`value` unless it is None, else the current value of --flag_name.
-
-    Works before flags are parsed (it then gives the flag's default), so models
-    can be built in tests and notebooks without parsing a command line.
-    """
-    from absl import flags
-
-    return flags.FLAGS[flag_name].value if value is None else value
-
-
 def find_class_by_name(name, modules, kind="model"):
     """The class called `name` in one of `modules`; the error lists what exists."""
     for module in modules:

@@ -2,15 +2,19 @@
 
 from absl import flags
 
-import evaluation
+import command_line
+import evaluation_loop
 import runtime
 
+command_line.define(*command_line.RUN_TOPICS, "evaluation")
 FLAGS = flags.FLAGS
 FLAGS.set_default("batch_size", 512)
 
 
 def main(argv):
-    evaluation.run_evaluation(FLAGS.train_dir)
+    evaluation_loop.run_evaluation(
+        FLAGS.train_dir, command_line.requested_model(), command_line.evaluation_settings()
+    )
 
 
 if __name__ == "__main__":

@@ -6,13 +6,17 @@ penalties go to the REGULARIZATION_LOSSES collection.
 """
 
 import tensorflow as tf
-from absl import flags
 
-import utils
 from layers import dense
-from models import BaseModel
+from models import BaseModel, Hyperparameter
 
-flags.DEFINE_integer("moe_num_mixtures", 2, "Number of experts per class in the MoeModel.")
+# Which classifier a frame-level model puts on top of its representation.
+CLASSIFIER = Hyperparameter(
+    "classifier_name",
+    "MoeModel",
+    "Classifier on top of the representation.",
+    flag="video_level_classifier_model",
+)
 
 
 class LogisticModel(BaseModel):
@@ -30,10 +34,17 @@ class MoeModel(BaseModel):
     always says 0) weighs `num_mixtures` sigmoid experts.
     """
 
-    def create_model(
-        self, model_input, vocab_size, num_frames=None, num_mixtures=None, l2_penalty=1e-8, **unused
-    ):
-        num_mixtures = utils.flag_or(num_mixtures, "moe_num_mixtures")
+    hyperparameters = (
+        Hyperparameter(
+            "num_mixtures",
+            2,
+            "Number of experts per class in the MoeModel.",
+            flag="moe_num_mixtures",
+        ),
+    )
+
+    def create_model(self, model_input, vocab_size, num_frames=None, l2_penalty=1e-8, **params):
+        num_mixtures = self.split_params(params)[0]["num_mixtures"]
         gate_logits = dense(
             model_input, vocab_size * (num_mixtures + 1), "gates", l2_penalty, use_bias=False
         )
@@ -42,3 +53,7 @@ class MoeModel(BaseModel):
         experts = tf.sigmoid(tf.reshape(expert_logits, [-1, num_mixtures]))
         probabilities = tf.reduce_sum(gates[:, :num_mixtures] * experts, axis=1)
         return {"predictions": tf.reshape(probabilities, [-1, vocab_size])}
+
+
+# The classifier's settings, part of every frame-level model's hyperparameters.
+CLASSIFIER_HYPERPARAMETERS = (CLASSIFIER,) + MoeModel.hyperparameters

@@ -8,23 +8,11 @@ weight in the assignment, the aggregation or the batch-norm statistics.
 """
 
 import tensorflow as tf
-from absl import flags
 
 import layers
-import utils
 from frame_level_models import classify
-from models import BaseModel
+from models import BaseModel, Hyperparameter
 from runtime import UserError
-
-flags.DEFINE_integer("netvlad_cluster_size", 256, "NetVLAD clusters for rgb (audio: half).")
-flags.DEFINE_integer("netvlad_hidden_size", 1024, "NetVLAD hidden layer size.")
-flags.DEFINE_bool("gating", True, "Context gating after the NetVLAD hidden layer.")
-flags.DEFINE_integer("nextvlad_cluster_size", 128, "NeXtVLAD clusters for rgb (audio: half).")
-flags.DEFINE_integer("nextvlad_hidden_size", 2048, "NeXtVLAD hidden layer size.")
-flags.DEFINE_integer("groups", 8, "NeXtVLAD groups.")
-flags.DEFINE_integer("expansion", 2, "NeXtVLAD feature expansion factor (lambda).")
-flags.DEFINE_integer("gating_reduction", 8, "NeXtVLAD SE gating: hidden size / reduction.")
-flags.DEFINE_float("dropout", 0.5, "NeXtVLAD dropout rate before the hidden layer (training).")
 
 
 def _streams(model_input, feature_sizes):
@@ -101,22 +89,17 @@ def _frame_mask(model_input, num_frames):
 class NetVLADModel(BaseModel):
     """NetVLAD per stream -> concatenation -> hidden layer -> batch norm -> context gating."""
 
+    hyperparameters = (
+        Hyperparameter("netvlad_cluster_size", 256, "NetVLAD clusters for rgb (audio: half)."),
+        Hyperparameter("netvlad_hidden_size", 1024, "NetVLAD hidden layer size."),
+        Hyperparameter("gating", True, "Context gating after the NetVLAD hidden layer."),
+    )
+
     def create_model(
-        self,
-        model_input,
-        vocab_size,
-        num_frames,
-        netvlad_cluster_size=None,
-        netvlad_hidden_size=None,
-        gating=None,
-        feature_sizes=None,
-        is_training=True,
-        classifier_name=None,
-        **params,
+        self, model_input, vocab_size, num_frames, feature_sizes=None, is_training=True, **params
     ):
-        clusters = utils.flag_or(netvlad_cluster_size, "netvlad_cluster_size")
-        hidden_size = utils.flag_or(netvlad_hidden_size, "netvlad_hidden_size")
-        gating = utils.flag_or(gating, "gating")
+        own, params = self.split_params(params)
+        clusters, hidden_size = own["netvlad_cluster_size"], own["netvlad_hidden_size"]
         mask = _frame_mask(model_input, num_frames)
         vlad = _aggregate_streams(
             model_input,
@@ -126,37 +109,31 @@ class NetVLADModel(BaseModel):
         )
         hidden = layers.dense(vlad, hidden_size, "hidden", use_bias=False)
         hidden = layers.batch_norm(hidden, "hidden_bn", is_training)
-        if gating:
+        if own["gating"]:
             hidden = layers.context_gating(hidden, "context_gating", is_training)
-        predictions = classify(hidden, vocab_size, classifier_name, **params)
+        predictions = classify(hidden, vocab_size, **params)
         return hidden, predictions
 
 
 class NeXtVLADModel(BaseModel):
     """NeXtVLAD per stream -> batch norm -> dropout -> hidden layer -> SE gating."""
 
+    hyperparameters = (
+        Hyperparameter("nextvlad_cluster_size", 128, "NeXtVLAD clusters for rgb (audio: half)."),
+        Hyperparameter("nextvlad_hidden_size", 2048, "NeXtVLAD hidden layer size."),
+        Hyperparameter("groups", 8, "NeXtVLAD groups."),
+        Hyperparameter("expansion", 2, "NeXtVLAD feature expansion factor (lambda)."),
+        Hyperparameter("gating_reduction", 8, "NeXtVLAD SE gating: hidden size / reduction."),
+        Hyperparameter("dropout", 0.5, "NeXtVLAD dropout rate before the hidden layer (training)."),
+    )
+
     def create_model(
-        self,
-        model_input,
-        vocab_size,
-        num_frames,
-        nextvlad_cluster_size=None,
-        nextvlad_hidden_size=None,
-        groups=None,
-        expansion=None,
-        gating_reduction=None,
-        dropout=None,
-        feature_sizes=None,
-        is_training=True,
-        classifier_name=None,
-        **params,
+        self, model_input, vocab_size, num_frames, feature_sizes=None, is_training=True, **params
     ):
-        clusters = utils.flag_or(nextvlad_cluster_size, "nextvlad_cluster_size")
-        hidden_size = utils.flag_or(nextvlad_hidden_size, "nextvlad_hidden_size")
-        groups = utils.flag_or(groups, "groups")
-        expansion = utils.flag_or(expansion, "expansion")
-        reduction = utils.flag_or(gating_reduction, "gating_reduction")
-        dropout = utils.flag_or(dropout, "dropout")
+        own, params = self.split_params(params)
+        clusters, hidden_size = own["nextvlad_cluster_size"], own["nextvlad_hidden_size"]
+        groups, expansion = own["groups"], own["expansion"]
+        reduction, dropout = own["gating_reduction"], own["dropout"]
         mask = _frame_mask(model_input, num_frames)
         vlad = _aggregate_streams(
             model_input,
@@ -180,5 +157,5 @@ class NeXtVLADModel(BaseModel):
             gates = layers.dense(squeezed, hidden_size, "excite", use_bias=False)
             gates = tf.sigmoid(layers.batch_norm(gates, "excite_bn", is_training))
         representation = hidden * gates
-        predictions = classify(representation, vocab_size, classifier_name, **params)
+        predictions = classify(representation, vocab_size, **params)
         return representation, predictions

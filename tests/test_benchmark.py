@@ -2,7 +2,8 @@
 
 import json
 
-import model_graph
+import flops
+import run_config
 from testlib import run_binary
 
 
@@ -51,7 +52,7 @@ def test_train_step_mode_writes_its_figures(tmp_path):
     for key in ("step_seconds", "train_flops_per_s", "matmul_flops_per_s"):
         assert figures[key] > 0, key
     # 16 units, 1 layer: the analytic count of 3 x forward for teacher and student.
-    config = model_graph.ModelConfig(
+    config = run_config.ModelConfig(
         models=["teacher", "student"],
         num_classes=50,
         model_params={
@@ -65,10 +66,8 @@ def test_train_step_mode_writes_its_figures(tmp_path):
     )
     teacher = 300 * 2 * (1152 + 16) * 64 + 20 * 2 * (32 + 16) * 64 + 2 * 32 * 50 * 5
     student = 30 * 2 * (1152 + 16) * 64 + 5 * 2 * (32 + 16) * 64 + 2 * 32 * 50 * 5
-    import benchmark
-
-    assert benchmark.forward_flops_per_video(config, student=False) == teacher
-    assert benchmark.forward_flops_per_video(config, student=True) == student
+    assert flops.flops_per_video(config, student=False) == teacher
+    assert flops.flops_per_video(config, student=True) == student
     assert figures["train_flops_per_step"] == 3 * 4 * (teacher + student)
 
 
@@ -107,9 +106,38 @@ def test_models_mode_measures_teacher_and_student(small_sample, tmp_path):
     assert set(ratios) >= {"flops", "model_throughput", "end_to_end_throughput"}
 
 
-def test_vlad_flop_counts():
-    import benchmark
+def test_train_step_mode_measures_vlad_models(tmp_path):
+    output = tmp_path / "train_step.json"
+    vlad = ["--model=NetVLADModel", "--netvlad_cluster_size=4", "--netvlad_hidden_size=8"]
+    run_binary(
+        "benchmark.py",
+        "--what=train_step",
+        *vlad,
+        "--batch_size=2",
+        "--steps=1",
+        "--num_classes=10",
+        f"--output_json={output}",
+    )
+    figures = json.loads(output.read_text())
+    assert figures["model"] == "NetVLADModel"
+    assert figures["step_seconds"] > 0 and figures["matmul_flops_per_s"] > 0
+    config = run_config.ModelConfig(
+        models=["teacher", "student"],
+        model="NetVLADModel",
+        num_classes=10,
+        model_params={
+            "netvlad_cluster_size": 4,
+            "netvlad_hidden_size": 8,
+            "gating": True,
+            "classifier_name": "MoeModel",
+            "num_mixtures": 2,
+        },
+    )
+    per_step = 3 * 2 * (flops.flops_per_video(config, False) + flops.flops_per_video(config, True))
+    assert figures["train_flops_per_step"] == per_step
 
+
+def test_vlad_flop_counts():
     params = {
         "netvlad_cluster_size": 4,
         "netvlad_hidden_size": 8,
@@ -117,7 +145,7 @@ def test_vlad_flop_counts():
         "classifier_name": "LogisticModel",
         "num_mixtures": 2,
     }
-    config = model_graph.ModelConfig(
+    config = run_config.ModelConfig(
         models=["teacher"],
         model="NetVLADModel",
         model_params=params,
@@ -126,4 +154,4 @@ def test_vlad_flop_counts():
     )
     # Per frame: 4*6*4 + 4*2*2; then hidden 2*(6*4 + 2*2)*8 and the classifier 2*8*10.
     per_video = 300 * (96 + 16) + 2 * 28 * 8 + 2 * 8 * 10
-    assert benchmark.flops_per_video(config, student=False) == per_video
+    assert flops.flops_per_video(config, student=False) == per_video

@@ -40,11 +40,10 @@ def test_distillation_loss_parts_and_weights(kind):
         tf.constant(TEACHER_P),
         tf.constant(STUDENT_E),
         tf.constant(STUDENT_P),
+        losses.DistillationSettings(
+            pred_loss=kind, ce_loss_weight=1.0, rep_loss_weight=0.5, pred_loss_weight=3.0
+        ),
         label_loss=losses.CrossEntropyLoss(),
-        pred_loss=kind,
-        ce_loss_weight=1.0,
-        rep_loss_weight=0.5,
-        pred_loss_weight=3.0,
     )
     got = run_session(parts)
     ce = numpy_ce(STUDENT_P, LABELS)
@@ -89,9 +88,7 @@ def test_student_loss_has_no_gradient_into_the_teacher():
         model_input, num_frames, selection
     )
     with tf.compat.v1.variable_scope("model_student"):
-        student_rep, student_out = model.create_model_inference(
-            student_input, 6, student_frames, **params
-        )
+        student_rep, student_out = model.create_student(student_input, 6, student_frames, **params)
     parts = losses.distillation_loss(
         tf.constant(LABELS[:2]),
         teacher_rep,

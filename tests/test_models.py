@@ -34,7 +34,7 @@ def build_teacher_and_student(model, model_input, num_frames, vocab_size, select
         model_input, num_frames, selection
     )
     with tf.compat.v1.variable_scope("model_student"):
-        student = model.create_model_inference(student_input, vocab_size, student_frames, **params)
+        student = model.create_student(student_input, vocab_size, student_frames, **params)
     return teacher, student
 
 

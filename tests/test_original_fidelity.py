@@ -296,10 +296,10 @@ def test_run_time_never_imports_tf_keras():
     code = (
         "import sys, tensorflow as tf; tf.compat.v1.disable_eager_execution()\n"
         "import train, validate, train_convert_model, train_finetune, eval_finetune\n"
-        "import inference, export_model, model_graph\n"
+        "import inference, export_model, model_graph, command_line\n"
         "from absl import flags; flags.FLAGS(['x', '--lstm_cells=4', '--lstm_layers=1'])\n"
-        "config = model_graph.ModelConfig.from_flags(['teacher', 'student'])\n"
-        "model_graph.build_inference_graph(config, model_graph.placeholder_batch(config))\n"
+        "config = command_line.requested_model().new_config(['teacher', 'student'])\n"
+        "model_graph.build_models(config, model_graph.placeholder_batch(config))\n"
         "assert 'tf_keras' not in sys.modules, 'tf_keras imported'\n"
         "print('ok')\n"
     )

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 import model_graph
+import run_config
 from testlib import class_prior_gap, run_binary
 
 SMALL = {
@@ -34,7 +35,7 @@ SMALL_FLAGS = {
 
 def small_config(name):
     params = dict(SMALL[name], classifier_name="MoeModel", num_mixtures=2)
-    return model_graph.ModelConfig(
+    return run_config.ModelConfig(
         models=["teacher", "student"],
         model=name,
         model_params=params,
@@ -54,7 +55,7 @@ def build(name, is_training):
         "labels": tf.zeros([3, 20]),
         "num_frames": num_frames,
     }
-    outputs = model_graph.build_inference_graph(config, batch, is_training=is_training)
+    outputs = model_graph.build_models(config, batch, is_training=is_training)
     fetch = [
         outputs[key]
         for key in (

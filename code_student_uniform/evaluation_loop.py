@@ -7,37 +7,44 @@ the run has both), logs and writes TensorBoard summaries under
 new checkpoint until stopped.
 """
 
+import dataclasses
 import os
 import time
 
 import tensorflow as tf
-from absl import flags, logging
+from absl import logging
 
 import checkpoints
 import eval_util
+import losses
 import model_graph
 import readers
 import record_checks
+import run_config
 import runtime
 from runtime import UserError
 
-flags.DEFINE_string(
-    "eval_data_pattern", "./yt8m/validate*.tfrecord", "Evaluation TFRecords (glob)."
-)
-flags.DEFINE_bool("run_once", False, "Evaluate the latest checkpoint once and exit.")
-flags.DEFINE_string("metrics_json", "", "Also write the metrics to this JSON file.")
-flags.DEFINE_integer(
-    "eval_interval_secs", 60, "Looping: seconds between checks for new checkpoints."
-)
-flags.DEFINE_integer("progress_every_secs", 30, "Seconds between progress lines.")
 
-FLAGS = flags.FLAGS
+@dataclasses.dataclass(frozen=True)
+class EvaluationSettings:
+    """What to evaluate on, how often, and where the figures go (the evaluation flags)."""
+
+    eval_data_pattern: str = "./yt8m/validate*.tfrecord"
+    top_k: int = 20
+    run_once: bool = False
+    metrics_json: str = ""
+    eval_interval_secs: int = 60
+    progress_every_secs: int = 30
+    label_loss: str = losses.DistillationSettings.label_loss
+    inputs: readers.InputSettings = readers.InputSettings(batch_size=512)
+    threads: runtime.Threads = runtime.Threads()
 
 
 class _Progress:
     """Logs videos done, videos/s and (when known) the total, every few seconds."""
 
-    def __init__(self, total=None):
+    def __init__(self, every_secs, total=None):
+        self.every_secs = every_secs
         self.total = total
         self.start = self.last = time.time()
         self.done = 0
@@ -45,7 +52,7 @@ class _Progress:
     def add(self, count):
         self.done += count
         now = time.time()
-        if now - self.last >= FLAGS.progress_every_secs:
+        if now - self.last >= self.every_secs:
             self.last = now
             of_total = f" of {self.total}" if self.total else ""
             logging.info("evaluated %d%s videos, %.1f videos/s", self.done, of_total, self.rate())
@@ -54,46 +61,35 @@ class _Progress:
         return self.done / max(time.time() - self.start, 1e-9)
 
 
-def evaluate_checkpoint(config, evaluated, checkpoint_path, total=None):
+def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None):
     """Scores `evaluated` of `config` at `checkpoint_path` on --eval_data_pattern."""
+    pattern = settings.eval_data_pattern
     reader = config.reader()
     with tf.Graph().as_default():
-        batch = readers.get_input_data_tensors(
-            reader,
-            FLAGS.eval_data_pattern,
-            batch_size=FLAGS.batch_size,
-            num_epochs=1,
-            shuffle=False,
-            num_readers=FLAGS.num_readers,
-        )
-        outputs = model_graph.build_inference_graph(config, batch, is_training=False)
-        loss_tensors = model_graph.evaluation_losses(outputs, evaluated)
+        batch = settings.inputs.tensors(reader, pattern, num_epochs=1, shuffle=False)
+        outputs = model_graph.build_models(config, batch)
+        loss_tensors = model_graph.evaluation_losses(outputs, evaluated, settings.label_loss)
         global_step = tf.compat.v1.train.get_or_create_global_step()
         fetches = {
             "predictions": outputs[f"{evaluated}_predictions"],
             "labels": outputs["labels"],
             **loss_tensors,
         }
-        metrics = eval_util.EvaluationMetrics(config.num_classes, FLAGS.top_k)
+        metrics = eval_util.EvaluationMetrics(config.num_classes, settings.top_k)
         rep_loss_sum = 0.0
-        progress = _Progress(total)
-        with tf.compat.v1.Session(config=runtime.session_config()) as session:
+        progress = _Progress(settings.progress_every_secs, total)
+        with tf.compat.v1.Session(config=settings.threads.session_config()) as session:
             session.run(tf.compat.v1.local_variables_initializer())
             checkpoints.restore_models(session, checkpoint_path, config.models)
             step = int(session.run(global_step))
-            with record_checks.explained_input_errors(reader, FLAGS.eval_data_pattern):
-                while True:
-                    try:
-                        values = session.run(fetches)
-                    except tf.errors.OutOfRangeError:
-                        break
-                    count = len(values["labels"])
-                    metrics.accumulate(values["predictions"], values["labels"], values["loss"])
-                    rep_loss_sum += float(values.get("rep_loss", 0.0)) * count
-                    progress.add(count)
+            for values in readers.run_to_end(session, fetches, reader, pattern):
+                count = len(values["labels"])
+                metrics.accumulate(values["predictions"], values["labels"], values["loss"])
+                rep_loss_sum += float(values.get("rep_loss", 0.0)) * count
+                progress.add(count)
     result = metrics.get()
     if not result["num_examples"]:
-        raise UserError(f"--eval_data_pattern={FLAGS.eval_data_pattern} holds no records")
+        raise UserError(f"--eval_data_pattern={pattern} holds no records")
     summary = {
         "global_step": step,
         "num_examples": result["num_examples"],
@@ -105,12 +101,12 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, total=None):
         "loss": result["avg_loss"],
         "model": evaluated,
         "checkpoint": checkpoint_path,
-        "eval_data_pattern": FLAGS.eval_data_pattern,
+        "eval_data_pattern": pattern,
         "videos_per_second": progress.rate(),
     }
     if "rep_loss" in loss_tensors:
         summary["rep_loss"] = rep_loss_sum / result["num_examples"]
-    if FLAGS.skip_bad_records:
+    if settings.inputs.skip_bad_records:
         summary["skipped_records"] = record_checks.BAD_RECORDS.count
     return summary
 
@@ -152,13 +148,15 @@ def _write_summaries(writer, result):
     writer.flush()
 
 
-def run_evaluation(train_dir):
-    """Evaluates the run in `train_dir` (once with --run_once, else for each new checkpoint)."""
-    if FLAGS.top_k <= 0:
-        raise UserError(f"--top_k={FLAGS.top_k} must be positive")
-    saved = model_graph.ModelConfig.load(train_dir)
-    config = model_graph.config_from_flags(saved.models, saved, train_dir)
-    evaluated = model_graph.scored_model(config, train_dir)
+def run_evaluation(train_dir, requested=None, settings=EvaluationSettings()):
+    """Evaluates the run in `train_dir` (once with --run_once, else for each new
+    checkpoint), with the model settings `requested` (run_config.RequestedModel)
+    where the run has none saved."""
+    requested = requested or run_config.RequestedModel()
+    if settings.top_k <= 0:
+        raise UserError(f"--top_k={settings.top_k} must be positive")
+    config = requested.existing_run(train_dir)
+    evaluated = requested.scored_model(config, train_dir)
     writer = tf.compat.v1.summary.FileWriter(os.path.join(train_dir, "eval"))
     last_evaluated, total, result = None, None, None
     try:
@@ -166,7 +164,7 @@ def run_evaluation(train_dir):
             latest = checkpoints.latest_checkpoint(train_dir)
             if latest and latest != last_evaluated:
                 try:
-                    result = evaluate_checkpoint(config, evaluated, latest, total)
+                    result = evaluate_checkpoint(config, evaluated, latest, settings, total)
                 except (tf.errors.NotFoundError, UserError) as error:
                     if tf.io.gfile.exists(latest + ".index"):
                         raise
@@ -176,12 +174,12 @@ def run_evaluation(train_dir):
                 last_evaluated, total = latest, result["num_examples"]
                 logging.info(format_result(result))
                 _write_summaries(writer, result)
-                if FLAGS.metrics_json:
-                    runtime.write_json(FLAGS.metrics_json, result)
-            elif not latest and FLAGS.run_once:
+                if settings.metrics_json:
+                    runtime.write_json(settings.metrics_json, result)
+            elif not latest and settings.run_once:
                 raise UserError(f"{train_dir} holds no checkpoint to evaluate")
-            if FLAGS.run_once:
+            if settings.run_once:
                 return result
-            time.sleep(FLAGS.eval_interval_secs)
+            time.sleep(settings.eval_interval_secs)
     finally:
         writer.close()

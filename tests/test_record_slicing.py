@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 import frame_selection
-import frame_slicing
 import readers
+import record_slicing
 from testlib import read_all_batches
 
 SIZES = {"rgb": 1024, "audio": 128}
@@ -79,11 +79,11 @@ def _videos(count, seed=3):
 def _locate(records, indices=None):
     """Runs locate on `records`; with `indices` [B, k], also the sliced codes per feature."""
     records = tf.constant(records)
-    layout = frame_slicing.locate(records, ["rgb", "audio"], [1024, 128])
+    layout = record_slicing.locate(records, ["rgb", "audio"], [1024, 128])
     sliced = {}
     if indices is not None:
         sliced = {
-            name: frame_slicing.slice_frames(records, layout, name, size, tf.constant(indices))
+            name: record_slicing.slice_frames(records, layout, name, size, tf.constant(indices))
             for name, size in SIZES.items()
         }
     with tf.compat.v1.Session() as session:
@@ -95,8 +95,8 @@ def test_frame_header_is_the_protobuf_encoding(size):
     frames = tf.train.FeatureList()
     frames.feature.add().bytes_list.value.append(b"\x01" * size)
     serialized = frames.SerializeToString()
-    assert serialized == frame_slicing.frame_header(size) + b"\x01" * size
-    assert frame_slicing.frame_stride(size) == len(serialized)
+    assert serialized == record_slicing.frame_header(size) + b"\x01" * size
+    assert record_slicing.frame_stride(size) == len(serialized)
 
 
 def test_hand_encoder_matches_protobuf():

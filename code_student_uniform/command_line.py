@@ -1,0 +1,354 @@
+"""The binaries' shared flags, by topic, and their reading into typed settings.
+
+A binary calls `define(...)` with the topics it takes, at import, next to its
+own flags; after parsing, its `main` turns them into the settings the library
+takes (`requested_model`, `input_settings`, `training_settings`, ...). No other
+module reads flags. Defaults are not written here: each flag takes the default
+of the setting it fills (a dataclass field, or a model's `Hyperparameter`).
+"""
+
+import dataclasses
+
+from absl import flags
+
+import evaluation_loop
+import frame_selection
+import losses
+import readers
+import run_config
+import runtime
+import training
+import utils
+
+FLAGS = flags.FLAGS
+
+# Defaults of the settings the flags fill.
+_MODEL = run_config.ModelConfig(models=[])
+_INPUT = readers.InputSettings()
+_TRAINING = training.TrainingSettings()
+_DISTILLATION = losses.DistillationSettings()
+_EVALUATION = evaluation_loop.EvaluationSettings()
+_THREADS = runtime.Threads()
+
+
+def _define_runtime():
+    flags.DEFINE_integer(
+        "intra_op_threads",
+        _THREADS.intra_op_threads,
+        "Threads inside one op (0: TensorFlow's choice).",
+    )
+    flags.DEFINE_integer(
+        "inter_op_threads",
+        _THREADS.inter_op_threads,
+        "Ops run in parallel (0: TensorFlow's choice).",
+    )
+
+
+def _define_run_directory():
+    flags.DEFINE_string(
+        "train_dir", "./model_HLSTM_TeaStud_every10_train/", "Run directory: checkpoints and logs."
+    )
+    flags.DEFINE_bool(
+        "overwrite", _TRAINING.overwrite, "Allow replacing the checkpoints of an existing run."
+    )
+    flags.DEFINE_integer(
+        "keep_checkpoint_max", _TRAINING.keep_checkpoint_max, "Checkpoints kept in a run directory."
+    )
+
+
+def _define_data():
+    flags.DEFINE_bool(
+        "frame_features",
+        _MODEL.frame_features,
+        "Frame-level SequenceExamples (True) or video-level Examples (False).",
+    )
+    flags.DEFINE_string(
+        "feature_names", ", ".join(_MODEL.feature_names), "Comma-separated features to read."
+    )
+    flags.DEFINE_string(
+        "feature_sizes",
+        ", ".join(map(str, _MODEL.feature_sizes)),
+        "Comma-separated sizes of those features.",
+    )
+    flags.DEFINE_enum(
+        "dataset_version",
+        _MODEL.dataset_version,
+        sorted(utils.DATASET_VERSIONS),
+        "YouTube-8M release: 2018 (id, 3862 classes) or 2017 (video_id, 4716 classes).",
+    )
+    flags.DEFINE_integer("num_classes", 0, "Number of classes; 0 takes the dataset version's.")
+    flags.DEFINE_integer(
+        "max_num_frames", _MODEL.max_frames, "Frames per video are capped and padded to this."
+    )
+
+
+def _define_input():
+    flags.DEFINE_integer("batch_size", _INPUT.batch_size, "Videos per batch.")
+    flags.DEFINE_integer("num_readers", _INPUT.num_readers, "Files read in parallel.")
+    flags.DEFINE_integer(
+        "num_parallel_calls",
+        _INPUT.num_parallel_calls,
+        "Batches parsed and decoded in parallel (0: tf.data AUTOTUNE).",
+    )
+    flags.DEFINE_bool(
+        "skip_bad_records",
+        _INPUT.skip_bad_records,
+        "Skip (count and log) records that are corrupted or do not fit the flags, instead of "
+        "stopping. Slower: every record is checked in Python.",
+    )
+
+
+def _hyperparameter_flags():
+    """{flag name: Hyperparameter} over every model family and the classifier."""
+    found = {}
+    for family in run_config.model_families():
+        for parameter in run_config.hyperparameters(family.__name__):
+            found.setdefault(parameter.flag_name, parameter)
+    return found
+
+
+def _define_model():
+    flags.DEFINE_string("model", _MODEL.model, "Model of the teacher and the student.")
+    for name, parameter in _hyperparameter_flags().items():
+        define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float}
+        define.get(type(parameter.default), flags.DEFINE_string)(
+            name, parameter.default, parameter.help
+        )
+    flags.DEFINE_enum(
+        "frame_selection",
+        _MODEL.frame_selection,
+        frame_selection.RULES,
+        "Which frames the student sees.",
+    )
+    flags.DEFINE_integer(
+        "every_n", _MODEL.every_n, "Student sees every n-th frame (when no frame count is given)."
+    )
+    flags.DEFINE_integer(
+        "num_student_frames",
+        _MODEL.num_student_frames,
+        "Frames the student sees (k); 0 means ceil(max_num_frames / every_n).",
+    )
+    flags.DEFINE_integer(
+        "frame_selection_seed", _MODEL.frame_selection_seed, "Seed of the random rule."
+    )
+    flags.DEFINE_enum(
+        "stride_frame_count",
+        _MODEL.stride_frame_count,
+        frame_selection.STRIDE_FRAME_COUNTS,
+        "The student's num_frames under the original stride (uniform, --every_n, no "
+        "--num_student_frames): original = int(L / max_num_frames * int(max_num_frames / "
+        "every_n)) as the original code computed it; reached = ceil(L / every_n), every real "
+        "frame the stride reaches.",
+    )
+    flags.DEFINE_enum(
+        "eval_model",
+        "student",
+        ["student", "teacher"],
+        "The model scored by evaluation, inference and export (a run holding only one model "
+        "scores that one by default).",
+    )
+    flags.DEFINE_integer(
+        "top_k",
+        _EVALUATION.top_k,
+        "Labels per video kept: in GAP and mAP, in the predictions CSV, in exports.",
+    )
+
+
+def _define_distillation():
+    flags.DEFINE_string(
+        "label_loss", _DISTILLATION.label_loss, "Loss between predictions and labels."
+    )
+    flags.DEFINE_enum(
+        "pred_loss",
+        _DISTILLATION.pred_loss,
+        losses.PRED_LOSSES,
+        "Distance between teacher and student predictions: kl (the original code) or mse (the "
+        "paper's squared error).",
+    )
+    flags.DEFINE_float(
+        "ce_loss_weight", _DISTILLATION.ce_loss_weight, "Weight of the student's label loss L_CE."
+    )
+    flags.DEFINE_float(
+        "rep_loss_weight", _DISTILLATION.rep_loss_weight, "Weight of the representation loss L_rep."
+    )
+    flags.DEFINE_float(
+        "pred_loss_weight", _DISTILLATION.pred_loss_weight, "Weight of the prediction loss L_pred."
+    )
+
+
+def _define_training():
+    t = _TRAINING
+    flags.DEFINE_string("train_data_pattern", t.train_data_pattern, "Training TFRecords (glob).")
+    flags.DEFINE_integer("num_epochs", t.num_epochs, "Passes over the training data in this run.")
+    flags.DEFINE_integer(
+        "max_steps", t.max_steps, "Stop when the global step reaches this (0: no limit)."
+    )
+    flags.DEFINE_float("base_learning_rate", t.base_learning_rate, "Learning rate at step 0.")
+    flags.DEFINE_float(
+        "learning_rate_decay",
+        t.learning_rate_decay,
+        "Decay factor per --learning_rate_decay_examples.",
+    )
+    flags.DEFINE_integer(
+        "learning_rate_decay_examples",
+        t.learning_rate_decay_examples,
+        "Examples after which the rate is multiplied by decay.",
+    )
+    flags.DEFINE_string("optimizer", t.optimizer, "A tf.compat.v1.train optimizer class.")
+    flags.DEFINE_float(
+        "clip_gradient_norm",
+        t.clip_gradient_norm,
+        "Clip gradients to this global norm (0: no clip).",
+    )
+    flags.DEFINE_float(
+        "regularization_penalty", t.regularization_penalty, "Weight of the L2 weight penalties."
+    )
+    flags.DEFINE_bool(
+        "start_new_model", t.start_new_model, "Start from scratch instead of the last checkpoint."
+    )
+    flags.DEFINE_integer(
+        "checkpoint_every_steps",
+        t.checkpoint_every_steps,
+        "Save every this many steps (0: by time only).",
+    )
+    flags.DEFINE_integer(
+        "checkpoint_every_secs", t.checkpoint_every_secs, "Save at least this often, in seconds."
+    )
+    flags.DEFINE_integer(
+        "log_every_steps", t.log_every_steps, "Log line and summaries every this many steps."
+    )
+    flags.DEFINE_integer(
+        "random_seed", t.random_seed, "Graph-level seed of initialisation and shuffling."
+    )
+
+
+def _define_evaluation():
+    e = _EVALUATION
+    flags.DEFINE_string("eval_data_pattern", e.eval_data_pattern, "Evaluation TFRecords (glob).")
+    flags.DEFINE_bool("run_once", e.run_once, "Evaluate the latest checkpoint once and exit.")
+    flags.DEFINE_string("metrics_json", e.metrics_json, "Also write the metrics to this JSON file.")
+    flags.DEFINE_integer(
+        "eval_interval_secs",
+        e.eval_interval_secs,
+        "Looping: seconds between checks for new checkpoints.",
+    )
+    flags.DEFINE_integer(
+        "progress_every_secs", e.progress_every_secs, "Seconds between progress lines."
+    )
+
+
+TOPICS = {
+    "runtime": _define_runtime,
+    "run_directory": _define_run_directory,
+    "data": _define_data,
+    "input": _define_input,
+    "model": _define_model,
+    "distillation": _define_distillation,
+    "training": _define_training,
+    "evaluation": _define_evaluation,
+}
+# What a run's binaries take: the data and model of the run, how to read it, and
+# how its losses are made.
+RUN_TOPICS = ("runtime", "run_directory", "data", "input", "model", "distillation")
+
+
+def define(*topics):
+    """Defines the flags of `topics` (names in TOPICS), each once."""
+    for topic in topics:
+        if topic not in _defined:
+            _defined.add(topic)
+            TOPICS[topic]()
+
+
+_defined = set()
+
+
+def given(name):
+    """Whether --name was set on the command line."""
+    return name in FLAGS and FLAGS[name].present
+
+
+def _values(settings_class, **extra):
+    """A settings dataclass filled from the flags of the same names."""
+    fields = {field.name for field in dataclasses.fields(settings_class)}
+    return settings_class(
+        **{name: FLAGS[name].value for name in fields if name in FLAGS and name not in extra},
+        **extra,
+    )
+
+
+def threads():
+    return _values(runtime.Threads)
+
+
+def input_settings():
+    return _values(readers.InputSettings)
+
+
+def distillation_settings():
+    return _values(losses.DistillationSettings)
+
+
+def training_settings():
+    return _values(training.TrainingSettings)
+
+
+def run_settings():
+    """Everything a training binary is given besides the models' shapes."""
+    return training.RunSettings(
+        training=training_settings(),
+        inputs=input_settings(),
+        distillation=distillation_settings(),
+        threads=threads(),
+    )
+
+
+def evaluation_settings():
+    return _values(
+        evaluation_loop.EvaluationSettings,
+        label_loss=FLAGS.label_loss,
+        inputs=input_settings(),
+        threads=threads(),
+    )
+
+
+def requested_model():
+    """The model settings of the command line (see run_config.RequestedModel)."""
+    names, sizes = utils.parse_feature_list(FLAGS.feature_names, FLAGS.feature_sizes)
+    _, num_classes = utils.dataset_version_info(FLAGS.dataset_version, FLAGS.num_classes)
+    hyperparameter_flags = _hyperparameter_flags()
+    param_values = {
+        parameter.name: FLAGS[flag].value for flag, parameter in hyperparameter_flags.items()
+    }
+    config = run_config.ModelConfig(
+        models=[],
+        model=FLAGS.model,
+        model_params={
+            parameter.name: param_values[parameter.name]
+            for parameter in run_config.hyperparameters(FLAGS.model)
+        },
+        frame_features=FLAGS.frame_features,
+        feature_names=names,
+        feature_sizes=sizes,
+        dataset_version=FLAGS.dataset_version,
+        num_classes=num_classes,
+        max_frames=FLAGS.max_num_frames,
+        frame_selection=FLAGS.frame_selection,
+        every_n=FLAGS.every_n,
+        num_student_frames=FLAGS.num_student_frames,
+        frame_selection_seed=FLAGS.frame_selection_seed,
+        stride_frame_count=FLAGS.stride_frame_count,
+    )
+    return run_config.RequestedModel(
+        config=config,
+        param_values=param_values,
+        given_fields=frozenset(
+            field
+            for field, names in run_config.FIELD_FLAGS.items()
+            if any(given(name) for name in names)
+        ),
+        given_params=frozenset(
+            parameter.name for flag, parameter in hyperparameter_flags.items() if given(flag)
+        ),
+        eval_model=FLAGS.eval_model if given("eval_model") else None,
+    )
