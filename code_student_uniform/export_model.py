@@ -14,9 +14,10 @@ from absl import flags, logging
 
 import checkpoints
 import command_line
-import inference
+import model_graph
 import runtime
 
+command_line.define(*command_line.RUN_TOPICS)
 flags.DEFINE_string("export_dir", "", "Where to write the SavedModel (must not exist yet).")
 
 FLAGS = flags.FLAGS
@@ -34,7 +35,7 @@ def export(config, train_dir, export_dir, top_k):
     with runtime.atomic_output(export_dir) as staging, tf.Graph().as_default():
         serialized = tf.compat.v1.placeholder(tf.string, [None], name=INPUT_NAME)
         batch = config.reader().prepare_serialized_examples(serialized)
-        video_ids, indexes, scores = inference.prediction_graph(
+        video_ids, indexes, scores = model_graph.top_k_predictions(
             config, batch, min(top_k, config.num_classes)
         )
         with tf.compat.v1.Session() as session:

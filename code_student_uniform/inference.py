@@ -25,13 +25,6 @@ FLAGS = flags.FLAGS
 FLAGS.set_default("batch_size", 512)
 
 
-def prediction_graph(config, batch, top_k):
-    """(video ids, top-k class indexes, top-k scores) of the config's only model."""
-    outputs = model_graph.build_models(config, batch)
-    scores, indexes = tf.math.top_k(outputs[f"{config.models[0]}_predictions"], k=top_k)
-    return batch["video_ids"], indexes, scores
-
-
 def format_row(video_id, indexes, scores):
     pairs = " ".join(f"{index} {score:.6f}" for index, score in zip(indexes, scores, strict=True))
     return f"{video_id.decode()},{pairs}\n"
@@ -56,7 +49,7 @@ def run_inference(
     reader = config.reader()
     with runtime.atomic_output(output_file) as temporary, tf.Graph().as_default():
         batch = inputs.tensors(reader, data_pattern, num_epochs=1, shuffle=False)
-        fetches = prediction_graph(config, batch, top_k)
+        fetches = model_graph.top_k_predictions(config, batch, top_k)
         with open(temporary, "w") as stream:
             stream.write("VideoId,LabelConfidencePairs\n")
             with tf.compat.v1.Session(config=threads.session_config()) as session:

@@ -110,6 +110,13 @@ def placeholder_batch(config):
     }
 
 
+def top_k_predictions(config, batch, top_k):
+    """(video ids, top-k class indexes, top-k scores) of the config's only model."""
+    outputs = build_models(config, batch)
+    scores, indexes = tf.math.top_k(outputs[f"{config.models[0]}_predictions"], k=top_k)
+    return batch["video_ids"], indexes, scores
+
+
 def evaluation_losses(outputs, evaluated, label_loss):
     """Label loss (a loss class name) of the evaluated model, and L_REP when a
     teacher and a student exist."""

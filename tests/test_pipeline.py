@@ -190,12 +190,27 @@ def test_resume_refuse_and_overwrite(small_sample, tmp_path):
     )
     assert refused.returncode == 1 and "add --overwrite" in refused.stderr
     assert checkpoint_variables(train_dir)["global_step"] == 5
-    train(sample_dir, train_dir, "--start_new_model", "--overwrite", "--max_steps=2")
+    train(
+        sample_dir,
+        train_dir,
+        "--start_new_model",
+        "--overwrite",
+        "--max_steps=2",
+        "--rep_loss_weight=2",
+        "--pred_loss=mse",
+    )
     assert checkpoint_variables(train_dir)["global_step"] == 2
     assert read_json(os.path.join(train_dir, "model_flags.json"))["models"] == [
         "teacher",
         "student",
     ]
+    # What trains the run is saved beside what shapes it.
+    settings = read_json(os.path.join(train_dir, "train_flags.json"))
+    assert settings["mode"] == "parallel"
+    assert settings["distillation"]["rep_loss_weight"] == 2.0
+    assert settings["distillation"]["pred_loss"] == "mse"
+    assert settings["training"]["max_steps"] == 2 and settings["training"]["overwrite"]
+    assert settings["inputs"]["batch_size"] == 16
 
 
 def test_serial_mode_keeps_the_teacher_frozen(small_sample, tmp_path):

@@ -1,0 +1,91 @@
+"""The code's shape: flags read only at the edges, no import cycles, one place per default."""
+
+import ast
+import os
+
+import tensorflow as tf
+
+import frame_level_models
+import run_config
+from testlib import CODE_DIR
+
+BINARIES = {
+    "train",
+    "validate",
+    "train_convert_model",
+    "train_finetune",
+    "eval_finetune",
+    "inference",
+    "export_model",
+    "benchmark",
+    "make_sample_data",
+}
+# The one module that defines the shared flags and reads them into settings.
+FLAG_MODULE = "command_line"
+
+
+def _modules():
+    return {name[:-3] for name in os.listdir(CODE_DIR) if name.endswith(".py")}
+
+
+def _imports(module, known):
+    """(project modules imported by `module`, whether it imports absl.flags)."""
+    with open(os.path.join(CODE_DIR, module + ".py")) as handle:
+        tree = ast.parse(handle.read())
+    found, reads_flags = set(), False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+            found |= {name for name in names if name in known}
+            reads_flags |= "absl.flags" in names
+        elif isinstance(node, ast.ImportFrom):
+            if node.module in known:
+                found.add(node.module)
+            if node.module == "absl" and any(alias.name == "flags" for alias in node.names):
+                reads_flags = True
+            reads_flags |= node.module == "absl.flags"
+    return found, reads_flags
+
+
+def test_only_binaries_and_the_flag_module_import_flags():
+    known = _modules()
+    readers_of_flags = {module for module in known if _imports(module, known)[1]}
+    assert readers_of_flags - BINARIES == {FLAG_MODULE}
+
+
+def test_library_modules_import_no_binary_and_no_cycle():
+    known = _modules()
+    graph = {module: _imports(module, known)[0] for module in known}
+    for module in known - BINARIES:
+        assert not graph[module] & BINARIES, (module, graph[module] & BINARIES)
+
+    def reaches(start, target, seen):
+        for imported in graph[start]:
+            if imported == target:
+                return True
+            if imported not in seen:
+                seen.add(imported)
+                if reaches(imported, target, seen):
+                    return True
+        return False
+
+    cycles = [module for module in known if reaches(module, module, set())]
+    assert not cycles, cycles
+
+
+def test_a_model_built_without_settings_takes_its_declared_defaults():
+    declared = frame_level_models.HierarchicalLstmModel.defaults()
+    frames = tf.compat.v1.placeholder(tf.float32, [None, 300, 1152])
+    num_frames = tf.compat.v1.placeholder(tf.int32, [None])
+    representation, _ = frame_level_models.HierarchicalLstmModel().create_model(
+        frames, 3862, num_frames
+    )
+    units, layers = declared["lstm_size"], declared["num_layers"]
+    assert representation.shape[-1] == 2 * layers * units
+    kernels = [
+        v for v in tf.compat.v1.global_variables() if "RNN_L1" in v.name and "kernel" in v.name
+    ]
+    assert len(kernels) == layers and kernels[0].shape == (1152 + units, 4 * units)
+    # The run config's hyperparameters of the family are the declared ones.
+    names = [parameter.name for parameter in run_config.hyperparameters("HierarchicalLstmModel")]
+    assert set(declared) <= set(names) and "classifier_name" in names
