@@ -107,9 +107,9 @@ def test_inference_csv_matches_evaluation(run, flags, scored, runs, small_sample
     assert eval_util.calculate_gap(predictions, actuals) == pytest.approx(expected["gap"], abs=2e-3)
 
 
-# One file of 10 copies of a 60-video file (600 videos), then one of 130 copies
-# (7,800 videos): the same file count, so only the number of videos differs.
-FEW_COPIES, COPIES = 10, 130
+# One file of 10 copies of a 60-video file (600 videos), then one of 330 copies
+# (19,800 videos): the same file count, so only the number of videos differs.
+FEW_COPIES, COPIES = 10, 330
 
 
 def test_inference_on_unlabelled_data_and_flat_memory(runs, small_sample, tmp_path):
@@ -136,7 +136,7 @@ def test_inference_on_unlabelled_data_and_flat_memory(runs, small_sample, tmp_pa
                 f"--train_dir={runs['teacher_student']}",
                 f"--input_data_pattern={tmp_path / name}/test*.tfrecord",
                 f"--output_file={tmp_path / name}.csv",
-                "--batch_size=16",
+                "--batch_size=64",
             ],
             capture_output=True,
             text=True,
@@ -153,10 +153,11 @@ def test_inference_on_unlabelled_data_and_flat_memory(runs, small_sample, tmp_pa
     assert len(read_csv(tmp_path / "few.csv")) == 60  # the same 60 ids in every copy
     with open(tmp_path / "many.csv") as handle:
         assert len(handle.read().splitlines()) == 1 + COPIES * 60
-    # Keeping the predictions (3,862 float32 per video) of the 7,200 more videos
-    # would add 111 MB; streamed rows measured -7 to +11 MB of allocator noise.
+    # Keeping the predictions (3,862 float32 per video) of the 19,200 more videos
+    # would add 297 MB. Streamed rows measured -7 to +11 MB on an idle machine and
+    # 49 MB on a busy one (tf.data's autotuned buffers grow when the CPU is short).
     growth_mb = (many - few) / 1024
-    assert growth_mb < 40, (few, many)
+    assert growth_mb < 120, (few, many)
 
 
 def test_export_reloads_and_matches_inference(runs, small_sample, tmp_path):
