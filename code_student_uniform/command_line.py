@@ -320,24 +320,16 @@ def requested_model():
     param_values = {
         parameter.name: FLAGS[flag].value for flag, parameter in hyperparameter_flags.items()
     }
+    # Each config field from the flag that sets it; the parsed ones replaced.
+    fields = {field: FLAGS[setters[-1]].value for field, setters in run_config.FIELD_FLAGS.items()}
+    fields.update(feature_names=names, feature_sizes=sizes, num_classes=num_classes)
     config = run_config.ModelConfig(
         models=[],
-        model=FLAGS.model,
         model_params={
             parameter.name: param_values[parameter.name]
             for parameter in run_config.hyperparameters(FLAGS.model)
         },
-        frame_features=FLAGS.frame_features,
-        feature_names=names,
-        feature_sizes=sizes,
-        dataset_version=FLAGS.dataset_version,
-        num_classes=num_classes,
-        max_frames=FLAGS.max_num_frames,
-        frame_selection=FLAGS.frame_selection,
-        every_n=FLAGS.every_n,
-        num_student_frames=FLAGS.num_student_frames,
-        frame_selection_seed=FLAGS.frame_selection_seed,
-        stride_frame_count=FLAGS.stride_frame_count,
+        **fields,
     )
     return run_config.RequestedModel(
         config=config,

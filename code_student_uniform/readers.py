@@ -33,17 +33,15 @@ class InputSettings:
     skip_bad_records: bool = False
 
     def tensors(self, reader, data_pattern, num_epochs=None, shuffle=True, seed=None):
-        """`get_input_data_tensors` with these settings."""
+        """`get_input_data_tensors` with these settings (its keyword arguments of
+        the same names)."""
         return get_input_data_tensors(
             reader,
             data_pattern,
-            batch_size=self.batch_size,
             num_epochs=num_epochs,
             shuffle=shuffle,
-            num_readers=self.num_readers,
             seed=seed,
-            skip_bad_records=self.skip_bad_records,
-            num_parallel_calls=self.num_parallel_calls,
+            **dataclasses.asdict(self),
         )
 
 
