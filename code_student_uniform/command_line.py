@@ -220,6 +220,12 @@ def _define_training():
     flags.DEFINE_integer(
         "random_seed", t.random_seed, "Graph-level seed of initialisation and shuffling."
     )
+    flags.DEFINE_bool(
+        "deterministic",
+        t.deterministic,
+        "Same flags and --random_seed give bit-identical runs (fixed input order, TensorFlow's "
+        "op determinism); --nodeterministic lets the input pipeline reorder for speed.",
+    )
 
 
 def _define_evaluation():

@@ -32,7 +32,9 @@ class InputSettings:
     num_parallel_calls: int = 0
     skip_bad_records: bool = False
 
-    def tensors(self, reader, data_pattern, num_epochs=None, shuffle=True, seed=None):
+    def tensors(
+        self, reader, data_pattern, num_epochs=None, shuffle=True, seed=None, deterministic=False
+    ):
         """`get_input_data_tensors` with these settings (its keyword arguments of
         the same names)."""
         return get_input_data_tensors(
@@ -41,6 +43,7 @@ class InputSettings:
             num_epochs=num_epochs,
             shuffle=shuffle,
             seed=seed,
+            deterministic=deterministic,
             **dataclasses.asdict(self),
         )
 
@@ -341,10 +344,12 @@ def get_input_data_tensors(
     seed=None,
     skip_bad_records=InputSettings.skip_bad_records,
     num_parallel_calls=InputSettings.num_parallel_calls,
+    deterministic=False,
 ):
     """The input pipeline of every binary: files -> records -> parsed batches.
 
-    Training reads files in parallel, shuffled, for `num_epochs` (None: forever).
+    Training reads files in parallel, shuffled, for `num_epochs` (None: forever);
+    with `deterministic` (and a `seed`), in the same order in every run.
     Evaluation (`shuffle=False`) reads every record exactly once per epoch in a
     fixed, repeatable order. Returns the dict of `reader.prepare_serialized_examples`,
     whose `get_next` raises `tf.errors.OutOfRangeError` when the epochs are done.
@@ -357,7 +362,7 @@ def get_input_data_tensors(
         _checked_keyed_records(reader) if skip_bad_records else _keyed_records,
         cycle_length=max(1, min(num_readers, len(files))),
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not shuffle,
+        deterministic=deterministic or not shuffle,
     )
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer or max(4 * batch_size, 256), seed=seed)
@@ -368,7 +373,7 @@ def get_input_data_tensors(
             records, record_names(files, keys)
         ),
         num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE,
-        deterministic=not shuffle,
+        deterministic=deterministic or not shuffle,
     )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()

@@ -50,6 +50,7 @@ class TrainingSettings:
     checkpoint_every_secs: int = 600
     log_every_steps: int = 10
     random_seed: int = 0
+    deterministic: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,6 +308,9 @@ def run_training(
         )
     config = requested.run_config(models, saved, train_dir)
     server = role.start_server() if role else None
+    if training.deterministic:
+        # Same seed, same machine and threads: bit-identical checkpoints and metrics.
+        tf.config.experimental.enable_op_determinism()
     with tf.Graph().as_default(), tf.compat.v1.device(role.device_setter() if role else None):
         tf.compat.v1.set_random_seed(training.random_seed)
         reader = config.reader(is_training=True)
@@ -316,6 +320,7 @@ def run_training(
             num_epochs=training.num_epochs or None,
             shuffle=True,
             seed=training.random_seed + (role.index if role else 0),
+            deterministic=training.deterministic,
         )
         graph = build_training_graph(config, mode, batch, settings)
         saver = checkpoints.make_saver(max_to_keep=training.keep_checkpoint_max) if chief else None
