@@ -88,7 +88,10 @@ def _held_records_pipeline(reader, pattern, passes, batch_size):
     from the files in the first pass and served from memory in the others."""
     records = tf.data.TFRecordDataset(readers.match_files(pattern)).take(FLAGS.held_videos)
     batches = records.batch(batch_size).cache().repeat(passes)
-    decoded = batches.map(reader.prepare_serialized_examples, num_parallel_calls=tf.data.AUTOTUNE)
+    decoded = batches.map(
+        tf.autograph.experimental.do_not_convert(reader.prepare_serialized_examples),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return tf.compat.v1.data.make_one_shot_iterator(decoded.prefetch(tf.data.AUTOTUNE)).get_next()
 
 

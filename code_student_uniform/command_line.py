@@ -262,11 +262,17 @@ def define(*topics):
     """Defines the flags of `topics` (names in TOPICS), each once."""
     for topic in topics:
         if topic not in _defined:
-            _defined.add(topic)
+            before = set(FLAGS)
             TOPICS[topic]()
+            _defined[topic] = sorted(set(FLAGS) - before)
 
 
-_defined = set()
+_defined = {}  # topic: the names of its flags
+
+
+def topic_flags(*topics):
+    """The names of the flags of `topics` (each defined already)."""
+    return [name for topic in topics for name in _defined[topic]]
 
 
 def given(name):

@@ -49,10 +49,13 @@ def staging_directory(path):
 def atomic_output(path):
     """Yields a temporary path beside `path` (for a file or a directory to create);
     renames it into place when the block succeeds, removes it when it fails.
-    A reader of `path` never sees a half-written output."""
+    A reader of `path` never sees a half-written output. A directory already at
+    `path` is replaced whole (moved aside first: a rename cannot replace one)."""
     with staging_directory(path) as staging:
         temporary = os.path.join(staging, "output")
         yield temporary
+        if os.path.isdir(temporary) and os.path.isdir(path):
+            os.replace(path, os.path.join(staging, "previous"))
         os.replace(temporary, path)
 
 
@@ -66,11 +69,13 @@ def write_json(path, value):
     write_atomically(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-def run(main):
-    """app.run(main) for a graph-mode binary; expected errors end with a message and exit 1."""
+def run(main, graph_mode=True):
+    """app.run(main) for a binary (graph mode unless told otherwise); expected
+    errors end with a message and exit 1."""
 
     def guarded(argv):
-        tf.compat.v1.disable_eager_execution()
+        if graph_mode:
+            tf.compat.v1.disable_eager_execution()
         try:
             if len(argv) > 1:
                 raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
