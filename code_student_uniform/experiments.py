@@ -96,7 +96,13 @@ PAPER = {
         (0.698, 0.268),
         (0.721, 0.287),
     ),
-    "parallel_rep": ((0.724, 0.280), (0.762, 0.331), (0.785, 0.365), (0.794, 0.380), (0.803, 0.392)),
+    "parallel_rep": (
+        (0.724, 0.280),
+        (0.762, 0.331),
+        (0.785, 0.365),
+        (0.794, 0.380),
+        (0.803, 0.392),
+    ),
     "parallel_rep_ce": (
         (0.726, 0.285),
         (0.766, 0.334),
@@ -183,7 +189,9 @@ command_line.define(*PASSED_TOPICS, "run_directory")
 flags.DEFINE_string("output_dir", "runs/table1", "Where the grid's runs and results go.")
 flags.DEFINE_list("rows", list(ROWS), f"Table rows to run, of: {', '.join(ROWS)}.")
 flags.DEFINE_list("ks", [str(k) for k in PAPER_KS], "Student frame counts k.")
-flags.DEFINE_integer("seeds", 1, "Seeds per cell (--random_seed = first_seed, first_seed + 1, ...).")
+flags.DEFINE_integer(
+    "seeds", 1, "Seeds per cell (--random_seed = first_seed, first_seed + 1, ...)."
+)
 flags.DEFINE_integer("first_seed", 1, "The first seed.")
 flags.DEFINE_integer(
     "finetune_steps",
@@ -216,17 +224,17 @@ class Cell:
 
     @property
     def name(self):
-        return f"teacher_seed{self.seed}" if self.row == "teacher" else (
-            f"{self.row}_k{self.k}_seed{self.seed}"
+        return (
+            f"teacher_seed{self.seed}"
+            if self.row == "teacher"
+            else (f"{self.row}_k{self.k}_seed{self.seed}")
         )
 
 
 def grid_cells(rows, ks, seeds):
     """Teachers first: the serial rows learn from their seed's teacher."""
     cells = [Cell("teacher", 0, seed) for seed in seeds if "teacher" in rows or _has_serial(rows)]
-    cells += [
-        Cell(row, k, seed) for row in rows if row != "teacher" for k in ks for seed in seeds
-    ]
+    cells += [Cell(row, k, seed) for row in rows if row != "teacher" for k in ks for seed in seeds]
     return cells
 
 
@@ -469,9 +477,7 @@ def passed_flags(preset):
     }
     clashing = sorted(CELL_FLAGS & set(given))
     if clashing:
-        raise UserError(
-            f"--{', --'.join(clashing)}: set per cell by the runner; leave them out"
-        )
+        raise UserError(f"--{', --'.join(clashing)}: set per cell by the runner; leave them out")
     for name, value in PRESETS[preset].items():
         if name in FLAGS and name not in given and name != "finetune_steps":
             FLAGS[name].value = value

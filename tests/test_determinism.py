@@ -1,11 +1,8 @@
 """Same flags and --random_seed: bit-identical checkpoints and metrics; another seed differs."""
 
-import os
-
 import numpy as np
-import tensorflow as tf
 
-from testlib import read_json, run_binary
+from testlib import checkpoint_variables, read_json, run_binary
 
 TINY = [
     "--lstm_cells=8",
@@ -22,27 +19,55 @@ TINY = [
 METRICS = ("gap", "map", "hit_at_one", "perr", "loss", "rep_loss", "num_examples")
 
 
-def _run(sample_dir, run_dir, seed):
-    run_binary(
-        "train.py",
-        f"--train_dir={run_dir}",
-        f"--train_data_pattern={sample_dir}/train*.tfrecord",
-        f"--random_seed={seed}",
-        *TINY,
-    )
-    metrics = os.path.join(run_dir, "metrics.json")
+def _run(sample_dir, run_dir, seed, finetune=True):
+    """Train, validate (then convert, fine-tune, evaluate): every tensor and metric."""
+    train_dir, finetune_dir = run_dir / "train", run_dir / "finetune"
+    train_data = f"--train_data_pattern={sample_dir}/train*.tfrecord"
+    eval_data = f"--eval_data_pattern={sample_dir}/validate*.tfrecord"
+    run_binary("train.py", f"--train_dir={train_dir}", f"--random_seed={seed}", train_data, *TINY)
     run_binary(
         "validate.py",
-        f"--train_dir={run_dir}",
-        f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
+        f"--train_dir={train_dir}",
+        eval_data,
         "--run_once",
-        f"--metrics_json={metrics}",
+        f"--metrics_json={run_dir}/validate.json",
         "--batch_size=32",
     )
-    checkpoint = tf.train.load_checkpoint(tf.train.latest_checkpoint(run_dir))
-    tensors = {name: checkpoint.get_tensor(name) for name in checkpoint.get_variable_to_shape_map()}
-    result = read_json(metrics)
-    return tensors, {key: result[key] for key in METRICS}
+    stages = {"validate": train_dir}
+    if finetune:
+        stages["eval"] = finetune_dir
+        _finetune(train_data, eval_data, train_dir, finetune_dir, run_dir, seed)
+    tensors = {}
+    for stage, directory in stages.items():
+        for name, value in checkpoint_variables(str(directory)).items():
+            tensors[f"{stage}/{name}"] = value
+    metrics = {}
+    for stage in stages:
+        result = read_json(run_dir / f"{stage}.json")
+        metrics.update({f"{stage}/{key}": result[key] for key in METRICS if key in result})
+    return tensors, metrics
+
+
+def _finetune(train_data, eval_data, train_dir, finetune_dir, run_dir, seed):
+    run_binary(
+        "train_convert_model.py", f"--train_dir={train_dir}", f"--finetune_dir={finetune_dir}"
+    )
+    run_binary(
+        "train_finetune.py",
+        f"--train_dir={finetune_dir}",
+        f"--random_seed={seed}",
+        train_data,
+        *TINY,
+        "--max_steps=18",
+    )
+    run_binary(
+        "eval_finetune.py",
+        f"--train_dir={finetune_dir}",
+        eval_data,
+        "--run_once",
+        f"--metrics_json={run_dir}/eval.json",
+        "--batch_size=32",
+    )
 
 
 def test_same_seed_same_run_other_seed_other_run(small_sample, tmp_path):
@@ -57,13 +82,14 @@ def test_same_seed_same_run_other_seed_other_run(small_sample, tmp_path):
     ]
     assert not differing, differing
     assert first_metrics == again_metrics
+    assert "eval/gap" in first_metrics and "validate/rep_loss" in first_metrics
 
-    other_tensors, other_metrics = _run(sample_dir, tmp_path / "other", seed=8)
-    model_variables = [name for name in first_tensors if name.startswith("model")]
+    other_tensors, other_metrics = _run(sample_dir, tmp_path / "other", seed=8, finetune=False)
+    model_variables = [name for name in other_tensors if "/model" in name]
     changed = [
         name
         for name in model_variables
         if not np.array_equal(first_tensors[name], other_tensors[name])
     ]
     assert len(changed) > len(model_variables) // 2, changed
-    assert other_metrics != first_metrics
+    assert other_metrics["validate/gap"] != first_metrics["validate/gap"]

@@ -1,0 +1,176 @@
+"""The Table 1 runner through run_table1.sh: a tiny grid, interrupted and continued."""
+
+import glob
+import os
+import signal
+import statistics
+import subprocess
+import time
+
+import pytest
+import tensorflow as tf
+
+from testlib import PROJECT_ROOT, read_json, read_text, run_script
+
+plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
+
+TINY = [
+    "--lstm_cells=8",
+    "--lstm_layers=1",
+    "--batch_size=16",
+    "--num_readers=2",
+    "--num_epochs=0",
+    "--max_steps=16",
+    "--finetune_steps=6",
+]
+GRID = ["--rows=first,serial_rep", "--ks=6", "--seeds=2", *TINY]
+# teacher_seed1/2 (serial_rep learns from them), then first_k6 and serial_rep_k6 per seed.
+CELLS = 6
+CLASSES = 3862
+
+
+def _student_flops(k, chunks, units=8, layers=1, width=1152, mixtures=2):
+    """Forward FLOPs of the tiny H-RNN student, worked out by hand (2 per multiply-add)."""
+    state = 2 * layers * units
+    lower = k * 2 * (width + units) * 4 * units
+    upper = chunks * 2 * (state + units) * 4 * units
+    classifier = 2 * state * CLASSES * (2 * mixtures + 1)
+    return lower + upper + classifier
+
+
+def _hparams_sessions(directory):
+    """{trial: (hparams, {metric: value})} read back from the HParams event files."""
+    sessions = {}
+    for trial_dir in sorted(glob.glob(os.path.join(directory, "*", ""))):
+        hparams, metrics = {}, {}
+        for path in glob.glob(os.path.join(trial_dir, "events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                for value in event.summary.value:
+                    plugin = value.metadata.plugin_data
+                    if plugin.plugin_name == "hparams":
+                        data = plugin_data_pb2.HParamsPluginData.FromString(plugin.content)
+                        start = data.session_start_info
+                        hparams = {name: value for name, value in start.hparams.items()}
+                    elif value.HasField("tensor"):
+                        metrics[value.tag] = float(tf.make_ndarray(value.tensor))
+        sessions[os.path.basename(os.path.dirname(trial_dir))] = (hparams, metrics)
+    return sessions
+
+
+def _start_grid(output_dir, env):
+    return subprocess.Popen(
+        ["bash", os.path.join(PROJECT_ROOT, "run_table1.sh"), f"--output_dir={output_dir}", *GRID],
+        cwd=PROJECT_ROOT,
+        env=dict(os.environ, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_tiny_grid_interrupted_and_continued(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    env = {"YT8M_DIR": sample_dir}
+    output_dir = tmp_path / "table1"
+
+    # Interrupted once the teachers and one more cell have finished.
+    grid = _start_grid(output_dir, env)
+    deadline = time.time() + 400
+    while len(glob.glob(str(output_dir / "runs" / "*" / "result.json"))) < 3:
+        assert grid.poll() is None, grid.stdout.read()
+        assert time.time() < deadline, "the grid made no progress"
+        time.sleep(0.5)
+    grid.send_signal(signal.SIGTERM)
+    assert grid.wait(timeout=60) != 0
+    finished = {
+        path: (os.path.getmtime(path), read_text(path))
+        for path in glob.glob(str(output_dir / "runs" / "*" / "result.json"))
+    }
+    assert 3 <= len(finished) < CELLS
+
+    # The same command continues: finished cells are kept, the others run.
+    log = run_script("run_table1.sh", f"--output_dir={output_dir}", *GRID, env=env).stderr
+    assert f"{CELLS} cells, {len(finished)} finished before, {CELLS - len(finished)} to run" in log
+    assert f"cell {CELLS} of {CELLS}" in log and "ETA" in log
+    for path, (mtime, text) in finished.items():
+        assert (os.path.getmtime(path), read_text(path)) == (mtime, text), path
+
+    results = read_json(output_dir / "results.json")
+    cells = sorted((result["row"], result["k"], result["seed"]) for result in results)
+    assert cells == [
+        ("first", 6, 1),
+        ("first", 6, 2),
+        ("serial_rep", 6, 1),
+        ("serial_rep", 6, 2),
+        ("teacher", 300, 1),
+        ("teacher", 300, 2),
+    ]
+    by_cell = {(r["row"], r["seed"]): r for r in results}
+    for result in results:
+        assert 0 < result["gap"] <= 1 and 0 < result["map"] <= 1, result
+        assert 0 <= result["hit_at_one"] <= 1 and 0 <= result["perr"] <= 1
+        assert result["wall_seconds"] > 0 and os.path.isdir(result["run_dir"])
+        metrics = read_json(
+            os.path.join(os.path.dirname(result["run_dir"]), "validate_metrics.json")
+        )
+        assert result["gap"] == metrics["gap"] and result["steps"] == metrics["global_step"]
+        # The cell's seed and flags reached its run.
+        assert (
+            read_json(os.path.join(result["run_dir"], "train_flags.json"))["training"][
+                "random_seed"
+            ]
+            == result["seed"]
+        )
+    # L_rep alone: distilled for 16 steps, then fine-tuned on L_CE for 6.
+    assert by_cell["serial_rep", 1]["steps"] == 22 and by_cell["first", 1]["steps"] == 16
+    assert by_cell["serial_rep", 1]["run_dir"].endswith("finetune")
+    # Seeds differ, so do their students.
+    assert by_cell["first", 1]["gap"] != by_cell["first", 2]["gap"]
+    # 6 frames: 3 chunks of 2 (the largest divisor of k up to 5), saved with the run.
+    config = read_json(os.path.join(by_cell["first", 1]["run_dir"], "model_flags.json"))
+    assert config["model_params"]["student_num_chunks"] == 3
+    assert config["num_student_frames"] == 6 and config["frame_selection"] == "first"
+    assert by_cell["first", 1]["flops_per_video"] == _student_flops(k=6, chunks=3)
+    assert by_cell["teacher", 1]["flops_per_video"] > 10 * by_cell["first", 1]["flops_per_video"]
+
+    table = read_text(output_dir / "table.md")
+    for row, paper in (("First-k", "(0.478/0.133)"), ("Serial L_rep", "(0.727/0.288)")):
+        line = next(line for line in table.splitlines() if line.startswith(f"| {row} |"))
+        key = "first" if row == "First-k" else "serial_rep"
+        gaps = [by_cell[key, seed]["gap"] for seed in (1, 2)]
+        assert f"{statistics.mean(gaps):.3f} ± {statistics.stdev(gaps):.3f}" in line
+        assert paper in line
+    assert "| Teacher-Skyline" not in table  # not among the rows asked for
+
+    sessions = _hparams_sessions(output_dir / "hparams")
+    assert len(sessions) == CELLS
+    for result in results:
+        name = (
+            f"teacher_seed{result['seed']}"
+            if result["row"] == "teacher"
+            else f"{result['row']}_k{result['k']}_seed{result['seed']}"
+        )
+        hparams, metrics = sessions[name]
+        assert hparams["row"].string_value == result["row"]
+        assert hparams["k"].number_value == result["k"]
+        assert hparams["seed"].number_value == result["seed"]
+        assert metrics["gap"] == pytest.approx(result["gap"], rel=1e-6)
+        assert metrics["flops_per_video"] == pytest.approx(result["flops_per_video"], rel=1e-6)
+
+
+def test_grid_refuses_flags_it_sets_and_other_flags_in_its_directory(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    env = {"YT8M_DIR": sample_dir}
+    clash = run_script(
+        "run_table1.sh", f"--output_dir={tmp_path}", "--random_seed=3", env=env, check=False
+    )
+    assert clash.returncode == 1
+    assert "--random_seed: set per cell by the runner" in clash.stderr
+
+    (tmp_path / "grid.json").write_text('{"flags": {"lstm_cells": "--lstm_cells=8"}}')
+    other = run_script(
+        "run_table1.sh", f"--output_dir={tmp_path}", "--lstm_cells=16", env=env, check=False
+    )
+    assert other.returncode == 1
+    assert f"{tmp_path} holds a grid run with other flags" in other.stderr
