@@ -2,14 +2,10 @@
 
 import numpy as np
 
-from testlib import checkpoint_variables, read_json, run_binary
+from testlib import TINY_RUN, checkpoint_variables, read_json, run_binary
 
 TINY = [
-    "--lstm_cells=8",
-    "--lstm_layers=1",
-    "--batch_size=16",
-    "--num_readers=2",
-    "--num_epochs=0",
+    *TINY_RUN,
     "--max_steps=12",
     "--log_every_steps=4",
     # The random rule: stateful random ops in training, seeded by the graph seed.

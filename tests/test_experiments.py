@@ -10,16 +10,12 @@ import time
 import pytest
 import tensorflow as tf
 
-from testlib import PROJECT_ROOT, read_json, read_text, run_script
+from testlib import PROJECT_ROOT, TINY_RUN, read_json, read_text, run_script
 
 plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
 
 TINY = [
-    "--lstm_cells=8",
-    "--lstm_layers=1",
-    "--batch_size=16",
-    "--num_readers=2",
-    "--num_epochs=0",
+    *TINY_RUN,
     "--max_steps=16",
     "--finetune_steps=6",
 ]
@@ -174,3 +170,26 @@ def test_grid_refuses_flags_it_sets_and_other_flags_in_its_directory(small_sampl
     )
     assert other.returncode == 1
     assert f"{tmp_path} holds a grid run with other flags" in other.stderr
+
+
+def test_grid_without_tensorboard_writes_results_and_says_how_to_get_hparams(
+    small_sample, tmp_path
+):
+    sample_dir, _ = small_sample
+    hidden = tmp_path / "no_tensorboard" / "tensorboard"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('tensorboard hidden by the test')\n")
+    output_dir = tmp_path / "grid"
+    log = run_script(
+        "run_table1.sh",
+        f"--output_dir={output_dir}",
+        "--rows=uniform",
+        "--ks=6",
+        *TINY,
+        "--max_steps=4",
+        env={"YT8M_DIR": sample_dir, "PYTHONPATH": str(hidden.parent)},
+    ).stderr
+    assert "TensorBoard is not installed" in log
+    assert "pip install -r requirements-tensorboard.txt" in log
+    assert [result["row"] for result in read_json(output_dir / "results.json")] == ["uniform"]
+    assert (output_dir / "table.md").exists() and not (output_dir / "hparams").exists()

@@ -9,14 +9,10 @@ import numpy as np
 import pytest
 
 import eval_util
-from testlib import CODE_DIR, PROJECT_ROOT, read_csv, run_binary
+from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN, read_csv, run_binary
 
 TINY = [
-    "--lstm_cells=8",
-    "--lstm_layers=1",
-    "--batch_size=16",
-    "--num_readers=2",
-    "--num_epochs=0",
+    *TINY_RUN,
     "--max_steps=30",
     "--base_learning_rate=0.01",
 ]

@@ -18,6 +18,16 @@ import tensorflow as tf  # noqa: E402
 tf.compat.v1.disable_eager_execution()
 
 
+# A CPU-sized model and input for tests that train through the binaries.
+TINY_RUN = [
+    "--lstm_cells=8",
+    "--lstm_layers=1",
+    "--batch_size=16",
+    "--num_readers=2",
+    "--num_epochs=0",
+]
+
+
 def run_binary(script, *args, env=None, timeout=600, check=True):
     """Runs code_student_uniform/<script> with flags; returns the CompletedProcess."""
     command = [sys.executable, os.path.join(CODE_DIR, script), *args]
