@@ -38,6 +38,7 @@ import model_graph
 import readers
 import run_config
 import runtime
+import towers
 import training
 
 command_line.define(*command_line.RUN_TOPICS, "training")
@@ -222,11 +223,16 @@ def bench_train_step():
     settings = dataclasses.replace(
         settings, inputs=dataclasses.replace(settings.inputs, batch_size=batch_size)
     )
+    training_settings = settings.training
+    devices = towers.tower_devices(training_settings.num_gpu, training_settings.num_cpu_towers)
+    towers.check_batch_size(batch_size, len(devices))
+    session_config = settings.threads.session_config(cpu_devices=training_settings.num_cpu_towers)
     with tf.Graph().as_default():
         graph = training.build_training_graph(
-            config, "parallel", _synthetic_batch(config, batch_size), settings
+            config, "parallel", _synthetic_batch(config, batch_size), settings, devices
         )
-        with tf.compat.v1.Session(config=command_line.threads().session_config()) as session:
+        with tf.compat.v1.Session(config=session_config) as session:
+            session_devices = [device.name for device in session.list_devices()]
             session.run(tf.compat.v1.global_variables_initializer())
             logging.info("warm-up step")
             session.run(graph["train_op"])
@@ -257,6 +263,9 @@ def bench_train_step():
         "lstm_cells": config.model_params.get("lstm_size"),
         "flops_counted": "analytic (matmuls; training = 3 x forward)",
         "fold_chunks": FLAGS.fold_chunks,
+        "towers": len(devices),
+        "tower_devices": [device or "default" for device in devices],
+        "session_devices": session_devices,
     }
 
 
@@ -364,6 +373,14 @@ def main(argv):
         "models": bench_models,
         "one_model": bench_one_model,
     }[FLAGS.what]()
+    figures.setdefault("towers", 1)
+    figures["devices"] = [
+        f"{device.device_type}:{name}"
+        for device in tf.config.list_physical_devices()
+        for name in [device.name.rsplit(":", 1)[-1]]
+    ]
+    gpus = tf.config.list_physical_devices("GPU")
+    figures["gpus"] = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
     text = json.dumps(figures, indent=2, sort_keys=True)
     print(text)
     if FLAGS.output_json:

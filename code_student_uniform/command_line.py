@@ -42,6 +42,11 @@ def _define_runtime():
         _THREADS.inter_op_threads,
         "Ops run in parallel (0: TensorFlow's choice).",
     )
+    flags.DEFINE_bool(
+        "gpu_memory_growth",
+        _THREADS.gpu_memory_growth,
+        "Take GPU memory as needed (--nogpu_memory_growth: all of it at the start).",
+    )
 
 
 def _define_run_directory():
@@ -225,6 +230,16 @@ def _define_training():
         t.deterministic,
         "Same flags and --random_seed give bit-identical runs (fixed input order, TensorFlow's "
         "op determinism); --nodeterministic lets the input pipeline reorder for speed.",
+    )
+    flags.DEFINE_integer(
+        "num_gpu",
+        t.num_gpu,
+        "Towers on that many GPUs: the batch is split, the gradients combined.",
+    )
+    flags.DEFINE_integer(
+        "num_cpu_towers",
+        t.num_cpu_towers,
+        "Towers on that many logical CPU devices (the GPU code path, for tests and debugging).",
     )
 
 

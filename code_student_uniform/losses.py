@@ -99,9 +99,18 @@ def distillation_loss(
     ce = label_loss.calculate_loss(student_predictions, labels)
     rep = representation_loss(teacher_representation, student_representation)
     pred = prediction_loss(teacher_predictions, student_predictions, settings.pred_loss)
-    total = (
-        settings.ce_loss_weight * ce
-        + settings.rep_loss_weight * rep
-        + settings.pred_loss_weight * pred
+    parts = {"ce": ce, "rep": rep, "pred": pred}
+    return {"total": weighted_total(parts, settings), **parts}
+
+
+# L_pred is a sum over the batch (the original's); L_CE and L_rep are batch means.
+SUMMED_PARTS = ("pred",)
+
+
+def weighted_total(parts, settings=DistillationSettings()):
+    """The student's loss from its parts (ce, rep, pred)."""
+    return (
+        settings.ce_loss_weight * parts["ce"]
+        + settings.rep_loss_weight * parts["rep"]
+        + settings.pred_loss_weight * parts["pred"]
     )
-    return {"total": total, "ce": ce, "rep": rep, "pred": pred}

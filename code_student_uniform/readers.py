@@ -33,7 +33,14 @@ class InputSettings:
     skip_bad_records: bool = False
 
     def tensors(
-        self, reader, data_pattern, num_epochs=None, shuffle=True, seed=None, deterministic=False
+        self,
+        reader,
+        data_pattern,
+        num_epochs=None,
+        shuffle=True,
+        seed=None,
+        deterministic=False,
+        drop_remainder=False,
     ):
         """`get_input_data_tensors` with these settings (its keyword arguments of
         the same names)."""
@@ -44,6 +51,7 @@ class InputSettings:
             shuffle=shuffle,
             seed=seed,
             deterministic=deterministic,
+            drop_remainder=drop_remainder,
             **dataclasses.asdict(self),
         )
 
@@ -345,11 +353,13 @@ def get_input_data_tensors(
     skip_bad_records=InputSettings.skip_bad_records,
     num_parallel_calls=InputSettings.num_parallel_calls,
     deterministic=False,
+    drop_remainder=False,
 ):
     """The input pipeline of every binary: files -> records -> parsed batches.
 
     Training reads files in parallel, shuffled, for `num_epochs` (None: forever);
-    with `deterministic` (and a `seed`), in the same order in every run.
+    with `deterministic` (and a `seed`), in the same order in every run; with
+    `drop_remainder`, every batch has `batch_size` videos (a static shape).
     Evaluation (`shuffle=False`) reads every record exactly once per epoch in a
     fixed, repeatable order. Returns the dict of `reader.prepare_serialized_examples`,
     whose `get_next` raises `tf.errors.OutOfRangeError` when the epochs are done.
@@ -370,7 +380,7 @@ def get_input_data_tensors(
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer or max(4 * batch_size, 256), seed=seed)
     dataset = dataset.repeat(num_epochs)
-    dataset = dataset.batch(batch_size)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(
         plain(
             lambda keys, records: reader.prepare_serialized_examples(

@@ -9,6 +9,7 @@ Modes (which models a run holds, and which of them learn):
 - finetune: the student alone on L_CE, starting from a converted checkpoint.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -27,6 +28,7 @@ import readers
 import record_checks
 import run_config
 import runtime
+import towers
 from runtime import UserError
 
 
@@ -51,6 +53,8 @@ class TrainingSettings:
     log_every_steps: int = 10
     random_seed: int = 0
     deterministic: bool = True
+    num_gpu: int = 1
+    num_cpu_towers: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,11 +96,13 @@ def make_optimizer(name, learning_rate):
 
 
 def _minimize(loss, scope, learning_rate, settings, global_step=None):
-    """One optimizer for the trainable variables under `scope`."""
+    """One optimizer for the trainable variables under `scope`. (`tf.gradients`
+    puts each gradient op on the device of the op it differentiates: its tower's.)"""
     variables = tf.compat.v1.trainable_variables(scope + "/")
     gradients = tf.gradients(loss, variables)
     if settings.clip_gradient_norm > 0:
         gradients, _ = tf.clip_by_global_norm(gradients, settings.clip_gradient_norm)
+    # The first tower's batch-norm updates (the others' ops are under tower_<i>/).
     update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, scope + "/")
     with tf.control_dependencies(update_ops):
         optimizer = make_optimizer(settings.optimizer, learning_rate)
@@ -109,33 +115,14 @@ def _regularization(scope):
     return tf.compat.v1.losses.get_regularization_loss(scope=scope + "/")
 
 
-def build_training_graph(config, mode, batch, settings=RunSettings()):
-    """Models, losses and train op. Returns a dict of tensors the loop fetches."""
-    _, trained = MODES[mode]
-    training = settings.training
-    global_step = tf.compat.v1.train.get_or_create_global_step()
-    frozen = [name for name in config.models if name not in trained]
+def _tower_losses(config, batch, frozen, label_loss, distillation):
+    """One tower: the models on its batch, and their losses (batch means; L_pred
+    a batch sum)."""
     outputs = model_graph.build_models(config, batch, is_training=True, frozen=frozen)
-    learning_rate = tf.compat.v1.train.exponential_decay(
-        training.base_learning_rate,
-        global_step * settings.inputs.batch_size,
-        training.learning_rate_decay_examples,
-        training.learning_rate_decay,
-        staircase=True,
-    )
-    label_loss = losses.get_label_loss(settings.distillation.label_loss)
     labels = batch["labels"]
-    fetches, totals, train_ops = {}, {}, []
+    values = {}
     if "teacher" in config.models:
-        fetches["teacher_loss"] = label_loss.calculate_loss(outputs["teacher_predictions"], labels)
-        if "teacher" in trained:
-            total = fetches["teacher_loss"] + training.regularization_penalty * _regularization(
-                run_config.TEACHER_SCOPE
-            )
-            totals["teacher_total_loss"] = total
-            train_ops.append(
-                _minimize(total, run_config.TEACHER_SCOPE, learning_rate, training, global_step)
-            )
+        values["teacher_loss"] = label_loss.calculate_loss(outputs["teacher_predictions"], labels)
     if "student" in config.models:
         if "teacher" in config.models:
             parts = losses.distillation_loss(
@@ -144,15 +131,77 @@ def build_training_graph(config, mode, batch, settings=RunSettings()):
                 outputs["teacher_predictions"],
                 outputs["student_representation"],
                 outputs["student_predictions"],
-                settings.distillation,
+                distillation,
                 label_loss=label_loss,
             )
-            fetches.update(rep_loss=parts["rep"], pred_loss=parts["pred"])
+            values.update(rep_loss=parts["rep"], pred_loss=parts["pred"])
         else:
-            ce = label_loss.calculate_loss(outputs["student_predictions"], labels)
-            parts = {"total": ce, "ce": ce}
-        fetches.update(ce_loss=parts["ce"], student_loss=parts["total"])
-        total = parts["total"] + training.regularization_penalty * _regularization(
+            parts = {"ce": label_loss.calculate_loss(outputs["student_predictions"], labels)}
+        values["ce_loss"] = parts["ce"]
+    return values, outputs
+
+
+def _build_towers(config, batch, devices, frozen, label_loss, distillation):
+    """The models and losses on every tower; the losses of the whole batch and
+    the predictions of every model, in batch order."""
+    tower_values, tower_outputs = [], []
+    for index, (device, tower_batch) in enumerate(
+        zip(devices, towers.split_batch(batch, len(devices)), strict=True)
+    ):
+        with contextlib.ExitStack() as stack:
+            if device:
+                stack.enter_context(tf.compat.v1.device(towers.placement(device)))
+            if index:
+                scope = tf.compat.v1.get_variable_scope()
+                stack.enter_context(tf.compat.v1.variable_scope(scope, reuse=True))
+                stack.enter_context(tf.name_scope(f"tower_{index}"))
+            values, outputs = _tower_losses(config, tower_batch, frozen, label_loss, distillation)
+        tower_values.append(values)
+        tower_outputs.append(outputs)
+    summed = {f"{part}_loss" for part in losses.SUMMED_PARTS}
+    values = towers.combine(tower_values, sums=summed)
+    predictions = {
+        name: tf.concat([outputs[f"{name}_predictions"] for outputs in tower_outputs], axis=0)
+        for name in config.models
+    }
+    return values, predictions
+
+
+def build_training_graph(config, mode, batch, settings=RunSettings(), devices=(None,)):
+    """Models, losses and train op, the batch split over the towers on `devices`
+    (towers.tower_devices). Returns a dict of tensors the loop fetches."""
+    _, trained = MODES[mode]
+    training = settings.training
+    global_step = tf.compat.v1.train.get_or_create_global_step()
+    frozen = [name for name in config.models if name not in trained]
+    learning_rate = tf.compat.v1.train.exponential_decay(
+        training.base_learning_rate,
+        global_step * settings.inputs.batch_size,
+        training.learning_rate_decay_examples,
+        training.learning_rate_decay,
+        staircase=True,
+    )
+    label_loss = losses.get_label_loss(settings.distillation.label_loss)
+    fetches, predictions = _build_towers(
+        config, batch, devices, frozen, label_loss, settings.distillation
+    )
+    totals, train_ops = {}, []
+    if "teacher" in trained:
+        total = fetches["teacher_loss"] + training.regularization_penalty * _regularization(
+            run_config.TEACHER_SCOPE
+        )
+        totals["teacher_total_loss"] = total
+        train_ops.append(
+            _minimize(total, run_config.TEACHER_SCOPE, learning_rate, training, global_step)
+        )
+    if "student" in config.models:
+        if "teacher" in config.models:
+            parts = {"ce": fetches["ce_loss"], "rep": fetches["rep_loss"]}
+            parts["pred"] = fetches["pred_loss"]
+            fetches["student_loss"] = losses.weighted_total(parts, settings.distillation)
+        else:
+            fetches["student_loss"] = fetches["ce_loss"]
+        total = fetches["student_loss"] + training.regularization_penalty * _regularization(
             run_config.STUDENT_SCOPE
         )
         totals["student_total_loss"] = total
@@ -182,8 +231,8 @@ def build_training_graph(config, mode, batch, settings=RunSettings()):
         "weights_finite": tf.reduce_all(
             [tf.reduce_all(tf.math.is_finite(var)) for var in tf.compat.v1.trainable_variables()]
         ),
-        "predictions": {name: outputs[f"{name}_predictions"] for name in config.models},
-        "labels": labels,
+        "predictions": predictions,
+        "labels": batch["labels"],
         "summary": tf.compat.v1.summary.merge_all(),
     }
 
@@ -311,20 +360,26 @@ def run_training(
     if training.deterministic:
         # Same seed, same machine and threads: bit-identical checkpoints and metrics.
         tf.config.experimental.enable_op_determinism()
+    worker_device = role.device if role else ""
+    devices = towers.tower_devices(training.num_gpu, training.num_cpu_towers, worker_device)
+    towers.check_batch_size(settings.inputs.batch_size, len(devices))
     with tf.Graph().as_default(), tf.compat.v1.device(role.device_setter() if role else None):
         tf.compat.v1.set_random_seed(training.random_seed)
         reader = config.reader(is_training=True)
-        batch = settings.inputs.tensors(
-            reader,
-            training.train_data_pattern,
-            num_epochs=training.num_epochs or None,
-            shuffle=True,
-            seed=training.random_seed + (role.index if role else 0),
-            deterministic=training.deterministic,
-        )
-        graph = build_training_graph(config, mode, batch, settings)
+        with tf.compat.v1.device(f"{worker_device}/device:CPU:0"):  # the input stays on the CPU
+            batch = settings.inputs.tensors(
+                reader,
+                training.train_data_pattern,
+                num_epochs=training.num_epochs or None,
+                shuffle=True,
+                seed=training.random_seed + (role.index if role else 0),
+                deterministic=training.deterministic,
+                # Towers take equal slices: a last, smaller batch is left out.
+                drop_remainder=len(devices) > 1,
+            )
+        graph = build_training_graph(config, mode, batch, settings, devices)
         saver = checkpoints.make_saver(max_to_keep=training.keep_checkpoint_max) if chief else None
-        session_config = settings.threads.session_config()
+        session_config = settings.threads.session_config(cpu_devices=training.num_cpu_towers)
         if role:
             session_config = role.session_config(session_config)
         target = server.target if server else ""

@@ -1,0 +1,188 @@
+"""Towers: one step on N logical CPU devices equals one step on one device."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import model_graph
+import run_config
+import towers
+import training
+from testlib import TINY_RUN, checkpoint_variables, read_json, run_binary
+
+STUDENT = ["--num_student_frames=6", "--student_num_inputs_to_lstm=3", "--random_seed=5"]
+
+
+def _train(binary, train_dir, sample_dir, *flags):
+    run_binary(
+        binary,
+        f"--train_dir={train_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        *TINY_RUN,
+        *STUDENT,
+        *flags,
+    )
+
+
+def _one_step_each_way(binary, start_dir, tmp_path, sample_dir, *flags):
+    """From one checkpoint at step 1: a step on one device, and on two CPU towers."""
+    results = {}
+    for name, tower_flags in (("one", []), ("two", ["--num_cpu_towers=2"])):
+        directory = tmp_path / name
+        shutil.copytree(start_dir, directory)
+        _train(binary, directory, sample_dir, "--max_steps=2", *flags, *tower_flags)
+        results[name] = checkpoint_variables(str(directory))
+    return checkpoint_variables(str(start_dir)), results["one"], results["two"]
+
+
+def _assert_same_step(start, one, two, learning):
+    assert sorted(one) == sorted(two)
+    moved = [name for name in learning if not np.array_equal(start[name], one[name])]
+    assert moved and len(moved) == len(learning), sorted(set(learning) - set(moved))
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], atol=1e-5, rtol=0, err_msg=name)
+
+
+@pytest.mark.parametrize("mode", ["parallel", "serial"])
+def test_two_towers_step_equals_one_device_step(mode, small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    flags = [f"--training_mode={mode}"]
+    if mode == "serial":
+        teacher = tmp_path / "teacher"
+        _train("train.py", teacher, sample_dir, "--training_mode=teacher_only", "--max_steps=3")
+        flags.append(f"--teacher_dir={teacher}")
+    start_dir = tmp_path / "start"
+    _train("train.py", start_dir, sample_dir, "--max_steps=1", *flags)
+    start, one, two = _one_step_each_way("train.py", start_dir, tmp_path, sample_dir, *flags)
+    scopes = ("model/", "model_student/") if mode == "parallel" else ("model_student/",)
+    learning = [name for name in one if name.startswith(scopes) and "Adam" not in name]
+    _assert_same_step(start, one, two, learning)
+    if mode == "serial":  # the frozen teacher stays as it was
+        teacher_names = [name for name in one if name.startswith("model/")]
+        assert all(np.array_equal(start[name], two[name]) for name in teacher_names)
+
+
+def test_two_towers_finetune_step_equals_one_device_step(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    trained = tmp_path / "trained"
+    _train("train.py", trained, sample_dir, "--max_steps=2")
+    start_dir = tmp_path / "start"
+    run_binary("train_convert_model.py", f"--train_dir={trained}", f"--finetune_dir={start_dir}")
+    run_binary(
+        "train_finetune.py",
+        f"--train_dir={start_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        *TINY_RUN,
+        "--random_seed=5",
+        "--max_steps=3",
+    )
+    start = checkpoint_variables(str(start_dir))
+    results = {}
+    for name, tower_flags in (("one", []), ("two", ["--num_cpu_towers=2"])):
+        directory = tmp_path / name
+        shutil.copytree(start_dir, directory)
+        run_binary(
+            "train_finetune.py",
+            f"--train_dir={directory}",
+            f"--train_data_pattern={sample_dir}/train*.tfrecord",
+            *TINY_RUN,
+            "--random_seed=5",
+            "--max_steps=4",
+            *tower_flags,
+        )
+        results[name] = checkpoint_variables(str(directory))
+    learning = [n for n in results["one"] if n.startswith("model_student/") and "Adam" not in n]
+    _assert_same_step(start, results["one"], results["two"], learning)
+
+
+def test_short_run_with_towers_learns_like_one_without(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    gaps = {}
+    for name, tower_flags in (("one", []), ("two", ["--num_cpu_towers=2"])):
+        directory = tmp_path / name
+        _train(
+            "train.py",
+            directory,
+            sample_dir,
+            "--max_steps=40",
+            "--base_learning_rate=0.01",
+            *tower_flags,
+        )
+        metrics = directory / "metrics.json"
+        run_binary(
+            "validate.py",
+            f"--train_dir={directory}",
+            f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
+            "--run_once",
+            f"--metrics_json={metrics}",
+        )
+        gaps[name] = read_json(metrics)["gap"]
+    # 40 steps of the same updates (to float rounding): the same model, nearly.
+    assert gaps["two"] == pytest.approx(gaps["one"], abs=0.01), gaps
+    assert gaps["one"] > 0.2, gaps
+
+
+def test_full_size_graph_with_eight_towers_builds_on_eight_cpu_devices():
+    config = run_config.RequestedModel().new_config(["teacher", "student"])  # the paper's sizes
+    devices = towers.tower_devices(num_cpu_towers=8)
+    with tf.Graph().as_default() as graph:
+        batch = model_graph.placeholder_batch(config)
+        built = training.build_training_graph(config, "parallel", batch, devices=devices)
+    op_devices = {op.device for op in graph.get_operations() if op.name.startswith("tower_")}
+    assert {f"/device:CPU:{index}" for index in range(1, 8)} <= op_devices
+    variables = graph.get_collection(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES)
+    # 1024-unit LSTMs: the first layer's kernel takes 1152 features + 1024 units.
+    assert [1152 + 1024, 4 * 1024] in [variable.shape.as_list() for variable in variables]
+    assert all(variable.device == "/device:CPU:0" for variable in variables)
+    with tf.Graph().as_default():
+        one_tower = training.build_training_graph(
+            config, "parallel", model_graph.placeholder_batch(config)
+        )
+        single = tf.compat.v1.trainable_variables()
+    assert sorted(v.name for v in variables) == sorted(v.name for v in single)
+    assert built["train_op"] is not None and one_tower["train_op"] is not None
+    predictions = built["predictions"]["student"]
+    assert predictions.shape.as_list() == [None, config.num_classes]
+
+
+def test_tower_flags_errors(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    for flags, message in (
+        (["--num_gpu=2"], "--num_gpu=2, but 0 GPU(s) are visible"),
+        (["--num_cpu_towers=3"], "--batch_size=16 cannot be split into 3 equal towers"),
+        (["--num_gpu=2", "--num_cpu_towers=2"], "give --num_gpu or --num_cpu_towers, not both"),
+    ):
+        result = run_binary(
+            "train.py",
+            f"--train_dir={tmp_path / 'run'}",
+            f"--train_data_pattern={sample_dir}/train*.tfrecord",
+            *TINY_RUN,
+            *flags,
+            check=False,
+        )
+        assert result.returncode == 1 and message in result.stderr, result.stderr[-2000:]
+
+
+def test_benchmark_reports_towers_and_devices(tmp_path):
+    output = tmp_path / "figures.json"
+    run_binary(
+        "benchmark.py",
+        "--what=train_step",
+        "--num_cpu_towers=2",
+        "--lstm_cells=8",
+        "--lstm_layers=1",
+        "--batch_size=8",
+        "--steps=1",
+        f"--output_json={output}",
+    )
+    figures = json.loads(output.read_text())
+    assert figures["towers"] == 2
+    assert figures["tower_devices"] == ["/device:CPU:0", "/device:CPU:1"]
+    assert [name.rsplit("/", 1)[-1] for name in figures["session_devices"]] == [
+        "device:CPU:0",
+        "device:CPU:1",
+    ]
+    assert "CPU:0" in figures["devices"] and figures["step_seconds"] > 0
