@@ -34,6 +34,7 @@ from absl import flags, logging
 
 import command_line
 import flops
+import memory
 import model_graph
 import readers
 import run_config
@@ -44,11 +45,19 @@ import training
 command_line.define(*command_line.RUN_TOPICS, "training")
 
 flags.DEFINE_enum(
-    "what", "reader", ["reader", "train_step", "models", "one_model"], "What to measure."
+    "what",
+    "reader",
+    ["reader", "train_step", "models", "one_model", "memory"],
+    "What to measure (memory: computed, see memory.py).",
 )
 flags.DEFINE_enum("role", "teacher", ["teacher", "student"], "one_model: which model.")
 flags.DEFINE_integer("model_batches", 3, "models: timed batches of each measurement.")
 flags.DEFINE_string("output_json", "", "Write the figures to this JSON file.")
+flags.DEFINE_list(
+    "gpu_memory_gb",
+    ["16", "24", "40", "80", "141"],
+    "memory: device sizes (GiB) to fit a batch in.",
+)
 flags.DEFINE_string("data_pattern", "./yt8m/train*.tfrecord", "reader, models: TFRecords to read.")
 flags.DEFINE_integer("passes", 20, "reader: passes over the files (the first is warm-up).")
 flags.DEFINE_integer(
@@ -366,12 +375,31 @@ def bench_models():
     return figures
 
 
+def bench_memory():
+    """Weights, activations per video and the largest batch per tower, computed."""
+    config = command_line.requested_model().new_config(["teacher", "student"])
+    sizes = [float(size) for size in FLAGS.gpu_memory_gb]
+    return {
+        "model": config.model,
+        "lstm_cells": config.model_params.get("lstm_size"),
+        "parameters": memory.parameter_count(config),
+        "weight_bytes": memory.weight_bytes(config),
+        "activation_bytes_per_video": memory.activation_bytes_per_video(config),
+        "reserved_share": memory.RESERVED_SHARE,
+        "largest_batch_per_tower": {
+            f"{size:g} GiB": memory.largest_batch(config, size * 2**30) for size in sizes
+        },
+        "memory_counted": "analytic (memory.py): float32 weights x4, kept activations",
+    }
+
+
 def main(argv):
     figures = {
         "reader": bench_reader,
         "train_step": bench_train_step,
         "models": bench_models,
         "one_model": bench_one_model,
+        "memory": bench_memory,
     }[FLAGS.what]()
     figures.setdefault("towers", 1)
     figures["devices"] = [

@@ -41,9 +41,13 @@ class Role:
     def device(self):
         return f"/job:{self.job}/task:{self.index}"
 
-    def start_server(self):
+    def start_server(self, config=None):
+        """This task's server; `config` sets its devices (e.g. logical CPU towers)."""
         return tf.compat.v1.train.Server(
-            tf.train.ClusterSpec(self.cluster), job_name=self.job, task_index=self.index
+            tf.train.ClusterSpec(self.cluster),
+            job_name=self.job,
+            task_index=self.index,
+            config=config,
         )
 
     def device_setter(self):

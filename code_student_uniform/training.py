@@ -356,13 +356,16 @@ def run_training(
             "(run_convert_model.sh) first"
         )
     config = requested.run_config(models, saved, train_dir)
-    server = role.start_server() if role else None
-    if training.deterministic:
-        # Same seed, same machine and threads: bit-identical checkpoints and metrics.
-        tf.config.experimental.enable_op_determinism()
     worker_device = role.device if role else ""
     devices = towers.tower_devices(training.num_gpu, training.num_cpu_towers, worker_device)
     towers.check_batch_size(settings.inputs.batch_size, len(devices))
+    session_config = settings.threads.session_config(cpu_devices=training.num_cpu_towers)
+    if role:
+        session_config = role.session_config(session_config)
+    server = role.start_server(session_config) if role else None
+    if training.deterministic:
+        # Same seed, same machine and threads: bit-identical checkpoints and metrics.
+        tf.config.experimental.enable_op_determinism()
     with tf.Graph().as_default(), tf.compat.v1.device(role.device_setter() if role else None):
         tf.compat.v1.set_random_seed(training.random_seed)
         reader = config.reader(is_training=True)
@@ -379,9 +382,6 @@ def run_training(
             )
         graph = build_training_graph(config, mode, batch, settings, devices)
         saver = checkpoints.make_saver(max_to_keep=training.keep_checkpoint_max) if chief else None
-        session_config = settings.threads.session_config(cpu_devices=training.num_cpu_towers)
-        if role:
-            session_config = role.session_config(session_config)
         target = server.target if server else ""
         with tf.compat.v1.Session(target, config=session_config) as session:
             if chief:

@@ -3,6 +3,7 @@
 import json
 
 import flops
+import memory
 import run_config
 from testlib import run_binary
 
@@ -155,3 +156,39 @@ def test_vlad_flop_counts():
     # Per frame: 4*6*4 + 4*2*2; then hidden 2*(6*4 + 2*2)*8 and the classifier 2*8*10.
     per_video = 300 * (96 + 16) + 2 * 28 * 8 + 2 * 8 * 10
     assert flops.flops_per_video(config, student=False) == per_video
+
+
+def test_memory_counts_weights_and_activations_by_hand(tmp_path):
+    config = run_config.ModelConfig(
+        models=["teacher", "student"],
+        num_classes=50,
+        model_params={
+            "lstm_size": 8,
+            "num_layers": 1,
+            "num_chunks": 20,
+            "student_num_chunks": 5,
+            "classifier_name": "MoeModel",
+            "num_mixtures": 2,
+        },
+    )
+    # Per model: lower LSTM (1152 + 8) x 32 + 32, upper (16 + 8) x 32 + 32, MoE gates
+    # 16 x 50 x 3 (no bias), experts 16 x 50 x 2 + 100.
+    per_model = (1152 + 8) * 32 + 32 + (16 + 8) * 32 + 32 + 16 * 50 * 3 + 16 * 50 * 2 + 100
+    assert memory.parameter_count(config) == 2 * per_model
+    assert memory.weight_bytes(config) == 2 * per_model * 4 * 4
+    # Frames read and normalised (2 x 300 x 1152), the student's 30; LSTM steps
+    # (300 + 20 and 30 + 5) x 11 x 8; chunk states 20 x 16 and 5 x 16; classifier 50 x 11 each.
+    values = 2 * 300 * 1152 + 30 * 1152 + 320 * 88 + 35 * 88 + 20 * 16 + 5 * 16 + 2 * 550
+    assert memory.activation_bytes_per_video(config) == 4 * values
+    gib = 2**30
+    assert memory.largest_batch(config, gib) == int(
+        (0.8 * gib - 2 * per_model * 16) // (4 * values)
+    )
+
+    output = tmp_path / "memory.json"
+    run_binary("benchmark.py", "--what=memory", "--gpu_memory_gb=16,80", f"--output_json={output}")
+    figures = json.loads(output.read_text())
+    assert figures["lstm_cells"] == 1024 and figures["parameters"] > 2.5e8
+    fits = figures["largest_batch_per_tower"]
+    assert 0 < fits["16 GiB"] < fits["80 GiB"]
+    assert figures["towers"] == 1 and "CPU:0" in figures["devices"]

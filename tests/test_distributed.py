@@ -62,6 +62,8 @@ def test_two_workers_share_one_global_step(small_sample, tmp_path):
         "--max_steps=60",
         "--log_every_steps=1",
         "--num_readers=2",
+        # Each worker with two towers (on logical CPU devices) of 4 videos.
+        "--num_cpu_towers=2",
     ]
 
     def start(job, index):
@@ -94,7 +96,11 @@ def test_two_workers_share_one_global_step(small_sample, tmp_path):
     seconds = time.time() - start_time
     # Every variable of both workers' graphs lives on the parameter server.
     for log in logs:
-        assert re.search(r"variables on /job:ps/task:0\n", log), log[-3000:]
+        placed = re.search(r"variables on (.*)\n", log)
+        assert placed, log[-3000:]
+        assert all(device.startswith("/job:ps/task:0") for device in placed.group(1).split(", ")), (
+            placed.group(0)
+        )
     # Both workers changed those same weights: each ends seeing the server's
     # weights, and the last to finish left exactly what the server holds.
     digests = [float(re.search(r"weights digest (\S+)", log).group(1)) for log in logs]

@@ -1,0 +1,65 @@
+"""Device memory of a parallel training step, and the largest batch per tower.
+
+Weights: every trainable value of teacher and student (counted from the built
+graph) takes four float32 copies: the weight, its gradient and Adam's two
+slots. Activations, per video, for the H-RNN (the paper's model) are counted
+from its shapes: what the backward pass keeps of each LSTM step and layer (the
+input projection and the four gates before and after their nonlinearity, the
+cell state, its tanh and the output: 11 values per unit), the frames (read,
+L2-normalised, and the student's copy), and the classifier's gate and expert
+activations and outputs. TensorFlow's workspace, fragmentation and the CUDA
+context are not counted: `largest_batch` keeps a share of the memory free for
+them.
+"""
+
+import tensorflow as tf
+
+import model_graph
+from runtime import UserError
+
+BYTES = 4  # float32
+COPIES_PER_WEIGHT = 4  # weight, gradient, Adam's m and v
+LSTM_VALUES_PER_UNIT_STEP = 11
+RESERVED_SHARE = 0.2
+
+
+def parameter_count(config):
+    """Trainable values of the config's models, from a built graph."""
+    with tf.Graph().as_default():
+        model_graph.build_models(config, model_graph.placeholder_batch(config), is_training=True)
+        return sum(variable.shape.num_elements() for variable in tf.compat.v1.trainable_variables())
+
+
+def weight_bytes(config):
+    return parameter_count(config) * COPIES_PER_WEIGHT * BYTES
+
+
+def activation_bytes_per_video(config):
+    """Values kept for the backward pass of one video through teacher and student."""
+    if config.model != "HierarchicalLstmModel":
+        raise UserError(f"no activation count for --model={config.model}")
+    params = config.model_params
+    units, layers = params["lstm_size"], params["num_layers"]
+    width = sum(config.feature_sizes)
+    state = 2 * layers * units
+    mixtures = params["num_mixtures"] if params["classifier_name"] == "MoeModel" else 0
+    classifier = config.num_classes * (2 * (2 * mixtures + 1) + 1)
+    values = 2 * config.max_frames * width  # the frames as read and L2-normalised
+    models = []
+    if "teacher" in config.models:
+        models.append((config.max_frames, params["num_chunks"]))
+    if "student" in config.models:
+        frames = config.selection().num_frames
+        values += frames * width  # the student's frames
+        models.append((frames, params["student_num_chunks"]))
+    for frames, chunks in models:
+        steps = frames + chunks  # lower LSTM over the frames, upper over the chunk states
+        values += steps * layers * LSTM_VALUES_PER_UNIT_STEP * units + chunks * state
+        values += classifier
+    return values * BYTES
+
+
+def largest_batch(config, device_bytes, reserved_share=RESERVED_SHARE):
+    """The most videos per tower whose step fits in `device_bytes`."""
+    free = device_bytes * (1 - reserved_share) - weight_bytes(config)
+    return max(int(free // activation_bytes_per_video(config)), 0)
