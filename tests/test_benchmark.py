@@ -117,10 +117,11 @@ def test_train_step_mode_measures_vlad_models(tmp_path):
         "--batch_size=2",
         "--steps=1",
         "--num_classes=10",
+        "--num_cpu_towers=2",  # batch norm in towers
         f"--output_json={output}",
     )
     figures = json.loads(output.read_text())
-    assert figures["model"] == "NetVLADModel"
+    assert figures["model"] == "NetVLADModel" and figures["towers"] == 2
     assert figures["step_seconds"] > 0 and figures["matmul_flops_per_s"] > 0
     config = run_config.ModelConfig(
         models=["teacher", "student"],
