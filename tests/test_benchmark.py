@@ -8,6 +8,22 @@ import run_config
 from testlib import run_binary
 
 
+def _tiny_lstm_config(units):
+    """Teacher and student H-RNNs of one `units`-wide layer, 50 classes."""
+    return run_config.ModelConfig(
+        models=["teacher", "student"],
+        num_classes=50,
+        model_params={
+            "lstm_size": units,
+            "num_layers": 1,
+            "num_chunks": 20,
+            "student_num_chunks": 5,
+            "classifier_name": "MoeModel",
+            "num_mixtures": 2,
+        },
+    )
+
+
 def test_reader_mode_writes_its_figures(small_sample, tmp_path):
     sample_dir, manifest = small_sample
     output = tmp_path / "reader.json"
@@ -53,18 +69,7 @@ def test_train_step_mode_writes_its_figures(tmp_path):
     for key in ("step_seconds", "train_flops_per_s", "matmul_flops_per_s"):
         assert figures[key] > 0, key
     # 16 units, 1 layer: the analytic count of 3 x forward for teacher and student.
-    config = run_config.ModelConfig(
-        models=["teacher", "student"],
-        num_classes=50,
-        model_params={
-            "lstm_size": 16,
-            "num_layers": 1,
-            "num_chunks": 20,
-            "student_num_chunks": 5,
-            "classifier_name": "MoeModel",
-            "num_mixtures": 2,
-        },
-    )
+    config = _tiny_lstm_config(units=16)
     teacher = 300 * 2 * (1152 + 16) * 64 + 20 * 2 * (32 + 16) * 64 + 2 * 32 * 50 * 5
     student = 30 * 2 * (1152 + 16) * 64 + 5 * 2 * (32 + 16) * 64 + 2 * 32 * 50 * 5
     assert flops.flops_per_video(config, student=False) == teacher
@@ -160,18 +165,7 @@ def test_vlad_flop_counts():
 
 
 def test_memory_counts_weights_and_activations_by_hand(tmp_path):
-    config = run_config.ModelConfig(
-        models=["teacher", "student"],
-        num_classes=50,
-        model_params={
-            "lstm_size": 8,
-            "num_layers": 1,
-            "num_chunks": 20,
-            "student_num_chunks": 5,
-            "classifier_name": "MoeModel",
-            "num_mixtures": 2,
-        },
-    )
+    config = _tiny_lstm_config(units=8)
     # Per model: lower LSTM (1152 + 8) x 32 + 32, upper (16 + 8) x 32 + 32, MoE gates
     # 16 x 50 x 3 (no bias), experts 16 x 50 x 2 + 100.
     per_model = (1152 + 8) * 32 + 32 + (16 + 8) * 32 + 32 + 16 * 50 * 3 + 16 * 50 * 2 + 100
