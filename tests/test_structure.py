@@ -19,6 +19,7 @@ BINARIES = {
     "export_model",
     "benchmark",
     "make_sample_data",
+    "experiments",
 }
 # The one module that defines the shared flags and reads them into settings.
 FLAG_MODULE = "command_line"
