@@ -264,11 +264,8 @@ class Grid:
             return json.load(handle)
 
     def _run(self, cell, binary, log_name, **cell_flags):
-        flags_text = [
-            text
-            for name, text in self.passed.items()
-            if name in command_line.topic_flags(*BINARY_TOPICS[binary])
-        ]
+        accepted = set(command_line.topic_flags(*BINARY_TOPICS[binary]))
+        flags_text = [text for name, text in self.passed.items() if name in accepted]
         flags_text += [f"--{name}={value}" for name, value in cell_flags.items()]
         command = [sys.executable, os.path.join(BINARY_DIR, binary), *flags_text]
         log_path = os.path.join(self.cell_dir(cell), log_name)
