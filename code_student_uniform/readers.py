@@ -4,7 +4,9 @@ Each reader's `prepare_serialized_examples(serialized_batch, example_names)`
 parses a batch of serialized protos into a dict with `video_ids` [B] string,
 `video_matrix` (frame level [B, max_frames, sum(feature_sizes)], video level
 [B, sum(feature_sizes)]), `labels` [B, num_classes] float 0/1 and `num_frames`
-[B] int32. A record that would give wrong tensors (missing id, frames of the
+[B] int32; the frame reader adds `decoded_by_slicing` [B] bool, true where the
+record's frames were cut out of its bytes (the fast path below) rather than
+parsed. A record that would give wrong tensors (missing id, frames of the
 wrong size, unequal frame counts, no frames, labels out of range, NaN) stops
 the pipeline with an error naming it (see record_checks.py). A frame reader
 given a frame selection (a student-only run) copies just the selected frames
@@ -159,7 +161,7 @@ class YT8MFrameFeatureReader(BaseReader):
                 frames = tf.gather(frames, indices, batch_dims=1)
             return tf.io.decode_raw(frames, tf.uint8, fixed_length=size)
 
-        return self._batch(context, first, bad, example_names, frame_codes)
+        return self._batch(context, first, bad, example_names, frame_codes, sliced=False)
 
     def _sliced_batch(self, serialized_batch, example_names, layout):
         """The fast path for canonical records: only the selected frames are copied."""
@@ -173,10 +175,12 @@ class YT8MFrameFeatureReader(BaseReader):
             return record_slicing.slice_frames(serialized_batch, layout, name, size, indices)
 
         first = layout.counts[self.feature_names[0]]
-        return self._batch(context, first, self._bad_context(context), example_names, frame_codes)
+        bad = self._bad_context(context)
+        return self._batch(context, first, bad, example_names, frame_codes, sliced=True)
 
-    def _batch(self, context, lengths, bad, example_names, frame_codes):
-        """The output dict, once no record of the batch is `bad`.
+    def _batch(self, context, lengths, bad, example_names, frame_codes, sliced):
+        """The output dict, once no record of the batch is `bad`; `sliced` says
+        which path made it.
 
         `frame_codes(name, size, indices)` gives the uint8 codes [B, T, size]
         of the frames `indices` [B, k], or of the first max_frames frames for
@@ -208,6 +212,7 @@ class YT8MFrameFeatureReader(BaseReader):
                 "video_matrix": tf.ensure_shape(values, [None, num_steps, sum(self.feature_sizes)]),
                 "labels": _dense_labels(context["labels"], self.num_classes),
                 "num_frames": num_frames,
+                "decoded_by_slicing": tf.fill(tf.shape(video_ids), sliced),
             }
 
     def prepare_serialized_examples(self, serialized_batch, example_names=None):

@@ -11,6 +11,7 @@ Modes (which models a run holds, and which of them learn):
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import time
@@ -66,9 +67,41 @@ class RunSettings:
     distillation: losses.DistillationSettings = losses.DistillationSettings()
     threads: runtime.Threads = runtime.Threads()
 
+    def values(self, mode):
+        return {"mode": mode, **dataclasses.asdict(self)}
+
     def save(self, directory, mode):
-        values = {"mode": mode, **dataclasses.asdict(self)}
-        runtime.write_json(os.path.join(directory, checkpoints.TRAIN_FLAGS_FILE), values)
+        runtime.write_json(os.path.join(directory, checkpoints.TRAIN_FLAGS_FILE), self.values(mode))
+
+
+def saved_run_settings(directory):
+    """The train_flags.json of a run directory as saved (a dict), or None if absent."""
+    path = os.path.join(directory, checkpoints.TRAIN_FLAGS_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    try:
+        with tf.io.gfile.GFile(path) as handle:
+            values = json.load(handle)
+        if not isinstance(values, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as error:
+        raise UserError(
+            f"{path} is not a valid {checkpoints.TRAIN_FLAGS_FILE} ({error}); repair it or "
+            "remove it to resume the run"
+        ) from error
+    return values
+
+
+def changed_settings(before, after, prefix=""):
+    """'name: before -> after' for each setting that differs between two saved dicts."""
+    changes = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += changed_settings(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changes.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return changes
 
 
 MODES = {
@@ -350,6 +383,11 @@ def run_training(
     else:
         latest = checkpoints.latest_checkpoint(train_dir)
     saved = requested.load(train_dir) if latest else None
+    if latest and chief:
+        previous = saved_run_settings(train_dir)
+        changes = changed_settings(previous, settings.values(mode)) if previous else []
+        if changes:
+            logging.info("Resuming with other training settings: %s", "; ".join(changes))
     if mode == "finetune" and not latest:
         raise UserError(
             f"{train_dir} holds no checkpoint to fine-tune: run train_convert_model.py "
@@ -415,6 +453,11 @@ def _loop(session, graph, saver, train_dir, settings, distributed_run=False):
         return step
     logging.info("Training from global step %d", step)
 
+    def last_checkpoint():
+        if not checkpoints.latest_checkpoint(train_dir):
+            return f"no checkpoint in {train_dir} yet"
+        return f"last checkpoint: step {saved_step} in {train_dir}"
+
     def save():
         if saver is None:
             return step, time.time()
@@ -422,8 +465,8 @@ def _loop(session, graph, saver, train_dir, settings, distributed_run=False):
         if not session.run(graph["weights_finite"]):
             raise UserError(
                 f"weights became NaN or infinite by global step {step}; stopped without saving "
-                f"(last checkpoint: step {saved_step} in {train_dir}). Try a lower "
-                "--base_learning_rate or --clip_gradient_norm."
+                f"({last_checkpoint()}). Try a lower --base_learning_rate or "
+                "--clip_gradient_norm."
             )
         # Named by the step read at save time: other workers may have moved it on.
         path = saver.save(session, checkpoint_path, global_step=graph["global_step"])
@@ -454,8 +497,8 @@ def _loop(session, graph, saver, train_dir, settings, distributed_run=False):
             if bad:
                 raise UserError(
                     f"{', '.join(bad)} became {checked[bad[0]]} at global step {step}; "
-                    f"stopped without saving (last checkpoint: step {saved_step} in "
-                    f"{train_dir}). Try a lower --base_learning_rate or --clip_gradient_norm."
+                    f"stopped without saving ({last_checkpoint()}). Try a lower "
+                    "--base_learning_rate or --clip_gradient_norm."
                 )
             if log_now:
                 _log_step(writer, step, values, settings.inputs.batch_size / max(seconds, 1e-9))

@@ -8,10 +8,12 @@ import frame_selection
 from testlib import run_session
 
 
-def selected(rule, lengths, k=0, every_n=10, max_frames=30, is_training=False, video_ids=None):
+def selected(
+    rule, lengths, k=0, every_n=10, max_frames=30, is_training=False, video_ids=None, seed=1234
+):
     """Real indices each video receives, as lists."""
     selection = frame_selection.FrameSelection(
-        rule, every_n=every_n, num_student_frames=k, max_frames=max_frames
+        rule, every_n=every_n, num_student_frames=k, max_frames=max_frames, seed=seed
     )
     ids = None if video_ids is None else tf.constant(video_ids)
     indices, counts = selection.indices(tf.constant(lengths), is_training, ids)
@@ -93,6 +95,30 @@ def test_random_rule_is_sorted_distinct_within_length_and_repeatable_in_evaluati
         assert all(0 <= index < length for index in picked)
     # The same video gets the same frames whatever batch it is in.
     assert selected("random", [12], k=6, video_ids=[b"b"]) == [first[1]]
+
+
+def _pick_counts(picks, length):
+    return np.bincount(np.concatenate(picks), minlength=length)
+
+
+@pytest.mark.parametrize("length", [300, 120])
+def test_random_rule_spreads_over_the_whole_video_and_follows_its_seed(length):
+    videos, k = 2000, 30
+    ids = [f"video{index}".encode() for index in range(videos)]
+    picks = selected("random", [length] * videos, k=k, max_frames=300, video_ids=ids)
+    # Each frame is picked by about videos * k / length videos (binomial); 5 standard
+    # deviations allow for chance, and fail rules such as First-k or Middle-k.
+    expected = videos * k / length
+    bound = 5 * np.sqrt(expected * (1 - k / length))
+    counts = _pick_counts(picks, length)
+    assert np.all(np.abs(counts - expected) < bound), (counts.min(), counts.max(), expected)
+    # Another seed, other frames for nearly every video.
+    other = selected("random", [length] * videos, k=k, max_frames=300, video_ids=ids, seed=99)
+    assert sum(a == b for a, b in zip(picks, other, strict=True)) < videos // 100
+    # Training draws spread the same way.
+    trained = selected("random", [length] * videos, k=k, max_frames=300, is_training=True)
+    counts = _pick_counts(trained, length)
+    assert np.all(np.abs(counts - expected) < bound), (counts.min(), counts.max(), expected)
 
 
 def test_random_rule_draws_anew_each_training_step():

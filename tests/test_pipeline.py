@@ -168,6 +168,7 @@ def test_resume_refuse_and_overwrite(small_sample, tmp_path):
     train(sample_dir, train_dir, "--max_steps=3", "--training_mode=student_only")
     result = train(sample_dir, train_dir, "--max_steps=5", "--training_mode=student_only")
     assert "Resumed from" in result.stderr
+    assert "Resuming with other training settings: training.max_steps: 3 -> 5" in result.stderr
     assert checkpoint_variables(train_dir)["global_step"] == 5
     saved = read_json(os.path.join(train_dir, "model_flags.json"))
     assert saved["models"] == ["student"] and saved["model_params"]["lstm_size"] == 8

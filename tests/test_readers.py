@@ -220,3 +220,5 @@ def test_student_decode_equals_selecting_from_the_full_decode(small_sample, rule
             assert got["video_matrix"].shape == (20, selection.num_frames, 1152)
             np.testing.assert_array_equal(got["video_matrix"], expected_matrix)
             np.testing.assert_array_equal(got["num_frames"], expected_frames)
+            # The sample's records are canonical: every one is cut out of its bytes.
+            assert got["decoded_by_slicing"].all()

@@ -180,6 +180,10 @@ def test_student_reader_gives_the_same_batches_for_any_valid_encoding(tmp_path, 
             rule, every_n=4, num_student_frames=0 if rule == "uniform" else 6, max_frames=30
         )
         outputs.append(_read(path, selection, batch_size=3))
+    # The canonical file goes the byte-slicing way; in the mixed one, only the
+    # first batch (all canonical) does.
+    assert outputs[0].pop("decoded_by_slicing").tolist() == [True] * 9
+    assert outputs[1].pop("decoded_by_slicing").tolist() == [True] * 3 + [False] * 6
     for key in outputs[0]:
         np.testing.assert_array_equal(outputs[0][key], outputs[1][key])
     # And the uniform rule picks frames 0, n, 2n, ..., as many as the original's count.

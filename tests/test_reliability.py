@@ -1,8 +1,11 @@
 """Bad input, bad flags and interruptions, each through a real binary."""
 
+import json
 import os
+import pathlib
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -480,3 +483,123 @@ def test_failed_runs_leave_no_half_written_output(student_run, tmp_path):
     )
     assert_clear_failure(result, "record 40 has zero frames")
     assert os.listdir(out) == []
+
+
+def test_weights_that_overflow_after_a_finite_loss_are_not_saved(small_sample, tmp_path):
+    """A learning rate of 1e39 is infinite in float32: the first step's loss (of the
+    initial weights) is finite, the weights after it are not."""
+    sample_dir, _ = small_sample
+    train_dir = tmp_path / "run"
+    result = run_binary(
+        "train.py",
+        f"--train_dir={train_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        "--training_mode=student_only",
+        "--optimizer=GradientDescentOptimizer",
+        "--base_learning_rate=1e39",
+        "--clip_gradient_norm=0",
+        "--max_steps=1",
+        "--num_epochs=0",
+        *TINY,
+        check=False,
+    )
+    assert_clear_failure(
+        result,
+        "weights became NaN or infinite by global step 1; stopped without saving "
+        f"(no checkpoint in {train_dir} yet)",
+    )
+    assert "loss became" not in result.stderr  # not the check of the losses
+    assert tf.train.latest_checkpoint(str(train_dir)) is None
+
+
+def _copy_run(source, target, **edits):
+    """A copy of a run directory, with files replaced by the given texts."""
+    shutil.copytree(source, target)
+    for name, text in edits.items():
+        (target / name).write_text(text)
+    return target
+
+
+def _teacher_with_other_settings(student_run, target):
+    """The student run's files, its model_flags.json saying a 4-unit teacher."""
+    config = json.loads((pathlib.Path(student_run) / "model_flags.json").read_text())
+    config.update(models=["teacher"])
+    config["model_params"]["lstm_size"] = 4
+    return _copy_run(student_run, target, **{"model_flags.json": json.dumps(config)})
+
+
+FAILURE_CASES = {
+    "corrupt model_flags.json": (
+        "validate.py",
+        lambda run, tmp: [f"--train_dir={_copy_run(run, tmp / 'r', **{'model_flags.json': '{'})}"],
+        "model_flags.json is not a valid model_flags.json",
+    ),
+    "corrupt train_flags.json": (
+        "train.py",
+        lambda run, tmp: [
+            f"--train_dir={_copy_run(run, tmp / 'r', **{'train_flags.json': '[1, 2'})}",
+            "--training_mode=student_only",
+            "--max_steps=2",
+        ],
+        "train_flags.json is not a valid train_flags.json",
+    ),
+    "teacher of a student-only run": (
+        "validate.py",
+        lambda run, tmp: [f"--train_dir={run}", "--eval_model=teacher"],
+        "--eval_model=teacher: {run} holds only student",
+    ),
+    "serial without a teacher": (
+        "train.py",
+        lambda run, tmp: [
+            f"--train_dir={tmp / 'serial'}",
+            "--training_mode=serial",
+            f"--teacher_dir={run}",
+        ],
+        "--teacher_dir={run} holds no teacher",
+    ),
+    "serial with another teacher": (
+        "train.py",
+        lambda run, tmp: [
+            f"--train_dir={tmp / 'serial'}",
+            "--training_mode=serial",
+            f"--teacher_dir={_teacher_with_other_settings(run, tmp / 'teacher')}",
+        ],
+        "was built with other settings: --lstm_cells: teacher 4, this run 8",
+    ),
+    "finetune_dir is train_dir": (
+        "train_convert_model.py",
+        lambda run, tmp: [f"--train_dir={run}", f"--finetune_dir={run}"],
+        "--finetune_dir must differ from --train_dir",
+    ),
+    "empty evaluation file": (
+        "validate.py",
+        lambda run, tmp: [
+            f"--train_dir={run}",
+            f"--eval_data_pattern={write_records(tmp / 'empty.tfrecord', [])}",
+        ],
+        "holds no records",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILURE_CASES))
+def test_run_directory_and_data_failures_are_one_line(case, student_run, small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    binary, flags, message = FAILURE_CASES[case]
+    common = {
+        "train.py": [f"--train_data_pattern={sample_dir}/train*.tfrecord", *TINY],
+        "validate.py": [f"--eval_data_pattern={sample_dir}/validate*.tfrecord", "--run_once"],
+        "train_convert_model.py": [],
+    }
+    result = run_binary(binary, *common[binary], *flags(student_run, tmp_path), check=False)
+    assert_clear_failure(result, message.format(run=student_run))
+    assert result.stderr.count("ERROR:") == 1
+
+
+def test_a_tf_config_task_outside_its_cluster_is_one_line(tmp_path):
+    cluster = {"ps": ["127.0.0.1:1"], "worker": ["127.0.0.1:2", "127.0.0.1:3"]}
+    config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 2}})
+    result = run_binary(
+        "train.py", f"--train_dir={tmp_path}", env={"TF_CONFIG": config}, check=False
+    )
+    assert_clear_failure(result, "TF_CONFIG task worker:2 is not in its cluster")
