@@ -11,4 +11,6 @@ echo "== ruff"
 "$VENV_DIR/bin/ruff" format --check .
 ensure_sample
 echo "== pytest"
+# Every tool is installed above: a test that would skip for lack of one fails instead.
+export YT8M_TESTS_REQUIRE_EVERY_TOOL=1
 "$PYTHON_BIN" -m pytest -n "${TEST_WORKERS:-2}" --durations=15 "$@"

@@ -1,4 +1,5 @@
-"""Shared fixtures: sample data and the real YouTube-8M shards."""
+"""Shared fixtures (sample data, the real YouTube-8M shards), and skips made failures
+under ./run_tests.sh."""
 
 import os
 
@@ -10,10 +11,8 @@ from testlib import REAL_DATA_DIR
 
 @pytest.fixture(scope="session")
 def real_data_dir():
-    """The genuine YouTube-8M shards beside the project; required in CI."""
+    """The genuine YouTube-8M shards beside the project."""
     if not os.path.isdir(REAL_DATA_DIR):
-        if os.environ.get("CI"):
-            pytest.fail(f"real data folder {REAL_DATA_DIR} is missing")
         pytest.skip(f"real data folder {REAL_DATA_DIR} is not present")
     return REAL_DATA_DIR
 
@@ -39,3 +38,29 @@ def fresh_graph():
 
     with tf.Graph().as_default() as graph:
         yield graph
+
+
+# ./run_tests.sh installs every tool the tests use (TensorBoard, tf-keras) and runs
+# beside the real shards: there, a test that would skip for lack of one fails.
+# A skip is only for someone running pytest by hand without them.
+EVERY_TOOL_REQUIRED = os.environ.get("YT8M_TESTS_REQUIRE_EVERY_TOOL") == "1"
+
+
+def _as_failure(report):
+    if EVERY_TOOL_REQUIRED and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under ./run_tests.sh, which provides every tool: {report.longrepr}"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _as_failure(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _as_failure(outcome.get_result())

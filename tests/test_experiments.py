@@ -19,9 +19,16 @@ TINY = [
     "--max_steps=16",
     "--finetune_steps=6",
 ]
-GRID = ["--rows=first,serial_rep", "--ks=6", "--seeds=2", *TINY]
-# teacher_seed1/2 (serial_rep learns from them), then first_k6 and serial_rep_k6 per seed.
+GRID = ["--rows=parallel_rep_ce,serial_rep", "--ks=6", "--seeds=2", *TINY]
+# teacher_seed1/2 (serial_rep learns from them), then parallel_rep_ce_k6 and serial_rep_k6
+# per seed.
 CELLS = 6
+# The paper's rows: training mode and (L_CE, L_rep, L_pred) weights of the student.
+ROW_SETTINGS = {
+    "teacher": ("teacher_only", None),
+    "parallel_rep_ce": ("parallel", (1.0, 1.0, 0.0)),
+    "serial_rep": ("serial", (0.0, 1.0, 0.0)),
+}
 CLASSES = 3862
 
 
@@ -95,8 +102,8 @@ def test_tiny_grid_interrupted_and_continued(small_sample, tmp_path):
     results = read_json(output_dir / "results.json")
     cells = sorted((result["row"], result["k"], result["seed"]) for result in results)
     assert cells == [
-        ("first", 6, 1),
-        ("first", 6, 2),
+        ("parallel_rep_ce", 6, 1),
+        ("parallel_rep_ce", 6, 2),
         ("serial_rep", 6, 1),
         ("serial_rep", 6, 2),
         ("teacher", 300, 1),
@@ -111,29 +118,40 @@ def test_tiny_grid_interrupted_and_continued(small_sample, tmp_path):
             os.path.join(os.path.dirname(result["run_dir"]), "validate_metrics.json")
         )
         assert result["gap"] == metrics["gap"] and result["steps"] == metrics["global_step"]
-        # The cell's seed and flags reached its run.
-        assert (
-            read_json(os.path.join(result["run_dir"], "train_flags.json"))["training"][
-                "random_seed"
-            ]
-            == result["seed"]
+        # The cell's seed, mode and loss weights reached its run.
+        saved = read_json(os.path.join(result["run_dir"], "train_flags.json"))
+        train_saved = read_json(
+            os.path.join(os.path.dirname(result["run_dir"]), "train", "train_flags.json")
         )
+        assert saved["training"]["random_seed"] == result["seed"]
+        mode, weights = ROW_SETTINGS[result["row"]]
+        assert train_saved["mode"] == mode
+        if weights:
+            distillation = train_saved["distillation"]
+            assert (
+                distillation["ce_loss_weight"],
+                distillation["rep_loss_weight"],
+                distillation["pred_loss_weight"],
+            ) == weights, result["row"]
     # L_rep alone: distilled for 16 steps, then fine-tuned on L_CE for 6.
-    assert by_cell["serial_rep", 1]["steps"] == 22 and by_cell["first", 1]["steps"] == 16
+    assert by_cell["serial_rep", 1]["steps"] == 22 and by_cell["parallel_rep_ce", 1]["steps"] == 16
     assert by_cell["serial_rep", 1]["run_dir"].endswith("finetune")
     # Seeds differ, so do their students.
-    assert by_cell["first", 1]["gap"] != by_cell["first", 2]["gap"]
+    assert by_cell["parallel_rep_ce", 1]["gap"] != by_cell["parallel_rep_ce", 2]["gap"]
     # 6 frames: 3 chunks of 2 (the largest divisor of k up to 5), saved with the run.
-    config = read_json(os.path.join(by_cell["first", 1]["run_dir"], "model_flags.json"))
+    student = by_cell["parallel_rep_ce", 1]
+    config = read_json(os.path.join(student["run_dir"], "model_flags.json"))
     assert config["model_params"]["student_num_chunks"] == 3
-    assert config["num_student_frames"] == 6 and config["frame_selection"] == "first"
-    assert by_cell["first", 1]["flops_per_video"] == _student_flops(k=6, chunks=3)
-    assert by_cell["teacher", 1]["flops_per_video"] > 10 * by_cell["first", 1]["flops_per_video"]
+    assert config["num_student_frames"] == 6 and config["frame_selection"] == "uniform"
+    assert student["flops_per_video"] == _student_flops(k=6, chunks=3)
+    assert by_cell["teacher", 1]["flops_per_video"] > 10 * student["flops_per_video"]
 
     table = read_text(output_dir / "table.md")
-    for row, paper in (("First-k", "(0.478/0.133)"), ("Serial L_rep", "(0.727/0.288)")):
+    for row, paper, key in (
+        ("Parallel L_rep+L_CE", "(0.726/0.285)", "parallel_rep_ce"),
+        ("Serial L_rep", "(0.727/0.288)", "serial_rep"),
+    ):
         line = next(line for line in table.splitlines() if line.startswith(f"| {row} |"))
-        key = "first" if row == "First-k" else "serial_rep"
         gaps = [by_cell[key, seed]["gap"] for seed in (1, 2)]
         assert f"{statistics.mean(gaps):.3f} ± {statistics.stdev(gaps):.3f}" in line
         assert paper in line

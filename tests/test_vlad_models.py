@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import model_graph
 import run_config
-from testlib import class_prior_gap, run_binary
+from testlib import assert_learned, run_binary
 
 SMALL = {
     "NetVLADModel": {"netvlad_cluster_size": 8, "netvlad_hidden_size": 16, "gating": True},
@@ -117,11 +117,10 @@ def test_batch_norm_learns_statistics_in_training_and_uses_them_in_evaluation(na
         np.testing.assert_allclose(alone[0], mixed[0], atol=1e-6)
 
 
-# GAP each model must reach above the class prior (about 0.22 on the sample).
-# NeXtVLAD learns slower: after 120 steps it is still near the prior (0.16-0.3),
-# after 240 steps (4 minutes here) 0.28-0.34; in CI time it is only checked
-# against a GAP of 0.1, far above a random scorer's 0.0001.
-MARGIN_ABOVE_PRIOR = {"NetVLADModel": 0.1, "NeXtVLADModel": None}
+# Steps each model needs on the sample to score above the class prior by the
+# margin: NeXtVLAD learns slower (after 120 steps it was still near the prior;
+# after 240 steps 0.36 for the teacher and 0.37 for the student, prior 0.22).
+STEPS = {"NetVLADModel": 120, "NeXtVLADModel": 240}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -136,7 +135,7 @@ def test_short_training_learns_teacher_and_student(name, small_sample, tmp_path)
         f"--train_data_pattern={sample_dir}/train*.tfrecord",
         "--batch_size=16",
         "--num_epochs=0",
-        "--max_steps=120",
+        f"--max_steps={STEPS[name]}",
         "--base_learning_rate=0.003",
         "--log_every_steps=40",
         "--num_readers=2",
@@ -152,14 +151,4 @@ def test_short_training_learns_teacher_and_student(name, small_sample, tmp_path)
             f"--metrics_json={metrics}",
         )
         result = json.loads(metrics.read_text())
-        # Well above a trivial model: every video scored by the class frequencies.
-        prior = class_prior_gap(
-            f"{sample_dir}/train*.tfrecord",
-            f"{sample_dir}/validate*.tfrecord",
-            manifest["num_classes"],
-        )
-        margin = MARGIN_ABOVE_PRIOR[name]
-        if margin is None:
-            assert result["gap"] > 0.1, (model, result["gap"])
-        else:
-            assert result["gap"] > prior + margin, (model, result["gap"], prior)
+        assert_learned(result["gap"], sample_dir, manifest["num_classes"], f"{name} {model}")

@@ -139,3 +139,16 @@ def class_prior_gap(train_pattern, eval_pattern, num_classes, frame_level=True):
     prior = labels_of_records(train_pattern, num_classes, frame_level).mean(axis=0)
     labels = labels_of_records(eval_pattern, num_classes, frame_level)
     return eval_util.calculate_gap(np.tile(prior, (len(labels), 1)), labels)
+
+
+# How far above the class prior a model that "learns" must score (the prior's GAP
+# is about 0.22 on the tests' sample).
+LEARNED_MARGIN = 0.05
+
+
+def assert_learned(gap, sample_dir, num_classes, what=""):
+    """The GAP on the sample's validate split is above the class prior's by the margin."""
+    prior = class_prior_gap(
+        f"{sample_dir}/train*.tfrecord", f"{sample_dir}/validate*.tfrecord", num_classes
+    )
+    assert gap > prior + LEARNED_MARGIN, (what, gap, prior)

@@ -1,0 +1,50 @@
+"""Training settings reach the graph: the learning-rate schedule and the loss weights."""
+
+import os
+
+import pytest
+
+from testlib import TINY_RUN, event_values, read_json, run_binary
+
+BATCH, DECAY_EXAMPLES, BASE_RATE = 16, 40, 0.002
+WEIGHTS = {"ce": 0.3, "rep": 0.7, "pred": 2.5}
+
+
+def test_learning_rate_decay_and_loss_weights_reach_the_run(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    train_dir = str(tmp_path / "run")
+    run_binary(
+        "train.py",
+        f"--train_dir={train_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        *TINY_RUN,
+        f"--batch_size={BATCH}",
+        "--max_steps=8",
+        "--log_every_steps=1",
+        f"--base_learning_rate={BASE_RATE}",
+        "--learning_rate_decay=0.5",
+        f"--learning_rate_decay_examples={DECAY_EXAMPLES}",
+        *(f"--{part}_loss_weight={weight}" for part, weight in WEIGHTS.items()),
+    )
+    values = event_values(train_dir)
+    # The rate of the update that ends at step s saw (s - 1) x 16 examples: 0, 16
+    # and 32 below 40, 48 and 64 below 80, then 80, 96, 112.
+    halvings = {1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 2, 7: 2, 8: 2}
+    assert sorted(values["learning_rate"]) == sorted(halvings)
+    for step, count in halvings.items():
+        assert values["learning_rate"][step] == pytest.approx(BASE_RATE * 0.5**count, rel=1e-6)
+
+    # The student's loss is the weighted sum of its parts at every step, and its
+    # total adds only the (tiny) weight penalties.
+    for step in halvings:
+        parts = {part: values[f"losses/{part}_loss"][step] for part in WEIGHTS}
+        student = values["losses/student_loss"][step]
+        expected = sum(WEIGHTS[part] * value for part, value in parts.items())
+        assert student == pytest.approx(expected, rel=1e-5), (step, parts, student)
+        total = values["losses/student_total_loss"][step]
+        assert student <= total <= student * (1 + 1e-5) + 1e-6, (step, student, total)
+    saved = read_json(os.path.join(train_dir, "train_flags.json"))
+    assert saved["training"]["learning_rate_decay"] == 0.5
+    assert saved["training"]["learning_rate_decay_examples"] == DECAY_EXAMPLES
+    for part, weight in WEIGHTS.items():
+        assert saved["distillation"][f"{part}_loss_weight"] == weight
