@@ -115,6 +115,10 @@ FRAME_CASES = {
         lambda: frame_record(labels=(3, 4000)),
         "has label 4000 outside 0..3861 (--num_classes=3862) (the 2017 version has 4716",
     ),
+    "label_at_class_count": (
+        lambda: frame_record(labels=(3, 3862)),
+        "has label 3862 outside 0..3861 (--num_classes=3862)",
+    ),
     "id_key": (
         lambda: frame_record(id_key="video_id"),
         "has no 'id' but has 'video_id': it looks like the 2017 version of YouTube-8M; use "

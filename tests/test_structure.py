@@ -1,13 +1,17 @@
-"""The code's shape: flags read only at the edges, no import cycles, one place per default."""
+"""The code's shape (flags read only at the edges, no import cycles, one place per
+default) and the suite's own rules."""
 
 import ast
 import os
+import subprocess
+import sys
 
+import pytest
 import tensorflow as tf
 
 import frame_level_models
 import run_config
-from testlib import CODE_DIR
+from testlib import CODE_DIR, PROJECT_ROOT
 
 BINARIES = {
     "train",
@@ -90,3 +94,40 @@ def test_a_model_built_without_settings_takes_its_declared_defaults():
     # The run config's hyperparameters of the family are the declared ones.
     names = [parameter.name for parameter in run_config.hyperparameters("HierarchicalLstmModel")]
     assert set(declared) <= set(names) and "classifier_name" in names
+
+
+def test_skip_probe():
+    """Skips when asked to: the probe of the next test."""
+    if os.environ.get("YT8M_SKIP_PROBE"):
+        pytest.skip("asked to skip")
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_a_skip_fails_under_run_tests_sh(required):
+    env = dict(os.environ, YT8M_SKIP_PROBE="1")
+    env.pop("YT8M_TESTS_REQUIRE_EVERY_TOOL", None)
+    if required:  # as ./run_tests.sh sets it
+        env["YT8M_TESTS_REQUIRE_EVERY_TOOL"] = "1"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            f"{__file__}::test_skip_probe",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=300,
+    )
+    if required:
+        assert result.returncode == 1 and "1 failed" in result.stdout, result.stdout[-2000:]
+        assert "skipped under ./run_tests.sh" in result.stdout
+    else:
+        assert result.returncode == 0 and "1 skipped" in result.stdout, result.stdout[-2000:]
