@@ -12,23 +12,30 @@ die() {
 }
 
 # Creates .venv if needed and installs the given requirement files into it.
-# A stamp of the files' contents skips pip when nothing changed.
+# A stamp per file (of its contents) skips pip for the files already installed,
+# so a script that needs fewer files than the tests leaves their stamps alone.
 ensure_venv() {
   local python_bin="${PYTHON:-python3}"
   if [[ ! -x "$VENV_DIR/bin/python" ]]; then
     echo "Creating virtual environment in $VENV_DIR"
     "$python_bin" -m venv "$VENV_DIR" || die "could not create a virtual environment with $python_bin"
   fi
-  local stamp="$VENV_DIR/.requirements-stamp"
-  local wanted
-  wanted="$(cd "$PROJECT_ROOT" && cat "$@" | sha256sum | cut -d' ' -f1)"
-  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
-    echo "Installing $* into $VENV_DIR"
-    local args=()
-    for req in "$@"; do args+=(-r "$PROJECT_ROOT/$req"); done
+  local args=() changed=() req wanted stamp
+  for req in "$@"; do
+    wanted="$(sha256sum "$PROJECT_ROOT/$req" | cut -d' ' -f1)"
+    stamp="$VENV_DIR/.installed-$(basename "$req")"
+    if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$wanted" ]]; then
+      args+=(-r "$PROJECT_ROOT/$req")
+      changed+=("$req")
+    fi
+  done
+  if ((${#changed[@]})); then
+    echo "Installing ${changed[*]} into $VENV_DIR"
     "$VENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}" \
-      || die "pip install of $* failed"
-    echo "$wanted" >"$stamp"
+      || die "pip install of ${changed[*]} failed"
+    for req in "${changed[@]}"; do
+      sha256sum "$PROJECT_ROOT/$req" | cut -d' ' -f1 >"$VENV_DIR/.installed-$(basename "$req")"
+    done
   fi
   PYTHON_BIN="$VENV_DIR/bin/python"
   export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"

@@ -75,7 +75,13 @@ def run_tests(copy, tests, timeout):
     """(passed, seconds, output tail) of pytest on `tests` in `copy`."""
     start = time.time()
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", YT8M_TESTS_REQUIRE_EVERY_TOOL="1")
+    # The stage scripts run with the repository's own .venv (the copy has none).
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        YT8M_TESTS_REQUIRE_EVERY_TOOL="1",
+        VENV_DIR=os.path.join(ROOT, ".venv"),
+    )
     try:
         result = subprocess.run(
             command, cwd=copy, capture_output=True, text=True, timeout=timeout, env=env
