@@ -1,12 +1,13 @@
 """Shared fixtures (sample data, the real YouTube-8M shards), and skips made failures
 under ./run_tests.sh."""
 
+import json
 import os
 
 import pytest
 
 import make_sample_data
-from testlib import REAL_DATA_DIR
+from testlib import REAL_DATA_DIR, TINY_RUN, made_once, run_binary, shared_root
 
 
 @pytest.fixture(scope="session")
@@ -19,16 +20,68 @@ def real_data_dir():
 
 @pytest.fixture(scope="session")
 def small_sample(tmp_path_factory):
-    """A small frame-level sample (2018 format) shared by the tests."""
-    output_dir = str(tmp_path_factory.mktemp("sample"))
-    manifest = make_sample_data.make_sample(
-        output_dir,
-        num_train_files=2,
-        num_validate_files=1,
-        num_test_files=1,
-        videos_per_file=60,
-    )
-    return output_dir, manifest
+    """A small frame-level sample (2018 format), made once per session."""
+    output_dir = shared_root(tmp_path_factory) / "shared_sample"
+    with made_once(output_dir) as make:
+        if make:
+            make_sample_data.make_sample(
+                str(output_dir),
+                num_train_files=2,
+                num_validate_files=1,
+                num_test_files=1,
+                videos_per_file=60,
+            )
+    with open(output_dir / "sample_manifest.json") as handle:
+        return str(output_dir), json.load(handle)
+
+
+# Runs trained once per session for the tests that only read them: (binary, flags).
+# A test that writes into one copies it first.
+SHARED_RUNS = {
+    "student": [
+        "--training_mode=student_only",
+        "--max_steps=1",
+        *TINY_RUN[:2],
+        "--batch_size=8",
+        *TINY_RUN[3:],
+    ],
+    "teacher_student": [*TINY_RUN, "--max_steps=30", "--base_learning_rate=0.01"],
+    "teacher": [
+        "--training_mode=teacher_only",
+        *TINY_RUN,
+        "--max_steps=30",
+        "--base_learning_rate=0.01",
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def shared_run(small_sample, tmp_path_factory):
+    """shared_run(name): the directory of a run of SHARED_RUNS, trained on first
+    use; "converted": the student of "teacher_student" converted for fine-tuning."""
+    sample_dir, _ = small_sample
+    root = shared_root(tmp_path_factory) / "shared_runs"
+
+    def get(name):
+        directory = root / name
+        source = get("teacher_student") if name == "converted" else None
+        with made_once(directory) as make:
+            if make and source:
+                run_binary(
+                    "train_convert_model.py",
+                    f"--train_dir={source}",
+                    f"--finetune_dir={directory}",
+                )
+            elif make:
+                run_binary(
+                    "train.py",
+                    f"--train_dir={directory}",
+                    f"--train_data_pattern={sample_dir}/train*.tfrecord",
+                    *SHARED_RUNS[name],
+                )
+        return str(directory)
+
+    return get
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +117,24 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _as_failure(outcome.get_result())
+
+
+# The longest tests start first, so that the workers do not wait for one of them
+# at the end (pytest-xdist hands tests out in collection order).
+LONGEST_FIRST = (
+    "test_experiments.py::test_tiny_grid",
+    "test_determinism.py::",
+    "test_vlad_models.py::test_short_training",
+    "test_towers.py::test_short_run",
+    "test_pipeline.py::test_five_scripts",
+    "test_reliability.py::test_evaluation_loop_survives",
+    "test_original_fidelity.py::",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        found = [i for i, name in enumerate(LONGEST_FIRST) if name in item.nodeid]
+        return found[0] if found else len(LONGEST_FIRST)
+
+    items.sort(key=rank)

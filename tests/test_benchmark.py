@@ -112,7 +112,7 @@ def test_models_mode_measures_teacher_and_student(small_sample, tmp_path):
     assert set(ratios) >= {"flops", "model_throughput", "end_to_end_throughput"}
 
 
-def test_train_step_mode_measures_vlad_models(tmp_path):
+def test_train_step_mode_measures_vlad_models_on_two_towers(tmp_path):
     output = tmp_path / "train_step.json"
     vlad = ["--model=NetVLADModel", "--netvlad_cluster_size=4", "--netvlad_hidden_size=8"]
     run_binary(
@@ -127,6 +127,12 @@ def test_train_step_mode_measures_vlad_models(tmp_path):
     )
     figures = json.loads(output.read_text())
     assert figures["model"] == "NetVLADModel" and figures["towers"] == 2
+    assert figures["tower_devices"] == ["/device:CPU:0", "/device:CPU:1"]
+    assert [name.rsplit("/", 1)[-1] for name in figures["session_devices"]] == [
+        "device:CPU:0",
+        "device:CPU:1",
+    ]
+    assert "CPU:0" in figures["devices"]
     assert figures["step_seconds"] > 0 and figures["matmul_flops_per_s"] > 0
     config = run_config.ModelConfig(
         models=["teacher", "student"],

@@ -9,34 +9,16 @@ import numpy as np
 import pytest
 
 import eval_util
-from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN, read_csv, run_binary
-
-TINY = [
-    *TINY_RUN,
-    "--max_steps=30",
-    "--base_learning_rate=0.01",
-]
+from testlib import CODE_DIR, PROJECT_ROOT, read_csv, run_binary
 
 
-@pytest.fixture(scope="module")
-def runs(small_sample, tmp_path_factory):
+@pytest.fixture
+def runs(shared_run):
     """A teacher-student run, its converted student, and a teacher-only run."""
-    sample_dir, _ = small_sample
-    root = tmp_path_factory.mktemp("runs")
-    data = f"--train_data_pattern={sample_dir}/train*.tfrecord"
-    run_binary("train.py", f"--train_dir={root}/ts_train", data, *TINY)
-    run_binary(
-        "train_convert_model.py",
-        f"--train_dir={root}/ts_train",
-        f"--finetune_dir={root}/ts_finetune",
-    )
-    run_binary(
-        "train.py", f"--train_dir={root}/teacher", data, "--training_mode=teacher_only", *TINY
-    )
     return {
-        "teacher_student": f"{root}/ts_train",
-        "student": f"{root}/ts_finetune",
-        "teacher": f"{root}/teacher",
+        "teacher_student": shared_run("teacher_student"),
+        "student": shared_run("converted"),
+        "teacher": shared_run("teacher"),
     }
 
 

@@ -24,11 +24,13 @@ from testlib import (
     PROJECT_ROOT,
     checkpoint_variables,
     event_values,
+    made_once,
     read_csv,
     read_json,
     read_text,
     run_binary,
     run_script,
+    shared_root,
 )
 
 # Frame counts around the chunk and stride edges; 350 is capped to 300.
@@ -78,31 +80,33 @@ def write_videos(path, seed=3):
             writer.write(example.SerializeToString())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def original(tmp_path_factory):
-    """Run directories of the original code and what its graph computed."""
+    """Run directories of the original code and what its graph computed (made once
+    per session; the tests copy a run before writing into it)."""
     if importlib.util.find_spec("tf_keras") is None:
-        if os.environ.get("CI"):
-            pytest.fail("tf-keras (requirements-dev.txt) is needed to build the original graph")
-        pytest.skip("tf-keras is not installed")
-    root = tmp_path_factory.mktemp("original")
+        pytest.skip("tf-keras (requirements-dev.txt) is not installed")
+    root = shared_root(tmp_path_factory) / "original"
     data = str(root / "videos.tfrecord")
-    write_videos(data)
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(PROJECT_ROOT, "tests", "original_graph.py"),
-            f"--data={data}",
-            f"--output_dir={root}",
-            f"--num_classes={NUM_CLASSES}",
-            f"--global_step={ORIGINAL_STEP}",
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TF_USE_LEGACY_KERAS="1"),
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-6000:]
+    with made_once(root) as make:
+        if make:
+            root.mkdir(parents=True)
+            write_videos(data)
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    os.path.join(PROJECT_ROOT, "tests", "original_graph.py"),
+                    f"--data={data}",
+                    f"--output_dir={root}",
+                    f"--num_classes={NUM_CLASSES}",
+                    f"--global_step={ORIGINAL_STEP}",
+                ],
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, TF_USE_LEGACY_KERAS="1"),
+                timeout=600,
+            )
+            assert result.returncode == 0, result.stderr[-6000:]
     expected = dict(np.load(root / "expected.npz"))
     expected["ids"] = [video_id.decode() for video_id in expected["ids"]]
     return {

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -119,6 +120,8 @@ def test_five_scripts_end_to_end(small_sample, tmp_path):
     student_names = {n for n in trained if n.startswith("model_student/") and "Adam" not in n}
     assert set(converted) == student_names | {"global_step"}
     assert converted["global_step"] == 6
+    # Named by its step, as every checkpoint (evaluators that follow a run read the name).
+    assert checkpoints.latest_checkpoint(finetune_dir).endswith("model.ckpt-6")
     for name in student_names:
         np.testing.assert_array_equal(converted[name], trained[name])
     # Before fine-tuning, the converted student scores exactly as in the validate stage.
@@ -214,10 +217,9 @@ def test_resume_refuse_and_overwrite(small_sample, tmp_path):
     assert settings["inputs"]["batch_size"] == 16
 
 
-def test_serial_mode_keeps_the_teacher_frozen(small_sample, tmp_path):
+def test_serial_mode_keeps_the_teacher_frozen(small_sample, shared_run, tmp_path):
     sample_dir, _ = small_sample
-    teacher_dir, serial_dir = str(tmp_path / "teacher"), str(tmp_path / "serial")
-    train(sample_dir, teacher_dir, "--max_steps=3", "--training_mode=teacher_only")
+    teacher_dir, serial_dir = shared_run("teacher"), str(tmp_path / "serial")
     missing = train(sample_dir, serial_dir, "--max_steps=3", "--training_mode=serial", check=False)
     assert missing.returncode == 1 and "needs --teacher_dir" in missing.stderr
     result = train(
@@ -234,7 +236,7 @@ def test_serial_mode_keeps_the_teacher_frozen(small_sample, tmp_path):
     for name in teacher_weights:
         np.testing.assert_array_equal(serial[name], teacher[name])
     assert not any(name.startswith("model/") and "Adam" in name for name in serial)
-    assert serial["global_step"] == 4
+    assert serial["global_step"] == 4 and teacher["global_step"] == 30
     evaluated = str(tmp_path / "teacher.json")
     evaluate(sample_dir, serial_dir, evaluated, "--eval_model=teacher")
     assert read_json(evaluated)["model"] == "teacher"
@@ -324,10 +326,10 @@ def test_binaries_report_missing_runs(small_sample, tmp_path):
     assert result.returncode == 1 and "holds no trained run" in result.stderr
 
 
-def test_default_finetune_dir_and_progress_lines(small_sample, tmp_path):
+def test_default_finetune_dir_and_progress_lines(small_sample, shared_run, tmp_path):
     sample_dir, _ = small_sample
     train_dir = str(tmp_path / "model_x_train")
-    train(sample_dir, train_dir, "--max_steps=2")
+    shutil.copytree(shared_run("teacher_student"), train_dir)
     run_binary("train_convert_model.py", f"--train_dir={train_dir}")
     finetune_dir = str(tmp_path / "model_x_finetune")
     assert read_json(os.path.join(finetune_dir, "model_flags.json"))["models"] == ["student"]

@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import readers
+import run_config
+from runtime import UserError
 from testlib import CODE_DIR, PROJECT_ROOT, run_binary
 
 TINY = ["--lstm_cells=8", "--lstm_layers=1", "--batch_size=8", "--num_readers=2"]
@@ -71,21 +74,10 @@ def wrong_frame_size():
     return example.SerializeToString()
 
 
-@pytest.fixture(scope="module")
-def student_run(small_sample, tmp_path_factory):
-    """A tiny trained student-only run to evaluate bad data with."""
-    sample_dir, _ = small_sample
-    train_dir = str(tmp_path_factory.mktemp("student_run"))
-    run_binary(
-        "train.py",
-        f"--train_dir={train_dir}",
-        f"--train_data_pattern={sample_dir}/train*.tfrecord",
-        "--training_mode=student_only",
-        "--max_steps=1",
-        "--num_epochs=0",
-        *TINY,
-    )
-    return train_dir
+@pytest.fixture
+def student_run(shared_run):
+    """A tiny trained student-only run to evaluate bad data with (read only)."""
+    return shared_run("student")
 
 
 def assert_clear_failure(result, *expected):
@@ -127,18 +119,47 @@ FRAME_CASES = {
 }
 
 
+# One case of each kind goes through validate.py; the others through the same
+# library path in this process (the run's reader, its pipeline, run_to_end).
+BINARY_CASES = {"frame_size", "truncated"}
+
+
+def _library_error(run_dir, pattern):
+    """The message with which the evaluation input of `run_dir` stops on `pattern`."""
+    config = run_config.ModelConfig.read(os.path.join(run_dir, run_config.MODEL_FLAGS_FILE))
+    reader = config.reader()
+    with tf.Graph().as_default():
+        batch = readers.get_input_data_tensors(
+            reader, pattern, batch_size=512, num_epochs=1, shuffle=False
+        )
+        with tf.compat.v1.Session() as session, pytest.raises(UserError) as error:
+            for _ in readers.run_to_end(session, batch, reader, pattern):
+                pass
+    return str(error.value)
+
+
+def _assert_named(case, run_dir, pattern, *expected):
+    if case in BINARY_CASES:
+        result = run_binary(
+            "validate.py",
+            f"--train_dir={run_dir}",
+            f"--eval_data_pattern={pattern}",
+            "--run_once",
+            check=False,
+        )
+        assert_clear_failure(result, *expected)
+        return result.stderr
+    message = _library_error(run_dir, pattern)
+    for text in expected:
+        assert text in message, message
+    return message
+
+
 @pytest.mark.parametrize("case", sorted(FRAME_CASES))
 def test_bad_frame_records_are_named(case, student_run, tmp_path):
     make, message = FRAME_CASES[case]
     path = with_bad_at_2(tmp_path / f"validate_{case}.tfrecord", make())
-    result = run_binary(
-        "validate.py",
-        f"--train_dir={student_run}",
-        f"--eval_data_pattern={path}",
-        "--run_once",
-        check=False,
-    )
-    assert_clear_failure(result, f"{path}, record 2 {message}")
+    _assert_named(case, student_run, path, f"{path}, record 2 {message}")
 
 
 def _corrupt(path, kind):
@@ -167,15 +188,14 @@ def _corrupt(path, kind):
 def test_unreadable_files_are_named(kind, message, student_run, tmp_path):
     good = write_records(tmp_path / "validate_good.tfrecord", [frame_record()] * 4)
     bad = _corrupt(write_records(tmp_path / "validate_bad.tfrecord", [frame_record()] * 4), kind)
-    result = run_binary(
-        "validate.py",
-        f"--train_dir={student_run}",
-        f"--eval_data_pattern={tmp_path}/validate*.tfrecord",
-        "--run_once",
-        check=False,
+    output = _assert_named(
+        kind,
+        student_run,
+        f"{tmp_path}/validate*.tfrecord",
+        f"{bad}, {message}",
+        "--skip_bad_records",
     )
-    assert_clear_failure(result, f"{bad}, {message}", "--skip_bad_records")
-    assert good not in result.stderr
+    assert good not in output
 
 
 def test_patterns_that_match_nothing_or_a_directory(student_run, tmp_path):
@@ -334,22 +354,27 @@ def test_skip_bad_records_counts_and_continues(student_run, tmp_path):
     assert re.search(r"Final checkpoint at global step \d+ .*; skipped 3 bad records", train.stderr)
 
 
-def test_nan_loss_stops_before_a_bad_checkpoint(small_sample, tmp_path):
-    sample_dir, _ = small_sample
-    train_dir = tmp_path / "run"
-    result = run_binary(
+def _diverging_run(sample_dir, train_dir, learning_rate, max_steps, *flags):
+    """Plain, unclipped gradient steps of a huge learning rate."""
+    return run_binary(
         "train.py",
         f"--train_dir={train_dir}",
         f"--train_data_pattern={sample_dir}/train*.tfrecord",
         "--training_mode=student_only",
         "--optimizer=GradientDescentOptimizer",
-        "--base_learning_rate=1e25",
+        f"--base_learning_rate={learning_rate}",
         "--clip_gradient_norm=0",
-        "--max_steps=50",
-        "--checkpoint_every_steps=1",
+        f"--max_steps={max_steps}",
+        *flags,
         *TINY,
         check=False,
     )
+
+
+def test_nan_loss_stops_before_a_bad_checkpoint(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    train_dir = tmp_path / "run"
+    result = _diverging_run(sample_dir, train_dir, 1e25, 50, "--checkpoint_every_steps=1")
     assert_clear_failure(result, "stopped without saving", "--base_learning_rate")
     latest = tf.train.latest_checkpoint(str(train_dir))
     if latest:  # every checkpoint written holds finite weights
@@ -494,19 +519,7 @@ def test_weights_that_overflow_after_a_finite_loss_are_not_saved(small_sample, t
     initial weights) is finite, the weights after it are not."""
     sample_dir, _ = small_sample
     train_dir = tmp_path / "run"
-    result = run_binary(
-        "train.py",
-        f"--train_dir={train_dir}",
-        f"--train_data_pattern={sample_dir}/train*.tfrecord",
-        "--training_mode=student_only",
-        "--optimizer=GradientDescentOptimizer",
-        "--base_learning_rate=1e39",
-        "--clip_gradient_norm=0",
-        "--max_steps=1",
-        "--num_epochs=0",
-        *TINY,
-        check=False,
-    )
+    result = _diverging_run(sample_dir, train_dir, 1e39, 1, "--num_epochs=0")
     assert_clear_failure(
         result,
         "weights became NaN or infinite by global step 1; stopped without saving "

@@ -1,8 +1,11 @@
 """Paths and helpers shared by the tests (imported by conftest and test modules)."""
 
+import contextlib
+import fcntl
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -26,6 +29,29 @@ TINY_RUN = [
     "--num_readers=2",
     "--num_epochs=0",
 ]
+
+
+def shared_root(tmp_path_factory):
+    """A folder every pytest-xdist worker of this session sees (its own base
+    folder when pytest runs alone)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def made_once(directory):
+    """Yields True to the first process of the session that should make
+    `directory` (the others wait for it, then get False)."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{directory}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = directory / ".made"
+        if done.exists():
+            yield False
+            return
+        shutil.rmtree(directory, ignore_errors=True)
+        yield True
+        done.write_text("")
 
 
 def run_binary(script, *args, env=None, timeout=600, check=True):
