@@ -190,7 +190,12 @@ def test_resume_refuse_and_overwrite(small_sample, tmp_path):
     assert other_mode.returncode == 1 and "holds student, but this run needs" in other_mode.stderr
 
     refused = train(
-        sample_dir, train_dir, "--start_new_model", "--training_mode=student_only", check=False
+        sample_dir,
+        train_dir,
+        "--start_new_model",
+        "--training_mode=student_only",
+        "--max_steps=6",  # a refusal that fails must not train forever (--num_epochs=0)
+        check=False,
     )
     assert refused.returncode == 1 and "add --overwrite" in refused.stderr
     assert checkpoint_variables(train_dir)["global_step"] == 5
