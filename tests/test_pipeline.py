@@ -68,6 +68,7 @@ def test_five_scripts_end_to_end(small_sample, tmp_path):
     again = run_script("run_convert_model.sh", env=env, check=False)
     assert again.returncode == 1 and "add --overwrite to replace it" in again.stdout
     converted = checkpoint_variables(finetune_dir)
+    converted_name = checkpoints.latest_checkpoint(finetune_dir)
     converted_json = str(tmp_path / "converted.json")
     evaluate(sample_dir, finetune_dir, converted_json, script="eval_finetune.py")
     run_script("run_finetune.sh", *TINY_TRAINING, "--max_steps=10", env=env)
@@ -121,7 +122,7 @@ def test_five_scripts_end_to_end(small_sample, tmp_path):
     assert set(converted) == student_names | {"global_step"}
     assert converted["global_step"] == 6
     # Named by its step, as every checkpoint (evaluators that follow a run read the name).
-    assert checkpoints.latest_checkpoint(finetune_dir).endswith("model.ckpt-6")
+    assert converted_name.endswith("model.ckpt-6")
     for name in student_names:
         np.testing.assert_array_equal(converted[name], trained[name])
     # Before fine-tuning, the converted student scores exactly as in the validate stage.
