@@ -13,4 +13,4 @@ ensure_sample
 echo "== pytest"
 # Every tool is installed above: a test that would skip for lack of one fails instead.
 export YT8M_TESTS_REQUIRE_EVERY_TOOL=1
-"$PYTHON_BIN" -m pytest -n "${TEST_WORKERS:-2}" --durations=15 "$@"
+"$PYTHON_BIN" -m pytest -n "${TEST_WORKERS:-2}" --durations=25 "$@"
