@@ -35,6 +35,7 @@ def test_reader_mode_writes_its_figures(small_sample, tmp_path):
         "--batch_size=32",
         "--held_videos=50",
         f"--output_json={output}",
+        fresh_process=True,  # once through a new interpreter, as a user runs it
     )
     figures = json.loads(output.read_text())
     assert figures["num_videos"] == manifest["splits"]["train"]["videos"]

@@ -155,6 +155,7 @@ def test_export_reloads_and_matches_inference(runs, small_sample, tmp_path):
         f"--train_dir={runs['teacher_student']}",
         f"--export_dir={export_dir}",
         "--top_k=7",
+        fresh_process=True,  # once through a new interpreter, as a user runs it
     )
     again = run_binary(
         "export_model.py",

@@ -54,13 +54,66 @@ def made_once(directory):
         done.write_text("")
 
 
-def run_binary(script, *args, env=None, timeout=600, check=True):
-    """Runs code_student_uniform/<script> with flags; returns the CompletedProcess."""
-    command = [sys.executable, os.path.join(CODE_DIR, script), *args]
+# Binaries run in processes forked from a server that has imported TensorFlow
+# (tests/forked_binary.py); YT8M_TESTS_FRESH_PROCESSES=1 starts each in a fresh
+# interpreter instead. Environment variables read when TensorFlow is imported
+# (besides TF_CONFIG, read at run time) also get a fresh interpreter.
+FRESH_PROCESSES = os.environ.get("YT8M_TESTS_FRESH_PROCESSES") == "1"
+_IMPORT_TIME_VARIABLES = ("TF_", "CUDA", "PYTHON", "LD_")
+_forkserver = None
+
+
+def _forked(script, args, env, timeout):
+    """CompletedProcess of `script` run in a forked process (see forked_binary.py)."""
+    global _forkserver
+    import multiprocessing
+    import tempfile
+
+    import forked_binary
+
+    if _forkserver is None:
+        _forkserver = multiprocessing.get_context("forkserver")
+        _forkserver.set_forkserver_preload(forked_binary.PRELOADED)
+    with tempfile.TemporaryDirectory() as folder:
+        stdout, stderr = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
+        process = _forkserver.Process(
+            target=forked_binary.run,
+            args=(script, list(args), PROJECT_ROOT, env, stdout, stderr, PROJECT_ROOT),
+        )
+        process.start()
+        process.join(timeout)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+            raise subprocess.TimeoutExpired([script, *args], timeout)
+        return subprocess.CompletedProcess(
+            [script, *args], process.exitcode, read_text(stdout), read_text(stderr)
+        )
+
+
+def run_binary(script, *args, env=None, timeout=600, check=True, fresh_process=False):
+    """Runs code_student_uniform/<script> with flags; returns the CompletedProcess.
+    `fresh_process` starts a new interpreter (as every run does without the fork
+    server, under YT8M_TESTS_FRESH_PROCESSES=1)."""
+    path = os.path.join(CODE_DIR, script)
     full_env = dict(os.environ, **(env or {}))
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=full_env, timeout=timeout, cwd=PROJECT_ROOT
-    )
+    changed = {
+        name for name in {*full_env, *os.environ} if full_env.get(name) != os.environ.get(name)
+    }
+    import_time_changes = [
+        name for name in changed if name.startswith(_IMPORT_TIME_VARIABLES) and name != "TF_CONFIG"
+    ]
+    if FRESH_PROCESSES or fresh_process or import_time_changes:
+        result = subprocess.run(
+            [sys.executable, path, *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            cwd=PROJECT_ROOT,
+        )
+    else:
+        result = _forked(path, args, full_env, timeout)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{script} exited {result.returncode}\nstdout:\n{result.stdout[-4000:]}\n"
