@@ -31,7 +31,6 @@ import concurrent.futures
 import dataclasses
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -289,10 +288,20 @@ class Grid:
                 f"cell {cell.name}: {binary} exited with {code}; its log is {log_path}:\n{tail}"
             )
 
-    def stop(self):
+    def stop(self, grace_seconds=300):
+        """Asks every running child to stop (SIGTERM: a training run saves a
+        checkpoint first) and waits for them; kills those still running after
+        `grace_seconds`."""
         with self.lock:
             self.stopped = True
-            for process in self.processes:
+            running = list(self.processes)
+        for process in running:
+            process.terminate()
+        deadline = time.time() + grace_seconds
+        for process in running:
+            try:
+                process.wait(max(deadline - time.time(), 0))
+            except subprocess.TimeoutExpired:
                 process.kill()
 
     def run_cell(self, cell):
@@ -546,7 +555,6 @@ def main(argv):
         )
         write_outputs(grid, cells, rows, ks)
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     pool = concurrent.futures.ThreadPoolExecutor(max(FLAGS.jobs, 1))
     try:
         # Teachers first, then every other cell (the serial ones read a teacher).
@@ -558,7 +566,9 @@ def main(argv):
             for future in concurrent.futures.as_completed(futures):
                 finished(future.result(), futures[future])
     except BaseException:
-        grid.stop()  # no process outlives the runner; finished cells stay finished
+        # No process outlives the runner: on SIGTERM or Ctrl-C the running cells
+        # save and stop; finished cells stay finished, and the same command goes on.
+        grid.stop()
         raise
     finally:
         pool.shutdown(cancel_futures=True)

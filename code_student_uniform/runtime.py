@@ -5,8 +5,10 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import types
 
 import tensorflow as tf
 from absl import app
@@ -75,13 +77,52 @@ def write_json(path, value):
     write_atomically(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT: the binary unwinds (temporary outputs are removed, a
+    training run saves first) and exits with 128 + the signal's number."""
+
+    def __init__(self, signum, detail=""):
+        name = signal.Signals(signum).name
+        super().__init__(f"{name}: {detail}" if detail else name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def deferred_stop():
+    """While inside, SIGTERM and SIGINT do not interrupt: the first sets
+    `requested.signum` for the caller to stop at a safe point; after it, a second
+    SIGINT (Ctrl-C again) ends the process at once."""
+    requested = types.SimpleNamespace(signum=None)
+
+    def note(signum, frame):
+        if requested.signum is None:
+            requested.signum = signum
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    for number in previous:
+        signal.signal(number, note)
+    try:
+        yield requested
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def run(main, graph_mode=True):
     """app.run(main) for a binary (graph mode unless told otherwise); expected
-    errors end with a message and exit 1."""
+    errors end with a message and exit 1; SIGTERM and SIGINT (Ctrl-C) end it with
+    a line and 128 + the signal's number, after removing temporary outputs."""
 
     def guarded(argv):
         if graph_mode:
             tf.compat.v1.disable_eager_execution()
+        signal.signal(signal.SIGTERM, _raise_interrupted)
+        signal.signal(signal.SIGINT, _raise_interrupted)
         try:
             if len(argv) > 1:
                 raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -89,5 +130,8 @@ def run(main, graph_mode=True):
         except (UserError, OSError) as error:
             print(f"ERROR: {error}", file=sys.stderr)
             sys.exit(1)
+        except Interrupted as stop:
+            print(f"Stopped by {stop}", file=sys.stderr)
+            sys.exit(128 + stop.signum)
 
     app.run(guarded)

@@ -485,31 +485,33 @@ def _loop(session, graph, saver, train_dir, settings, distributed_run=False):
         labels=graph["labels"],
         summary=graph["summary"],
     )
-    try:
-        while not training.max_steps or step < training.max_steps:
-            log_now = (step + 1) % max(training.log_every_steps, 1) == 0
-            start = time.time()
-            values = session.run(fetch_logged if log_now else fetch_every)
-            seconds = time.time() - start
-            step = int(values["step"])
-            checked = {**values["losses"], **values["total_losses"]}
-            bad = [name for name, value in checked.items() if not math.isfinite(value)]
-            if bad:
-                raise UserError(
-                    f"{', '.join(bad)} became {checked[bad[0]]} at global step {step}; "
-                    f"stopped without saving ({last_checkpoint()}). Try a lower "
-                    "--base_learning_rate or --clip_gradient_norm."
-                )
-            if log_now:
-                _log_step(writer, step, values, settings.inputs.batch_size / max(seconds, 1e-9))
-            if (
-                training.checkpoint_every_steps and step % training.checkpoint_every_steps == 0
-            ) or (time.time() - last_save >= training.checkpoint_every_secs):
-                saved_step, last_save = save()
-    except tf.errors.OutOfRangeError:
-        logging.info("Done: read --num_epochs=%d of the training data", training.num_epochs)
-    if step != saved_step or not checkpoints.latest_checkpoint(train_dir):
-        saved_step, last_save = save()
+    # SIGTERM (preemption) or Ctrl-C: the step in flight ends, then a checkpoint.
+    with runtime.deferred_stop() as stop:
+        try:
+            while (not training.max_steps or step < training.max_steps) and stop.signum is None:
+                log_now = (step + 1) % max(training.log_every_steps, 1) == 0
+                start = time.time()
+                values = session.run(fetch_logged if log_now else fetch_every)
+                seconds = time.time() - start
+                step = int(values["step"])
+                checked = {**values["losses"], **values["total_losses"]}
+                bad = [name for name, value in checked.items() if not math.isfinite(value)]
+                if bad:
+                    raise UserError(
+                        f"{', '.join(bad)} became {checked[bad[0]]} at global step {step}; "
+                        f"stopped without saving ({last_checkpoint()}). Try a lower "
+                        "--base_learning_rate or --clip_gradient_norm."
+                    )
+                if log_now:
+                    _log_step(writer, step, values, settings.inputs.batch_size / max(seconds, 1e-9))
+                if (
+                    training.checkpoint_every_steps and step % training.checkpoint_every_steps == 0
+                ) or (time.time() - last_save >= training.checkpoint_every_secs):
+                    saved_step, last_save = save()
+        except tf.errors.OutOfRangeError:
+            logging.info("Done: read --num_epochs=%d of the training data", training.num_epochs)
+        if step != saved_step or not checkpoints.latest_checkpoint(train_dir):
+            saved_step, last_save = save()
     if writer:
         writer.close()
     skipped = (
@@ -523,6 +525,11 @@ def _loop(session, graph, saver, train_dir, settings, distributed_run=False):
         logging.info("Worker done at global step %d%s", step, skipped)
     if distributed_run:  # which weights this process ended with
         logging.info("weights digest %r", float(session.run(graph["weights_digest"])))
+    if stop.signum is not None:
+        saved = f"checkpoint at step {saved_step} in {train_dir}" if saver else "worker stopped"
+        raise runtime.Interrupted(
+            stop.signum, f"at global step {step}; {saved}; the same command resumes"
+        )
     return step
 
 

@@ -1,0 +1,171 @@
+"""SIGTERM (a preempted machine) and SIGINT (Ctrl-C): training saves and resumes,
+other binaries leave no partial output. Every binary runs in a new interpreter."""
+
+import glob
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+import runtime
+from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN, checkpoint_variables
+
+
+class Started:
+    """A binary started in a new interpreter, its stderr going to a file."""
+
+    def __init__(self, log_path, binary, *flags):
+        self.log_path = log_path
+        with open(log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, os.path.join(CODE_DIR, binary), *flags],
+                cwd=PROJECT_ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    def log(self):
+        return self.log_path.read_text()
+
+    def signal_when(self, ready, signum, timeout=120):
+        """Sends `signum` once `ready()` holds; returns (exit status, log)."""
+        deadline = time.time() + timeout
+        while not ready():
+            assert self.process.poll() is None, self.log()[-3000:]
+            assert time.time() < deadline, "the binary never got there"
+            time.sleep(0.05)
+        self.process.send_signal(signum)
+        return self.process.wait(timeout=timeout), self.log()
+
+
+def training_flags(sample_dir, train_dir, max_steps):
+    return [
+        f"--train_dir={train_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        *TINY_RUN,
+        f"--max_steps={max_steps}",
+        "--log_every_steps=1",
+        "--checkpoint_every_secs=100000",  # only the stop saves
+    ]
+
+
+STEP_LINE = re.compile(r"training step (\d+)\|")
+
+
+CASES = [
+    ("train.py", signal.SIGTERM, []),
+    ("train.py", signal.SIGINT, ["--training_mode=student_only"]),
+    ("train_finetune.py", signal.SIGTERM, []),
+]
+
+
+@pytest.mark.parametrize("binary, signum, flags", CASES)
+def test_a_signal_saves_the_step_reached_and_the_same_command_resumes(
+    binary, signum, flags, small_sample, shared_run, tmp_path
+):
+    sample_dir, _ = small_sample
+    train_dir = tmp_path / "run"
+    if binary == "train_finetune.py":
+        shutil.copytree(shared_run("converted"), train_dir)
+    training = Started(
+        tmp_path / "train.log",
+        binary,
+        *training_flags(sample_dir, train_dir, 100000),
+        *flags,
+    )
+    # At a random moment once training runs.
+    delay = random.Random(int(signum) * 7 + len(binary)).uniform(0.1, 1.5)
+    first_step = []
+
+    def trained_for_a_while():
+        if not first_step and STEP_LINE.search(training.log()):
+            first_step.append(time.time())
+        return first_step and time.time() - first_step[0] > delay
+
+    code, output = training.signal_when(trained_for_a_while, signum)
+    assert code == 128 + signum, output[-3000:]
+    name = signal.Signals(signum).name
+    stopped = re.search(
+        rf"Stopped by {name}: at global step (\d+); checkpoint at step (\d+) in ", output
+    )
+    assert stopped, output[-3000:]
+    step = int(stopped.group(1))
+    assert int(stopped.group(2)) == step
+    assert step == int(STEP_LINE.findall(output)[-1])  # the step in flight finished
+    assert "Traceback" not in output
+    latest = tf.train.latest_checkpoint(str(train_dir))
+    assert latest.endswith(f"model.ckpt-{step}")
+    assert checkpoint_variables(str(train_dir))["global_step"] == step
+
+    resumed = subprocess.run(
+        [sys.executable, os.path.join(CODE_DIR, binary)]
+        + training_flags(sample_dir, train_dir, step + 2)
+        + flags,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Resumed from {latest}" in resumed.stderr
+    assert [int(s) for s in STEP_LINE.findall(resumed.stderr)] == [step + 1, step + 2]
+
+
+def test_a_second_ctrl_c_ends_the_process_at_once():
+    with runtime.deferred_stop() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # the handler runs between bytecodes
+        assert stop.signum == signal.SIGINT
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_DFL
+
+
+def _staging(folder):
+    return glob.glob(os.path.join(folder, ".*"))
+
+
+def test_signalled_inference_and_evaluation_leave_no_output(small_sample, shared_run, tmp_path):
+    sample_dir, _ = small_sample
+    with open(f"{sample_dir}/test0000.tfrecord", "rb") as handle:
+        (tmp_path / "many.tfrecord").write_bytes(handle.read() * 40)  # 2,400 videos
+    out = tmp_path / "out"
+    out.mkdir()
+    run = shared_run("teacher_student")
+    inference = Started(
+        tmp_path / "inference.log",
+        "inference.py",
+        f"--train_dir={run}",
+        f"--input_data_pattern={tmp_path}/many.tfrecord",
+        f"--output_file={out}/predictions.csv",
+        "--batch_size=16",
+    )
+    # While its output is being written under a temporary name.
+    code, output = inference.signal_when(lambda: _staging(str(out)), signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, output[-3000:]
+    assert "Stopped by SIGTERM" in output and "Traceback" not in output
+    assert os.listdir(out) == []
+
+    metrics = out / "metrics.json"
+    validate = Started(
+        tmp_path / "validate.log",
+        "validate.py",
+        f"--train_dir={run}",
+        f"--eval_data_pattern={tmp_path}/many.tfrecord",
+        f"--metrics_json={metrics}",
+        "--run_once",
+        "--batch_size=16",
+        "--progress_every_secs=0",
+    )
+    code, output = validate.signal_when(
+        lambda: "evaluated 32 videos" in validate.log(), signal.SIGINT
+    )
+    assert code == 128 + signal.SIGINT, output[-3000:]
+    assert "Stopped by SIGINT" in output and "Traceback" not in output
+    assert os.listdir(out) == []
