@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import time
 
 import tensorflow as tf
 
-from testlib import CODE_DIR, PROJECT_ROOT
+from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN
 
 
 def free_ports(count):
@@ -136,3 +137,56 @@ def test_bad_tf_config_is_reported(tmp_path):
     )
     assert result.returncode == 1
     assert "TF_CONFIG is not a valid cluster description" in result.stderr
+
+
+def test_sigterm_stops_a_distributed_run_with_the_chief_saving(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    ps_port, worker0, worker1 = free_ports(3)
+    cluster = {
+        "ps": [f"127.0.0.1:{ps_port}"],
+        "worker": [f"127.0.0.1:{worker0}", f"127.0.0.1:{worker1}"],
+    }
+    train_dir = tmp_path / "run"
+    flags = [
+        f"--train_dir={train_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        *TINY_RUN,
+        "--log_every_steps=1",
+        "--checkpoint_every_secs=100000",
+    ]
+    processes, logs = [], []
+    for job, index in (("ps", 0), ("worker", 0), ("worker", 1)):
+        logs.append(tmp_path / f"{job}{index}.log")
+        task = json.dumps({"cluster": cluster, "task": {"type": job, "index": index}})
+        with open(logs[-1], "w") as log:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, os.path.join(CODE_DIR, "train.py"), *flags],
+                    env=dict(os.environ, TF_CONFIG=task),
+                    cwd=PROJECT_ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+            )
+    parameter_server, *workers = processes
+    try:
+        deadline = time.time() + 180
+        while not all("training step" in path.read_text() for path in logs[1:]):
+            assert all(worker.poll() is None for worker in workers), logs[1].read_text()[-3000:]
+            assert time.time() < deadline, "the workers never trained"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        codes = [worker.wait(timeout=120) for worker in workers]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    chief, other = (path.read_text() for path in logs[1:])
+    assert codes == [143, 143], (chief[-3000:], other[-3000:])
+    saved = re.search(r"Stopped by SIGTERM: at global step \d+; checkpoint at step (\d+)", chief)
+    assert saved, chief[-3000:]
+    assert "Stopped by SIGTERM" in other and "worker stopped" in other
+    latest = tf.train.latest_checkpoint(str(train_dir))
+    assert latest.endswith(f"model.ckpt-{saved.group(1)}")
