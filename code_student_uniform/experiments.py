@@ -544,9 +544,10 @@ def main(argv):
         ran = done - (len(cells) - len(todo))
         eta = elapsed / ran * (len(cells) - done)
         logging.info(
-            "cell %d of %d: %s GAP %.4f mAP %.4f (%.0f s); ETA %s",
+            "cell %d of %d (%d left): %s GAP %.4f mAP %.4f (%.0f s); ETA %s",
             done,
             len(cells),
+            len(cells) - done,
             cell.name,
             result["gap"],
             result["map"],

@@ -25,6 +25,7 @@ import distributed
 import eval_util
 import losses
 import model_graph
+import progress
 import readers
 import record_checks
 import run_config
@@ -293,9 +294,10 @@ LOG_NAMES = (
 )
 
 
-def format_log_line(step, metrics, loss_values, examples_per_second):
-    """The seed's training line. `metrics` maps each model to its batch metrics;
-    with a teacher and a student, both are shown, each name prefixed."""
+def format_log_line(step, metrics, loss_values, examples_per_second, progress_parts=()):
+    """The seed's training line, then how far the run is (`progress_parts`).
+    `metrics` maps each model to its batch metrics; with a teacher and a
+    student, both are shown, each name prefixed."""
     parts = [f"training step {step}"]
     for model in sorted(metrics, key=lambda name: name != "student"):
         prefix = f"{model.capitalize()}_" if len(metrics) > 1 else ""
@@ -307,7 +309,7 @@ def format_log_line(step, metrics, loss_values, examples_per_second):
         ]
     parts += [f"{label}: {loss_values[key]:.6g}" for key, label in LOG_NAMES if key in loss_values]
     parts.append(f"Examples/sec: {examples_per_second:.1f}")
-    return "| ".join(parts)
+    return "| ".join([*parts, *progress_parts])
 
 
 def scalar_summary(values, step):
@@ -433,16 +435,40 @@ def run_training(
                 devices = sorted({variable.device for variable in tf.compat.v1.global_variables()})
                 logging.info("variables on %s", ", ".join(devices))
             files = readers.match_files(training.train_data_pattern)
+            workers = (
+                sum(len(role.cluster.get(job, [])) for job in ("worker", *distributed.CHIEF_JOBS))
+                if role
+                else 1
+            )
             with record_checks.explained_input_errors(reader, files):
                 return _loop(
-                    session, graph, saver, train_dir, settings, distributed_run=role is not None
+                    session,
+                    graph,
+                    saver,
+                    train_dir,
+                    settings,
+                    distributed_run=role is not None,
+                    files=files,
+                    workers=workers,
+                    drop_remainder=len(devices) > 1,
                 )
 
 
-def _loop(session, graph, saver, train_dir, settings, distributed_run=False):
+def _loop(
+    session,
+    graph,
+    saver,
+    train_dir,
+    settings,
+    distributed_run=False,
+    files=(),
+    workers=1,
+    drop_remainder=False,
+):
     """Trains until --max_steps or the end of the data. Without a saver (a
-    non-chief worker) it writes neither checkpoints nor summaries. A process of
-    a distributed run ends by logging the digest of the weights it sees."""
+    non-chief worker) it writes neither checkpoints nor summaries, and counts
+    no videos for its progress. A process of a distributed run ends by logging
+    the digest of the weights it sees."""
     writer = tf.compat.v1.summary.FileWriter(train_dir, session.graph) if saver else None
     checkpoint_path = f"{train_dir.rstrip('/')}/{checkpoints.CHECKPOINT_PREFIX}"
     training = settings.training
@@ -452,6 +478,13 @@ def _loop(session, graph, saver, train_dir, settings, distributed_run=False):
         logging.info("Global step %d already reached --max_steps=%d", step, training.max_steps)
         return step
     logging.info("Training from global step %d", step)
+    batch_size = settings.inputs.batch_size
+    if saver:
+        run_progress = progress.training_progress(
+            training, batch_size, step, train_dir, files, workers, drop_remainder
+        )
+    else:
+        run_progress = progress.Progress(step, training.max_steps or None, None, batch_size, 0)
 
     def last_checkpoint():
         if not checkpoints.latest_checkpoint(train_dir):
@@ -503,7 +536,8 @@ def _loop(session, graph, saver, train_dir, settings, distributed_run=False):
                         "--base_learning_rate or --clip_gradient_norm."
                     )
                 if log_now:
-                    _log_step(writer, step, values, settings.inputs.batch_size / max(seconds, 1e-9))
+                    speed = batch_size / max(seconds, 1e-9)
+                    _log_step(writer, step, values, speed, run_progress.text(step))
                 if (
                     training.checkpoint_every_steps and step % training.checkpoint_every_steps == 0
                 ) or (time.time() - last_save >= training.checkpoint_every_secs):
@@ -542,13 +576,13 @@ def batch_metrics(predictions, labels):
     }
 
 
-def _log_step(writer, step, values, examples_per_second):
+def _log_step(writer, step, values, examples_per_second, progress_parts=()):
     metrics = {
         model: batch_metrics(predictions, values["labels"])
         for model, predictions in values["predictions"].items()
     }
     loss_values = {key: float(np.asarray(value)) for key, value in values["losses"].items()}
-    logging.info(format_log_line(step, metrics, loss_values, examples_per_second))
+    logging.info(format_log_line(step, metrics, loss_values, examples_per_second, progress_parts))
     if writer is None:
         return
     writer.add_summary(values["summary"], step)

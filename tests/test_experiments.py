@@ -95,7 +95,7 @@ def test_tiny_grid_interrupted_and_continued(small_sample, tmp_path):
     # The same command continues: finished cells are kept, the others run.
     log = run_script("run_table1.sh", f"--output_dir={output_dir}", *GRID, env=env).stderr
     assert f"{CELLS} cells, {len(finished)} finished before, {CELLS - len(finished)} to run" in log
-    assert f"cell {CELLS} of {CELLS}" in log and "ETA" in log
+    assert f"cell {CELLS} of {CELLS} (0 left)" in log and "ETA" in log
     for path, (mtime, text) in finished.items():
         assert (os.path.getmtime(path), read_text(path)) == (mtime, text), path
 

@@ -1,6 +1,7 @@
 """Training settings reach the graph: the learning-rate schedule and the loss weights."""
 
 import os
+import re
 
 import pytest
 
@@ -48,3 +49,30 @@ def test_learning_rate_decay_and_loss_weights_reach_the_run(small_sample, tmp_pa
     assert saved["training"]["learning_rate_decay_examples"] == DECAY_EXAMPLES
     for part, weight in WEIGHTS.items():
         assert saved["distillation"][f"{part}_loss_weight"] == weight
+
+
+def test_the_log_line_gives_the_epoch_and_the_eta(small_sample, tmp_path):
+    sample_dir, manifest = small_sample
+    videos = manifest["splits"]["train"]["videos"]
+    train_dir = tmp_path / "run"
+    common = [
+        f"--train_dir={train_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        *TINY_RUN[:-1],
+        f"--batch_size={BATCH}",
+        "--log_every_steps=1",
+    ]
+    first = run_binary("train.py", *common, "--num_epochs=2").stderr
+    # Two epochs of 120 videos in batches of 16: 15 steps (the last one of 16 videos).
+    steps = -(-2 * videos // BATCH)
+    assert f"Counted {videos} videos in 2 files" in first
+    assert f"Epoch: {steps * BATCH / videos:.2f}/2| ETA: 0:00:00 (step {steps} of {steps})" in first
+    assert re.search(
+        r"training step 1\|.*\| Epoch: 0\.13/2\| ETA: \d+:\d\d:\d\d \(step 1 of", first
+    )
+    counts = read_json(train_dir / "video_counts.json")
+    assert counts[f"{sample_dir}/train*.tfrecord"]["videos"] == videos
+    # Resumed for one more epoch: the count comes from the cache; the end moves on.
+    again = run_binary("train.py", *common, "--num_epochs=1").stderr
+    assert "Counted" not in again
+    assert f"(step {steps + 8} of {steps + 8})" in again
