@@ -23,6 +23,7 @@ from absl import logging
 import checkpoints
 import distributed
 import eval_util
+import lease
 import losses
 import model_graph
 import progress
@@ -376,6 +377,12 @@ def run_training(
         distributed.serve_parameters(role)
         return None
     chief = role is None or role.is_chief
+    # One trainer per run directory: the chief holds its lease (lease.py).
+    with lease.held(train_dir) if chief else contextlib.nullcontext():
+        return _train(role, chief, mode, train_dir, teacher_dir, requested, settings)
+
+
+def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
     models, _ = MODES[mode]
     training = settings.training
     if chief:
