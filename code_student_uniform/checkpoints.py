@@ -25,13 +25,88 @@ RUN_FILES = (
 )
 
 
-def latest_checkpoint(directory):
-    return tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+class UnreadableCheckpointError(UserError):
+    """A checkpoint whose files cannot be read (truncated, corrupt, a missing shard)."""
+
+    def __init__(self, path, problem):
+        super().__init__(f"cannot read checkpoint {path}: {problem}")
+        self.path, self.problem = path, problem
 
 
 def checkpoint_step(checkpoint_path):
     """The global step in a checkpoint's name (model.ckpt-<step>)."""
     return int(checkpoint_path.rsplit("-", 1)[1])
+
+
+def present_checkpoints(directory):
+    """The checkpoints whose index file is in `directory`, newest step first."""
+    pattern = os.path.join(directory, f"{CHECKPOINT_PREFIX}-*.index")
+    prefixes = [path[: -len(".index")] for path in tf.io.gfile.glob(pattern)]
+    return sorted(
+        (prefix for prefix in prefixes if prefix.rsplit("-", 1)[1].isdigit()),
+        key=checkpoint_step,
+        reverse=True,
+    )
+
+
+def latest_checkpoint(directory):
+    """The checkpoint the `checkpoint` index names; an index that cannot be parsed,
+    or that names no checkpoint present, is rebuilt from the checkpoints present."""
+    if not tf.io.gfile.isdir(directory):
+        return None
+    index = os.path.join(directory, "checkpoint")
+    latest = tf.train.latest_checkpoint(directory)
+    if latest or not tf.io.gfile.exists(index):
+        return latest
+    present = present_checkpoints(directory)
+    if not present:
+        return None
+    state = tf.compat.v1.train.get_checkpoint_state(directory)  # None: unparseable
+    reason = (
+        "it cannot be parsed"
+        if state is None
+        else f"it names {os.path.basename(state.model_checkpoint_path)}, which is not there"
+    )
+    tf.compat.v1.train.update_checkpoint_state(
+        directory,
+        os.path.basename(present[0]),
+        all_model_checkpoint_paths=[os.path.basename(path) for path in reversed(present)],
+    )
+    logging.warning("Rebuilt %s from the checkpoints present: %s", index, reason)
+    return present[0]
+
+
+def _problem(error):
+    """One line of what TensorFlow found wrong with a checkpoint's files: the
+    message's last line that is not the graph's context (where the op was defined,
+    its node name)."""
+    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()]
+    context = ("Graph execution error", "Detected at node", "File ", "Node:", "[[")
+    meaningful = [line for line in lines if line and not line.startswith(context)]
+    return meaningful[-1] if meaningful else type(error).__name__
+
+
+def older_intact(directory, newest, restore_one):
+    """Calls `restore_one(path)` on `newest`, then on each older checkpoint present
+    while they are unreadable, saying which it skipped and why; returns the path
+    restored. Unreadable everywhere: a UserError naming each."""
+    candidates = [newest] + [
+        path
+        for path in present_checkpoints(directory)
+        if checkpoint_step(path) < checkpoint_step(newest)
+    ]
+    problems = []
+    for path in candidates:
+        try:
+            restore_one(path)
+        except UnreadableCheckpointError as error:
+            logging.warning("Skipped checkpoint %s: %s", path, error.problem)
+            problems.append(f"{os.path.basename(path)}: {error.problem}")
+            continue
+        if problems:
+            logging.warning("Using %s, the newest checkpoint that reads whole", path)
+        return path
+    raise UserError(f"no checkpoint in {directory} can be read ({'; '.join(problems)})")
 
 
 def make_saver(var_list=None, max_to_keep=5):
@@ -76,12 +151,14 @@ def restore(session, checkpoint_path, required, optional=()):
     An integer variable saved with another integer type (the original code's
     int32 global step; ours is int64) is loaded by value.
     """
+    if not tf.io.gfile.exists(checkpoint_path + ".index"):
+        raise UnreadableCheckpointError(checkpoint_path, f"{checkpoint_path}.index is missing")
     try:
         reader = tf.train.load_checkpoint(checkpoint_path)
         available = reader.get_variable_to_shape_map()
         saved_dtypes = reader.get_variable_to_dtype_map()
     except (tf.errors.OpError, ValueError) as error:
-        raise UserError(f"cannot read checkpoint {checkpoint_path}: {error}") from error
+        raise UnreadableCheckpointError(checkpoint_path, _problem(error)) from error
     missing = [var.op.name for var in required if var.op.name not in available]
     if missing:
         raise UserError(
@@ -116,10 +193,13 @@ def restore(session, checkpoint_path, required, optional=()):
                 f"checkpoint {checkpoint_path} holds {var.op.name} as {saved_dtype.name}, "
                 f"this model as {dtype.name}"
             )
-    if by_name:
-        tf.compat.v1.train.Saver(var_list=by_name).restore(session, checkpoint_path)
-    for var in by_value:
-        var.load(reader.get_tensor(var.op.name), session)
+    try:
+        if by_name:
+            tf.compat.v1.train.Saver(var_list=by_name).restore(session, checkpoint_path)
+        for var in by_value:
+            var.load(reader.get_tensor(var.op.name), session)
+    except (tf.errors.OutOfRangeError, tf.errors.DataLossError, tf.errors.NotFoundError) as error:
+        raise UnreadableCheckpointError(checkpoint_path, _problem(error)) from error
     return [var for var in optional if var not in found]
 
 
@@ -131,13 +211,17 @@ def restore_models(session, checkpoint_path, models):
     restore(session, checkpoint_path, variables)
 
 
-def restore_latest(session, directory, models):
-    """`restore_models` from the latest checkpoint in `directory`; returns its path."""
+def restore_latest(session, directory, models, checkpoint_path=""):
+    """`restore_models` from `checkpoint_path` if given (an unreadable one is an
+    error), else from the latest checkpoint in `directory` that reads whole;
+    returns the path restored."""
+    if checkpoint_path:
+        restore_models(session, checkpoint_path, models)
+        return checkpoint_path
     latest = latest_checkpoint(directory)
     if not latest:
         raise UserError(f"{directory} holds no checkpoint")
-    restore_models(session, latest, models)
-    return latest
+    return older_intact(directory, latest, lambda path: restore_models(session, path, models))
 
 
 def default_finetune_dir(train_dir):

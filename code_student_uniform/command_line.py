@@ -61,6 +61,15 @@ def _define_run_directory():
     )
 
 
+def _define_checkpoint():
+    flags.DEFINE_string(
+        "checkpoint_path",
+        "",
+        "The checkpoint to use (a path prefix such as runs/a/model.ckpt-640); an unreadable "
+        "one is an error. Empty: the latest of --train_dir that reads whole.",
+    )
+
+
 def _define_data():
     flags.DEFINE_bool(
         "frame_features",
@@ -261,6 +270,7 @@ def _define_evaluation():
 TOPICS = {
     "runtime": _define_runtime,
     "run_directory": _define_run_directory,
+    "checkpoint": _define_checkpoint,
     "data": _define_data,
     "input": _define_input,
     "model": _define_model,

@@ -34,6 +34,7 @@ class EvaluationSettings:
     run_once: bool = False
     metrics_json: str = ""
     eval_interval_secs: int = 60
+    checkpoint_path: str = ""  # evaluate this checkpoint once, instead of following the run
     progress_every_secs: int = 30
     label_loss: str = losses.DistillationSettings.label_loss
     inputs: readers.InputSettings = readers.InputSettings(batch_size=512)
@@ -148,6 +149,21 @@ def _write_summaries(writer, result):
     writer.flush()
 
 
+def _newest_readable(train_dir, unreadable):
+    """The latest checkpoint of `train_dir`, or if it is among `unreadable`, the
+    newest older one present that is not."""
+    latest = checkpoints.latest_checkpoint(train_dir)
+    if latest is None or latest not in unreadable:
+        return latest
+    step = checkpoints.checkpoint_step(latest)
+    older = [
+        path
+        for path in checkpoints.present_checkpoints(train_dir)
+        if checkpoints.checkpoint_step(path) < step and path not in unreadable
+    ]
+    return older[0] if older else None
+
+
 def run_evaluation(train_dir, requested=None, settings=EvaluationSettings()):
     """Evaluates the run in `train_dir` (once with --run_once, else for each new
     checkpoint), with the model settings `requested` (run_config.RequestedModel)
@@ -159,26 +175,38 @@ def run_evaluation(train_dir, requested=None, settings=EvaluationSettings()):
     evaluated = requested.scored_model(config, train_dir)
     writer = tf.compat.v1.summary.FileWriter(os.path.join(train_dir, "eval"))
     last_evaluated, total, result = None, None, None
+    unreadable = {}  # checkpoint: what is wrong with it
+    run_once = settings.run_once or bool(settings.checkpoint_path)
     try:
         while True:
-            latest = checkpoints.latest_checkpoint(train_dir)
-            if latest and latest != last_evaluated:
+            candidate = settings.checkpoint_path or _newest_readable(train_dir, unreadable)
+            if candidate and candidate != last_evaluated:
                 try:
-                    result = evaluate_checkpoint(config, evaluated, latest, settings, total)
+                    result = evaluate_checkpoint(config, evaluated, candidate, settings, total)
                 except (tf.errors.NotFoundError, UserError) as error:
-                    if tf.io.gfile.exists(latest + ".index"):
+                    if settings.checkpoint_path:
                         raise
+                    if tf.io.gfile.exists(candidate + ".index"):
+                        if not isinstance(error, checkpoints.UnreadableCheckpointError):
+                            raise
+                        # Broken files: the newest older checkpoint that reads whole instead.
+                        logging.warning("Skipped checkpoint %s: %s", candidate, error.problem)
+                        unreadable[candidate] = error.problem
+                        continue
                     # Rotated away between listing and loading: take the next one.
-                    logging.warning("checkpoint %s vanished (%s); looking again", latest, error)
+                    logging.warning("checkpoint %s vanished (%s); looking again", candidate, error)
                     continue
-                last_evaluated, total = latest, result["num_examples"]
+                last_evaluated, total = candidate, result["num_examples"]
                 logging.info(format_result(result))
                 _write_summaries(writer, result)
                 if settings.metrics_json:
                     runtime.write_json(settings.metrics_json, result)
-            elif not latest and settings.run_once:
+            elif not candidate and run_once:
+                if unreadable:
+                    problems = "; ".join(f"{path}: {why}" for path, why in unreadable.items())
+                    raise UserError(f"no checkpoint in {train_dir} can be read ({problems})")
                 raise UserError(f"{train_dir} holds no checkpoint to evaluate")
-            if settings.run_once:
+            if run_once:
                 return result
             time.sleep(settings.eval_interval_secs)
     finally:

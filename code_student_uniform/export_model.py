@@ -17,15 +17,16 @@ import command_line
 import model_graph
 import runtime
 
-command_line.define(*command_line.RUN_TOPICS)
+command_line.define(*command_line.RUN_TOPICS, "checkpoint")
 flags.DEFINE_string("export_dir", "", "Where to write the SavedModel (must not exist yet).")
 
 FLAGS = flags.FLAGS
 INPUT_NAME = "input_batch_unparsed"
 
 
-def export(config, train_dir, export_dir, top_k):
-    """Exports the only model of `config` (the run in `train_dir`) to `export_dir`."""
+def export(config, train_dir, export_dir, top_k, checkpoint_path=""):
+    """Exports the only model of `config` (the run in `train_dir`; its latest
+    readable checkpoint, or `checkpoint_path`) to `export_dir`."""
     if not export_dir:
         raise runtime.UserError("--export_dir is required")
     if os.path.exists(export_dir):
@@ -39,7 +40,9 @@ def export(config, train_dir, export_dir, top_k):
             config, batch, min(top_k, config.num_classes)
         )
         with tf.compat.v1.Session() as session:
-            checkpoint = checkpoints.restore_latest(session, train_dir, config.models)
+            checkpoint = checkpoints.restore_latest(
+                session, train_dir, config.models, checkpoint_path
+            )
             signature = tf.compat.v1.saved_model.predict_signature_def(
                 inputs={INPUT_NAME: serialized},
                 outputs={"video_id": video_ids, "class_indexes": indexes, "predictions": scores},
@@ -56,7 +59,7 @@ def export(config, train_dir, export_dir, top_k):
 
 def main(argv):
     config, _ = command_line.requested_model().scored_run(FLAGS.train_dir)
-    export(config, FLAGS.train_dir, FLAGS.export_dir, FLAGS.top_k)
+    export(config, FLAGS.train_dir, FLAGS.export_dir, FLAGS.top_k, FLAGS.checkpoint_path)
 
 
 if __name__ == "__main__":

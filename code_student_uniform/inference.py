@@ -17,7 +17,7 @@ import model_graph
 import readers
 import runtime
 
-command_line.define(*command_line.RUN_TOPICS)
+command_line.define(*command_line.RUN_TOPICS, "checkpoint")
 flags.DEFINE_string("input_data_pattern", "./yt8m/test*.tfrecord", "Videos to predict (glob).")
 flags.DEFINE_string("output_file", "predictions.csv", "CSV to write.")
 
@@ -38,8 +38,10 @@ def run_inference(
     top_k,
     inputs=None,
     threads=None,
+    checkpoint_path="",
 ):
-    """Writes the predictions of the only model of `config` (the run in `train_dir`)."""
+    """Writes the predictions of the only model of `config` (the run in
+    `train_dir`; its latest readable checkpoint, or `checkpoint_path`)."""
     inputs = inputs or readers.InputSettings(batch_size=512)
     threads = threads or runtime.Threads()
     if top_k <= 0:
@@ -53,7 +55,9 @@ def run_inference(
         with open(temporary, "w") as stream:
             stream.write("VideoId,LabelConfidencePairs\n")
             with tf.compat.v1.Session(config=threads.session_config()) as session:
-                checkpoint = checkpoints.restore_latest(session, train_dir, config.models)
+                checkpoint = checkpoints.restore_latest(
+                    session, train_dir, config.models, checkpoint_path
+                )
                 for ids, indexes, scores in readers.run_to_end(
                     session, fetches, reader, data_pattern
                 ):
@@ -81,6 +85,7 @@ def main(argv):
         FLAGS.top_k,
         command_line.input_settings(),
         command_line.threads(),
+        FLAGS.checkpoint_path,
     )
 
 

@@ -348,7 +348,13 @@ def _initialize(session, config, mode, latest, teacher_dir, requested):
         for scope in run_config.scopes_of(config.models):
             required += model_graph.model_variables(scope)
         others = [var for var in tf.compat.v1.global_variables() if var not in required]
-        fresh = checkpoints.restore(session, latest, required, optional=others)
+        fresh = []
+
+        def restore(path):
+            fresh[:] = checkpoints.restore(session, path, required, optional=others)
+
+        # A checkpoint that cannot be read is skipped for the newest one that can.
+        latest = checkpoints.older_intact(os.path.dirname(latest), latest, restore)
         if fresh:
             logging.info("%d optimizer variables are not in %s and start fresh", len(fresh), latest)
         logging.info("Resumed from %s", latest)

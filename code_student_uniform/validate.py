@@ -6,7 +6,7 @@ import command_line
 import evaluation_loop
 import runtime
 
-command_line.define(*command_line.RUN_TOPICS, "evaluation")
+command_line.define(*command_line.RUN_TOPICS, "checkpoint", "evaluation")
 FLAGS = flags.FLAGS
 FLAGS.set_default("batch_size", 512)
 
