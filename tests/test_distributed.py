@@ -24,6 +24,15 @@ def free_ports(count):
     return ports
 
 
+def local_cluster():
+    """(the parameter server's port, a cluster of it and two workers on 127.0.0.1)."""
+    ps_port, worker0, worker1 = free_ports(3)
+    return ps_port, {
+        "ps": [f"127.0.0.1:{ps_port}"],
+        "worker": [f"127.0.0.1:{worker0}", f"127.0.0.1:{worker1}"],
+    }
+
+
 def digest_on_parameter_server(port, checkpoint):
     """The digest of the model variables read from the running parameter server.
 
@@ -47,11 +56,7 @@ def digest_on_parameter_server(port, checkpoint):
 
 def test_two_workers_share_one_global_step(small_sample, tmp_path):
     sample_dir, _ = small_sample
-    ps_port, worker0, worker1 = free_ports(3)
-    cluster = {
-        "ps": [f"127.0.0.1:{ps_port}"],
-        "worker": [f"127.0.0.1:{worker0}", f"127.0.0.1:{worker1}"],
-    }
+    ps_port, cluster = local_cluster()
     train_dir = str(tmp_path / "run")
     flags = [
         f"--train_dir={train_dir}",
@@ -141,11 +146,7 @@ def test_bad_tf_config_is_reported(tmp_path):
 
 def test_sigterm_stops_a_distributed_run_with_the_chief_saving(small_sample, tmp_path):
     sample_dir, _ = small_sample
-    ps_port, worker0, worker1 = free_ports(3)
-    cluster = {
-        "ps": [f"127.0.0.1:{ps_port}"],
-        "worker": [f"127.0.0.1:{worker0}", f"127.0.0.1:{worker1}"],
-    }
+    _, cluster = local_cluster()
     train_dir = tmp_path / "run"
     flags = [
         f"--train_dir={train_dir}",
