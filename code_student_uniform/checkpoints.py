@@ -139,7 +139,7 @@ def prepare_run_directory(directory, start_new_model, overwrite):
         logging.info("--overwrite: removing the previous run in %s", directory)
         clear_run(directory)
         latest = None
-    os.makedirs(directory, exist_ok=True)
+    tf.io.gfile.makedirs(directory)
     return latest
 
 
@@ -154,7 +154,9 @@ def restore(session, checkpoint_path, required, optional=()):
     if not tf.io.gfile.exists(checkpoint_path + ".index"):
         raise UnreadableCheckpointError(checkpoint_path, f"{checkpoint_path}.index is missing")
     try:
-        reader = tf.train.load_checkpoint(checkpoint_path)
+        # (NewCheckpointReader takes the prefix as it is: load_checkpoint would take a
+        # prefix for a folder on filesystems that list prefixes as folders, like ram://.)
+        reader = tf.compat.v1.train.NewCheckpointReader(checkpoint_path)
         available = reader.get_variable_to_shape_map()
         saved_dtypes = reader.get_variable_to_dtype_map()
     except (tf.errors.OpError, ValueError) as error:

@@ -160,7 +160,7 @@ class ModelConfig:
     def read(cls, path):
         """The config in a model_flags.json file."""
         try:
-            with open(path) as handle:
+            with tf.io.gfile.GFile(path) as handle:
                 values = json.load(handle)
             # Runs saved before the setting existed counted every frame the stride reaches.
             values.setdefault("stride_frame_count", "reached")
@@ -259,9 +259,9 @@ class RequestedModel:
         """The config saved in a run directory; for a directory the original code
         trained (checkpoints, no model_flags.json), see `original_run_config`."""
         path = os.path.join(directory, MODEL_FLAGS_FILE)
-        if os.path.exists(path):
+        if tf.io.gfile.exists(path):
             return ModelConfig.read(path)
-        checkpoint = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
+        checkpoint = tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
         if checkpoint:
             return self.original_run_config(directory, checkpoint)
         raise UserError(
@@ -301,7 +301,7 @@ class RequestedModel:
         4716 and told users to edit it).
         """
         try:
-            shapes = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
+            shapes = tf.compat.v1.train.NewCheckpointReader(checkpoint).get_variable_to_shape_map()
         except (tf.errors.OpError, ValueError) as error:
             raise UserError(f"cannot read checkpoint {checkpoint}: {error}") from error
         models = [

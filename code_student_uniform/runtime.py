@@ -9,6 +9,7 @@ import signal
 import sys
 import tempfile
 import types
+import uuid
 
 import tensorflow as tf
 from absl import app
@@ -68,9 +69,19 @@ def atomic_output(path):
 
 
 def write_atomically(path, text):
-    """Writes `text` to a temporary file beside `path` and renames it into place."""
-    with atomic_output(path) as temporary, open(temporary, "w") as stream:
-        stream.write(text)
+    """Writes `text` to a temporary file beside `path` and renames it into place,
+    through tf.io.gfile: a run directory on any TensorFlow filesystem (gs://,
+    s3://, ram://, ...) gets the file where the path says, shown whole."""
+    folder = path.rsplit("/", 1)[0] if "/" in path else "."
+    tf.io.gfile.makedirs(folder)
+    temporary = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        with tf.io.gfile.GFile(temporary, "w") as stream:
+            stream.write(text)
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(temporary):
+            tf.io.gfile.remove(temporary)
 
 
 def write_json(path, value):
