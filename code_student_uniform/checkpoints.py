@@ -1,8 +1,6 @@
 """Run directories and checkpoints: find, restore, start anew, convert to student-only."""
 
-import glob
 import os
-import shutil
 
 import tensorflow as tf
 from absl import logging
@@ -118,9 +116,11 @@ def make_saver(var_list=None, max_to_keep=5):
 def clear_run(directory):
     """Removes a previous run's checkpoints, events and model flags from `directory`."""
     for pattern in RUN_FILES:
-        for path in glob.glob(os.path.join(directory, pattern)):
-            os.remove(path)
-    shutil.rmtree(os.path.join(directory, "eval"), ignore_errors=True)
+        for path in tf.io.gfile.glob(os.path.join(directory, pattern)):
+            tf.io.gfile.remove(path)
+    evaluations = os.path.join(directory, "eval")
+    if tf.io.gfile.isdir(evaluations):
+        tf.io.gfile.rmtree(evaluations)
 
 
 def prepare_run_directory(directory, start_new_model, overwrite):
