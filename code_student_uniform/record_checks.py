@@ -204,6 +204,15 @@ def explain_input_error(error, reader, files):
             f"{record_name(path, index)} {what}; re-create or remove the file, or pass "
             "--skip_bad_records to skip what cannot be read"
         )
+    if isinstance(error, tf.errors.NotFoundError):
+        gone = [path for path in files if path in message]
+        if gone:
+            return UserError(
+                f"{gone[0]} is gone: the data file was removed or moved while the run read "
+                "it (a training run keeps its last checkpoint); put it back, or run again with "
+                "a data pattern that matches only files that stay"
+            )
+        return None
     if not isinstance(error, tf.errors.InvalidArgumentError):
         return None
     named = RECORD_NAME.search(message)
@@ -224,7 +233,11 @@ def explained_input_errors(reader, files):
     """Turns errors from bad input records of `files` into UserErrors that name them."""
     try:
         yield
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+    except (
+        tf.errors.DataLossError,
+        tf.errors.InvalidArgumentError,
+        tf.errors.NotFoundError,
+    ) as error:
         explained = explain_input_error(error, reader, files)
         if explained is None:
             raise
