@@ -103,14 +103,17 @@ def check(mutation, scratch, index, timeout):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="", help="Only mutations whose name or file has this.")
+    parser.add_argument(
+        "--only", default="", help="Only mutations whose name or file has one of these (a,b,...)."
+    )
     parser.add_argument("--jobs", type=int, default=1, help="Mutations checked at once.")
     parser.add_argument("--timeout", type=int, default=900, help="Seconds per test run.")
     parser.add_argument("--output_json", default="", help="Also write the results here.")
     args = parser.parse_args()
     with open(MUTATIONS_FILE) as handle:
         mutations = json.load(handle)
-    chosen = [m for m in mutations if args.only in m["name"] or args.only in m["file"]]
+    parts = args.only.split(",")
+    chosen = [m for m in mutations if any(p in m["name"] or p in m["file"] for p in parts)]
     if not chosen:
         print(f"no mutation matches {args.only!r}", file=sys.stderr)
         return 2

@@ -1,17 +1,14 @@
 """One trainer per run directory: a second one is refused, a dead one's lease taken over."""
 
 import json
-import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import tensorflow as tf
 
-from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN, run_binary
+from testlib import TINY_RUN, Started, run_binary
 
 LEASE = "trainer_lease.json"
 
@@ -27,18 +24,12 @@ def test_one_trainer_per_run_directory(small_sample, tmp_path):
         "--checkpoint_every_steps=5",
         "--log_every_steps=1",
     ]
-    log_path = tmp_path / "first.log"
-    with open(log_path, "w") as log:
-        first = subprocess.Popen(
-            [sys.executable, os.path.join(CODE_DIR, "train.py"), *flags],
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    started = Started(tmp_path / "first.log", "train.py", *flags)
+    first = started.process
     try:
         deadline = time.time() + 120
         while not tf.train.latest_checkpoint(str(train_dir)):
-            assert first.poll() is None, log_path.read_text()[-3000:]
+            assert first.poll() is None, started.log()[-3000:]
             assert time.time() < deadline
             time.sleep(0.1)
         holder = json.loads((train_dir / LEASE).read_text())

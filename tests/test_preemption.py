@@ -15,34 +15,7 @@ import pytest
 import tensorflow as tf
 
 import runtime
-from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN, checkpoint_variables
-
-
-class Started:
-    """A binary started in a new interpreter, its stderr going to a file."""
-
-    def __init__(self, log_path, binary, *flags):
-        self.log_path = log_path
-        with open(log_path, "w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, os.path.join(CODE_DIR, binary), *flags],
-                cwd=PROJECT_ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-
-    def log(self):
-        return self.log_path.read_text()
-
-    def signal_when(self, ready, signum, timeout=120):
-        """Sends `signum` once `ready()` holds; returns (exit status, log)."""
-        deadline = time.time() + timeout
-        while not ready():
-            assert self.process.poll() is None, self.log()[-3000:]
-            assert time.time() < deadline, "the binary never got there"
-            time.sleep(0.05)
-        self.process.send_signal(signum)
-        return self.process.wait(timeout=timeout), self.log()
+from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN, Started, checkpoint_variables
 
 
 def training_flags(sample_dir, train_dir, max_steps):

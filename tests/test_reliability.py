@@ -18,7 +18,7 @@ import tensorflow as tf
 import readers
 import run_config
 from runtime import UserError
-from testlib import CODE_DIR, PROJECT_ROOT, run_binary
+from testlib import CODE_DIR, PROJECT_ROOT, Started, run_binary
 
 TINY = ["--lstm_cells=8", "--lstm_layers=1", "--batch_size=8", "--num_readers=2"]
 
@@ -626,33 +626,26 @@ def test_a_data_file_that_vanishes_mid_run_is_named(small_sample, tmp_path):
     sample_dir, _ = small_sample
     data = tmp_path / "data"
     shutil.copytree(sample_dir, data, ignore=shutil.ignore_patterns("validate*", "test*"))
-    log_path = tmp_path / "train.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                os.path.join(CODE_DIR, "train.py"),
-                f"--train_dir={tmp_path / 'run'}",
-                f"--train_data_pattern={data}/train*.tfrecord",
-                "--training_mode=student_only",
-                "--num_epochs=0",
-                "--log_every_steps=1",
-                *TINY,
-            ],
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    training = Started(
+        tmp_path / "train.log",
+        "train.py",
+        f"--train_dir={tmp_path / 'run'}",
+        f"--train_data_pattern={data}/train*.tfrecord",
+        "--training_mode=student_only",
+        "--num_epochs=0",
+        "--log_every_steps=1",
+        *TINY,
+    )
     try:
         deadline = time.time() + 120
-        while "training step 2|" not in log_path.read_text():
-            assert process.poll() is None and time.time() < deadline, log_path.read_text()[-3000:]
+        while "training step 2|" not in training.log():
+            assert training.process.poll() is None and time.time() < deadline, training.log()
             time.sleep(0.1)
         os.remove(data / "train0001.tfrecord")  # read again at the next epoch
-        assert process.wait(timeout=120) == 1
+        assert training.process.wait(timeout=120) == 1
     finally:
-        process.kill()
-        process.wait()
-    output = log_path.read_text()
+        training.process.kill()
+        training.process.wait()
+    output = training.log()
     assert f"ERROR: {data}/train0001.tfrecord is gone: the data file was removed" in output
     assert "Traceback" not in output

@@ -11,7 +11,7 @@ import model_graph
 import run_config
 import towers
 import training
-from testlib import TINY_RUN, assert_learned, checkpoint_variables, read_json, run_binary
+from testlib import TINY_RUN, assert_learned, checkpoint_variables, run_binary, validated_gap
 
 STUDENT = ["--num_student_frames=6", "--student_num_inputs_to_lstm=3", "--random_seed=5"]
 # Plain gradient steps without clipping: a step moves the weights by the gradient
@@ -121,16 +121,9 @@ def test_short_run_with_towers_learns_like_one_without(small_sample, tmp_path):
             *tower_flags,
         )
         for model in ("teacher", "student"):
-            metrics = directory / f"{model}.json"
-            run_binary(
-                "validate.py",
-                f"--train_dir={directory}",
-                f"--eval_model={model}",
-                f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
-                "--run_once",
-                f"--metrics_json={metrics}",
+            gaps[name, model] = validated_gap(
+                directory, sample_dir, model, directory / f"{model}.json"
             )
-            gaps[name, model] = read_json(metrics)["gap"]
     for model in ("teacher", "student"):
         # 40 steps of the same updates (to float rounding): the same model, nearly.
         assert gaps["two", model] == pytest.approx(gaps["one", model], abs=0.01), gaps

@@ -1,14 +1,12 @@
 """NetVLAD and NeXtVLAD: padding, batch norm, and learning as teacher and student."""
 
-import json
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import model_graph
 import run_config
-from testlib import assert_learned, run_binary
+from testlib import assert_learned, run_binary, validated_gap
 
 SMALL = {
     "NetVLADModel": {"netvlad_cluster_size": 8, "netvlad_hidden_size": 16, "gating": True},
@@ -144,14 +142,5 @@ def test_short_training_learns_teacher_and_student(name, small_sample, tmp_path)
         "--num_readers=2",
     )
     for model in ("teacher", "student"):
-        metrics = tmp_path / f"{model}.json"
-        run_binary(
-            "validate.py",
-            f"--train_dir={train_dir}",
-            f"--eval_model={model}",
-            "--run_once",
-            f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
-            f"--metrics_json={metrics}",
-        )
-        result = json.loads(metrics.read_text())
-        assert_learned(result["gap"], sample_dir, manifest["num_classes"], f"{name} {model}")
+        gap = validated_gap(train_dir, sample_dir, model, tmp_path / f"{model}.json")
+        assert_learned(gap, sample_dir, manifest["num_classes"], f"{name} {model}")

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -122,6 +123,33 @@ def run_binary(script, *args, env=None, timeout=600, check=True, fresh_process=F
     return result
 
 
+class Started:
+    """A binary started in a new interpreter, its stderr going to a file."""
+
+    def __init__(self, log_path, binary, *flags):
+        self.log_path = log_path
+        with open(log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, os.path.join(CODE_DIR, binary), *flags],
+                cwd=PROJECT_ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    def log(self):
+        return self.log_path.read_text()
+
+    def signal_when(self, ready, signum, timeout=120):
+        """Sends `signum` once `ready()` holds; returns (exit status, log)."""
+        deadline = time.time() + timeout
+        while not ready():
+            assert self.process.poll() is None, self.log()[-3000:]
+            assert time.time() < deadline, "the binary never got there"
+            time.sleep(0.05)
+        self.process.send_signal(signum)
+        return self.process.wait(timeout=timeout), self.log()
+
+
 def run_session(fetches, feed_dict=None):
     """Initialises variables and runs `fetches` once in a fresh session."""
     with tf.compat.v1.Session() as session:
@@ -231,3 +259,16 @@ def assert_learned(gap, sample_dir, num_classes, what=""):
         f"{sample_dir}/train*.tfrecord", f"{sample_dir}/validate*.tfrecord", num_classes
     )
     assert gap > prior + LEARNED_MARGIN, (what, gap, prior)
+
+
+def validated_gap(train_dir, sample_dir, model, metrics_path):
+    """GAP of `model` of the run in `train_dir` on the sample's validate split (validate.py)."""
+    run_binary(
+        "validate.py",
+        f"--train_dir={train_dir}",
+        f"--eval_model={model}",
+        "--run_once",
+        f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
+        f"--metrics_json={metrics_path}",
+    )
+    return read_json(metrics_path)["gap"]
