@@ -457,6 +457,13 @@ def test_evaluation_loop_survives_checkpoint_rotation(small_sample, tmp_path):
             text=True,
         )
     try:
+        # The evaluator has read the first checkpoint before training goes on (under load it
+        # could otherwise start only after every checkpoint but the last has gone).
+        deadline = time.time() + 120
+        while "evaluation of student at global step 1|" not in log_path.read_text():
+            assert follower.poll() is None, log_path.read_text()[-3000:]
+            assert time.time() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.5)
         # One checkpoint kept, a new one every step: checkpoints vanish under the evaluator.
         run_binary(
             "train.py",
