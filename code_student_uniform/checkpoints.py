@@ -249,7 +249,7 @@ def convert_to_student(config, train_dir, finetune_dir, overwrite=False):
     source = latest_checkpoint(train_dir)
     if not source:
         raise UserError(f"{train_dir} holds no checkpoint to convert; run the training first")
-    if os.path.abspath(finetune_dir) == os.path.abspath(train_dir):
+    if runtime.same_directory(finetune_dir, train_dir):
         raise UserError("--finetune_dir must differ from --train_dir")
     if latest_checkpoint(finetune_dir) and not overwrite:
         raise UserError(f"{finetune_dir} already holds a checkpoint; add --overwrite to replace it")
@@ -266,13 +266,11 @@ def convert_to_student(config, train_dir, finetune_dir, overwrite=False):
                     session, os.path.join(staging, CHECKPOINT_PREFIX), global_step=step
                 )
         student_config.save(staging)
-        if not os.path.exists(finetune_dir):
-            os.replace(staging, finetune_dir)
+        if not tf.io.gfile.exists(finetune_dir):
+            runtime.move_directory(staging, finetune_dir)
         else:
             clear_run(finetune_dir)
             # The `checkpoint` index goes last: it only ever names complete files.
-            names = sorted(os.listdir(staging), key=lambda name: name == "checkpoint")
-            for name in names:
-                os.replace(os.path.join(staging, name), os.path.join(finetune_dir, name))
+            runtime.move_files(staging, finetune_dir, last=("checkpoint",))
     logging.info("Converted %s (step %d) to student-only %s", source, step, finetune_dir)
     return os.path.join(finetune_dir, os.path.basename(saved))

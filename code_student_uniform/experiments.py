@@ -28,15 +28,18 @@ on L_CE for --finetune_steps steps, and the fine-tuned student is scored.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
-import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
+import tensorflow as tf
 from absl import flags, logging
 
 import checkpoints
@@ -241,6 +244,25 @@ def _has_serial(rows):
     return any(ROWS[row].mode == "serial" for row in rows)
 
 
+@contextlib.contextmanager
+def local_log(path):
+    """A local file for a child's log that belongs at `path`: `path` itself on the
+    local disk; for an --output_dir elsewhere (gs://, ...), a local temporary file
+    copied to `path` when the child ends (a process writes its output to a local
+    file only)."""
+    if runtime.is_local(path):
+        yield runtime.local_path(path)
+        return
+    folder = tempfile.mkdtemp(prefix="table1_log.")
+    local = os.path.join(folder, os.path.basename(path))
+    try:
+        yield local
+    finally:
+        if os.path.exists(local):
+            tf.io.gfile.copy(local, path, overwrite=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class Grid:
     """Runs cells, each through the binaries, and writes the grid's outputs."""
 
@@ -257,10 +279,7 @@ class Grid:
 
     def result(self, cell):
         path = os.path.join(self.cell_dir(cell), CELL_RESULT)
-        if not os.path.exists(path):
-            return None
-        with open(path) as handle:
-            return json.load(handle)
+        return runtime.read_json(path) if tf.io.gfile.exists(path) else None
 
     def _run(self, cell, binary, log_name, **cell_flags):
         accepted = set(command_line.topic_flags(*BINARY_TOPICS[binary]))
@@ -268,7 +287,7 @@ class Grid:
         flags_text += [f"--{name}={value}" for name, value in cell_flags.items()]
         command = [sys.executable, os.path.join(BINARY_DIR, binary), *flags_text]
         log_path = os.path.join(self.cell_dir(cell), log_name)
-        with open(log_path, "w") as log:
+        with local_log(log_path) as local_path, open(local_path, "w") as log:
             log.write(" ".join(command) + "\n")
             log.flush()
             with self.lock:
@@ -282,7 +301,7 @@ class Grid:
                 with self.lock:
                     self.processes.discard(process)
         if code:
-            with open(log_path) as log:
+            with tf.io.gfile.GFile(log_path) as log:
                 tail = "".join(log.readlines()[-8:])
             raise UserError(
                 f"cell {cell.name}: {binary} exited with {code}; its log is {log_path}:\n{tail}"
@@ -308,7 +327,7 @@ class Grid:
         """Trains and scores one cell; returns its result (also in result.json)."""
         row = ROWS[cell.row]
         directory = self.cell_dir(cell)
-        os.makedirs(directory, exist_ok=True)
+        tf.io.gfile.makedirs(directory)
         start = time.time()
         train_dir = os.path.join(directory, "train")
         model_flags = {"random_seed": cell.seed}
@@ -365,8 +384,7 @@ class Grid:
             run_once=True,
             metrics_json=metrics_path,
         )
-        with open(metrics_path) as handle:
-            metrics = json.load(handle)
+        metrics = runtime.read_json(metrics_path)
         config = run_config.ModelConfig.read(os.path.join(scored_dir, run_config.MODEL_FLAGS_FILE))
         is_student = row.mode != "teacher_only"
         result = {
@@ -434,7 +452,6 @@ def table_markdown(results, rows, ks):
 def write_hparams(directory, results, rows, ks):
     """HParams summaries: one session per cell, the grid's config at the top."""
     try:
-        import tensorflow as tf
         from tensorboard.plugins.hparams import api as hp
     except ImportError:
         logging.warning(
@@ -451,7 +468,7 @@ def write_hparams(directory, results, rows, ks):
         "model": hp.HParam("model", hp.Discrete(sorted({r["model"] for r in results}) or [""])),
     }
     with runtime.atomic_output(directory) as staging:
-        os.makedirs(staging)
+        tf.io.gfile.makedirs(staging)
         with tf.summary.create_file_writer(staging).as_default():
             hp.hparams_config(
                 hparams=list(params.values()),
@@ -494,9 +511,8 @@ def passed_flags(preset):
 def _check_grid_file(output_dir, passed):
     """A grid directory holds runs of one set of flags; rows, ks and seeds may grow."""
     path = os.path.join(output_dir, GRID_FILE)
-    if os.path.exists(path):
-        with open(path) as handle:
-            saved = json.load(handle)["flags"]
+    if tf.io.gfile.exists(path):
+        saved = runtime.read_json(path)["flags"]
         if saved != passed:
             changed = sorted(set(saved.items()) ^ set(passed.items()))
             raise UserError(
@@ -504,7 +520,6 @@ def _check_grid_file(output_dir, passed):
                 "--output_dir, or the same flags to continue it"
             )
     else:
-        os.makedirs(output_dir, exist_ok=True)
         runtime.write_json(path, {"flags": passed})
 
 

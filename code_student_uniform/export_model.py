@@ -7,8 +7,6 @@ frames itself, and returns `video_id`, `class_indexes` and `predictions` (the
 --export_dir and renamed into place.
 """
 
-import os
-
 import tensorflow as tf
 from absl import flags, logging
 
@@ -29,7 +27,7 @@ def export(config, train_dir, export_dir, top_k, checkpoint_path=""):
     readable checkpoint, or `checkpoint_path`) to `export_dir`."""
     if not export_dir:
         raise runtime.UserError("--export_dir is required")
-    if os.path.exists(export_dir):
+    if tf.io.gfile.exists(export_dir):
         raise runtime.UserError(f"--export_dir={export_dir} exists; choose a new directory")
     if top_k <= 0:
         raise runtime.UserError(f"--top_k={top_k} must be positive")

@@ -52,7 +52,7 @@ def run_inference(
     with runtime.atomic_output(output_file) as temporary, tf.Graph().as_default():
         batch = inputs.tensors(reader, data_pattern, num_epochs=1, shuffle=False)
         fetches = model_graph.top_k_predictions(config, batch, top_k)
-        with open(temporary, "w") as stream:
+        with tf.io.gfile.GFile(temporary, "w") as stream:
             stream.write("VideoId,LabelConfidencePairs\n")
             with tf.compat.v1.Session(config=threads.session_config()) as session:
                 checkpoint = checkpoints.restore_latest(
@@ -61,7 +61,7 @@ def run_inference(
                 for ids, indexes, scores in readers.run_to_end(
                     session, fetches, reader, data_pattern
                 ):
-                    stream.writelines(map(format_row, ids, indexes, scores))
+                    stream.write("".join(map(format_row, ids, indexes, scores)))
                     videos += len(ids)
     logging.info(
         "Wrote the top %d labels of %d videos (%s of %s) to %s",

@@ -141,7 +141,7 @@ def write_split(output_dir, split, num_files, spec, version, seed, videos_per_fi
                 writer.write(_sequence_example(video_id, kept_labels, rgb, audio, id_feature))
                 num_videos += 1
                 num_frames += len(rgb)
-        os.replace(temporary, path)
+        tf.io.gfile.rename(temporary, path, overwrite=True)
     return num_videos, num_frames
 
 
@@ -158,7 +158,7 @@ def make_sample(
 ):
     """Writes the sample and a `sample_manifest.json`; returns the manifest dict."""
     _, num_classes = utils.dataset_version_info(dataset_version)
-    os.makedirs(output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(output_dir)
     spec = SampleSpec(seed, num_classes, num_active_classes)
     manifest = {
         "dataset_version": str(dataset_version),

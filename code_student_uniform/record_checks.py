@@ -10,7 +10,6 @@ what is wrong and what to do. The same check filters records under
 
 import contextlib
 import math
-import os
 import re
 import threading
 
@@ -174,7 +173,7 @@ def checked_records(path, reader, first_key=0):
 def locate_corrupt_record(files, offset=None):
     """(path, index, message) of the first record that cannot be read, or None."""
     for path in files:
-        if offset is not None and os.path.getsize(path) <= offset:
+        if offset is not None and tf.io.gfile.stat(path).length <= offset:
             continue
         readable = 0
         try:

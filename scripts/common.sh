@@ -53,6 +53,8 @@ select_python() {
 
 # Writes the deterministic sample into $YT8M_DIR unless it is already there.
 ensure_sample() {
+  # Data behind a URI (gs://, ...) is never generated; the binaries look for it.
+  [[ "$YT8M_DIR" == *://* ]] && return 0
   if compgen -G "$YT8M_DIR/train*.tfrecord" >/dev/null \
     && compgen -G "$YT8M_DIR/validate*.tfrecord" >/dev/null; then
     return 0
@@ -72,6 +74,8 @@ LOG_DIR="${LOG_DIR:-.}"
 # Stops unless the glob matches at least one file.
 require_data() {
   local pattern="$1" what="$2"
+  # A URI (gs://, file://, ...): the binary looks through TensorFlow's filesystems.
+  [[ "$pattern" == *://* ]] && return 0
   # shellcheck disable=SC2086
   if ! compgen -G "$pattern" >/dev/null; then
     die "no $what matches '$pattern'. Put YouTube-8M TFRecords into $YT8M_DIR (see README.md), \
@@ -83,6 +87,7 @@ in the environment."
 # Stops unless the directory holds a checkpoint.
 require_checkpoint() {
   local directory="$1" hint="$2"
+  [[ "$directory" == *://* ]] && return 0
   if [[ ! -f "$directory/checkpoint" ]]; then
     die "no checkpoint in '$directory': $hint"
   fi

@@ -10,7 +10,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from testlib import PROJECT_ROOT, TINY_RUN, read_json, read_text, run_script
+from testlib import PROJECT_ROOT, TINY_RUN, made_once, read_json, read_text, run_script, shared_root
 
 plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
 
@@ -190,24 +190,69 @@ def test_grid_refuses_flags_it_sets_and_other_flags_in_its_directory(small_sampl
     assert f"{tmp_path} holds a grid run with other flags" in other.stderr
 
 
-def test_grid_without_tensorboard_writes_results_and_says_how_to_get_hparams(
-    small_sample, tmp_path
-):
+ONE_CELL = ["--rows=uniform", "--ks=6", *TINY, "--max_steps=4"]
+
+
+@pytest.fixture(scope="session")
+def grid_without_tensorboard(small_sample, tmp_path_factory):
+    """(output directory, log) of a one-cell grid run with TensorBoard hidden, made
+    once per session."""
     sample_dir, _ = small_sample
-    hidden = tmp_path / "no_tensorboard" / "tensorboard"
-    hidden.mkdir(parents=True)
-    (hidden / "__init__.py").write_text("raise ImportError('tensorboard hidden by the test')\n")
-    output_dir = tmp_path / "grid"
-    log = run_script(
-        "run_table1.sh",
-        f"--output_dir={output_dir}",
-        "--rows=uniform",
-        "--ks=6",
-        *TINY,
-        "--max_steps=4",
-        env={"YT8M_DIR": sample_dir, "PYTHONPATH": str(hidden.parent)},
-    ).stderr
+    root = shared_root(tmp_path_factory) / "grid_without_tensorboard"
+    output_dir = root / "grid"
+    with made_once(root) as make:
+        if make:
+            hidden = root / "no_tensorboard" / "tensorboard"
+            hidden.mkdir(parents=True)
+            (hidden / "__init__.py").write_text(
+                "raise ImportError('tensorboard hidden by the test')\n"
+            )
+            log = run_script(
+                "run_table1.sh",
+                f"--output_dir={output_dir}",
+                *ONE_CELL,
+                env={"YT8M_DIR": sample_dir, "PYTHONPATH": str(hidden.parent)},
+            ).stderr
+            (root / "log.txt").write_text(log)
+    return output_dir, read_text(root / "log.txt")
+
+
+def test_grid_without_tensorboard_writes_results_and_says_how_to_get_hparams(
+    grid_without_tensorboard,
+):
+    output_dir, log = grid_without_tensorboard
     assert "TensorBoard is not installed" in log
     assert "pip install -r requirements-tensorboard.txt" in log
     assert [result["row"] for result in read_json(output_dir / "results.json")] == ["uniform"]
     assert (output_dir / "table.md").exists() and not (output_dir / "hparams").exists()
+
+
+def test_grid_on_a_file_uri_equals_the_grid_on_a_local_path(
+    small_sample, grid_without_tensorboard, tmp_path
+):
+    sample_dir, _ = small_sample
+    local_dir, _ = grid_without_tensorboard
+    run_script(
+        "run_table1.sh",
+        f"--output_dir=file://{tmp_path}/grid",
+        *ONE_CELL,
+        env={
+            "YT8M_DIR": sample_dir,
+            "TRAIN_DATA": f"file://{sample_dir}/train*.tfrecord",
+            "EVAL_DATA": f"file://{sample_dir}/validate*.tfrecord",
+        },
+    )
+    output_dir = tmp_path / "grid"
+    where = {"wall_seconds", "run_dir"}
+    (result,) = read_json(output_dir / "results.json")
+    (local,) = read_json(local_dir / "results.json")
+    assert {key: value for key, value in result.items() if key not in where} == {
+        key: value for key, value in local.items() if key not in where
+    }
+    assert result["run_dir"] == f"file://{output_dir}/runs/uniform_k6_seed1/train"
+    assert read_text(output_dir / "table.md") == read_text(local_dir / "table.md")
+    # Each run's log reached the cell's directory; the HParams summaries were written.
+    for name in ("train.log", "validate.log"):
+        assert "--train_dir=file://" in read_text(output_dir / "runs" / "uniform_k6_seed1" / name)
+    assert set(_hparams_sessions(output_dir / "hparams")) == {"uniform_k6_seed1"}
+    assert not os.path.exists(os.path.join(PROJECT_ROOT, "file:"))
