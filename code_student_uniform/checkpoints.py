@@ -1,6 +1,8 @@
 """Run directories and checkpoints: find, restore, start anew, convert to student-only."""
 
+import contextlib
 import os
+import re
 
 import tensorflow as tf
 from absl import logging
@@ -74,16 +76,6 @@ def latest_checkpoint(directory):
     return present[0]
 
 
-def _problem(error):
-    """One line of what TensorFlow found wrong with a checkpoint's files: the
-    message's last line that is not the graph's context (where the op was defined,
-    its node name)."""
-    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()]
-    context = ("Graph execution error", "Detected at node", "File ", "Node:", "[[")
-    meaningful = [line for line in lines if line and not line.startswith(context)]
-    return meaningful[-1] if meaningful else type(error).__name__
-
-
 def older_intact(directory, newest, restore_one):
     """Calls `restore_one(path)` on `newest`, then on each older checkpoint present
     while they are unreadable, saying which it skipped and why; returns the path
@@ -105,6 +97,31 @@ def older_intact(directory, newest, restore_one):
             logging.warning("Using %s, the newest checkpoint that reads whole", path)
         return path
     raise UserError(f"no checkpoint in {directory} can be read ({'; '.join(problems)})")
+
+
+def save_checkpoint(saver, session, train_dir, global_step):
+    """Saves a checkpoint named by the step `global_step` holds; returns its path.
+    A save that fails (no space left, no permission, ...) leaves none of its files
+    behind, keeps the previous checkpoint, and stops the run with one line."""
+    prefix = f"{train_dir.rstrip('/')}/{CHECKPOINT_PREFIX}"
+    step = session.run(global_step)
+    try:
+        return saver.save(session, prefix, global_step=global_step)
+    except (tf.errors.OpError, OSError) as error:
+        reason = runtime.error_summary(error)
+        # Its files (other workers may have moved the step on while it saved).
+        for path in tf.io.gfile.glob(f"{prefix}-*"):
+            digits = re.match(r"\d+", path[len(prefix) + 1 :])
+            if digits and int(digits.group()) >= step:
+                with contextlib.suppress(tf.errors.OpError):
+                    (tf.io.gfile.rmtree if tf.io.gfile.isdir(path) else tf.io.gfile.remove)(path)
+        latest = latest_checkpoint(train_dir)
+        kept = f"the checkpoint of step {checkpoint_step(latest)}" if latest else "no checkpoint"
+        raise UserError(
+            f"cannot write the checkpoint of global step {step} in {train_dir} ({reason}); "
+            f"no part of it is left, {kept} is kept. Free space in that directory or let "
+            "this user write there, and the same command resumes"
+        ) from error
 
 
 def make_saver(var_list=None, max_to_keep=5):
@@ -160,7 +177,7 @@ def restore(session, checkpoint_path, required, optional=()):
         available = reader.get_variable_to_shape_map()
         saved_dtypes = reader.get_variable_to_dtype_map()
     except (tf.errors.OpError, ValueError) as error:
-        raise UnreadableCheckpointError(checkpoint_path, _problem(error)) from error
+        raise UnreadableCheckpointError(checkpoint_path, runtime.error_summary(error)) from error
     missing = [var.op.name for var in required if var.op.name not in available]
     if missing:
         raise UserError(
@@ -201,7 +218,7 @@ def restore(session, checkpoint_path, required, optional=()):
         for var in by_value:
             var.load(reader.get_tensor(var.op.name), session)
     except (tf.errors.OutOfRangeError, tf.errors.DataLossError, tf.errors.NotFoundError) as error:
-        raise UnreadableCheckpointError(checkpoint_path, _problem(error)) from error
+        raise UnreadableCheckpointError(checkpoint_path, runtime.error_summary(error)) from error
     return [var for var in optional if var not in found]
 
 

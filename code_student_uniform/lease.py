@@ -19,6 +19,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
+import runtime
 from runtime import UserError
 
 LEASE_FILE = "trainer_lease.json"
@@ -132,4 +133,14 @@ def held(directory):
         stop.set()
         thread.join()
         if ours(_read(path)):
-            tf.io.gfile.remove(path)
+            try:
+                tf.io.gfile.remove(path)
+            except (OSError, tf.errors.OpError) as error:
+                # Not to hide why the run ended (a read-only directory, say).
+                logging.warning(
+                    "could not remove the lease %s (%s); another trainer takes it over once "
+                    "it is %d s old",
+                    path,
+                    runtime.error_summary(error),
+                    STALE_SECONDS,
+                )

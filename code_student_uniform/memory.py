@@ -15,6 +15,7 @@ them.
 import tensorflow as tf
 
 import model_graph
+import runtime
 from runtime import UserError
 
 BYTES = 4  # float32
@@ -26,6 +27,7 @@ RESERVED_SHARE = 0.2
 def parameter_count(config):
     """Trainable values of the config's models, from a built graph."""
     with tf.Graph().as_default():
+        tf.compat.v1.set_random_seed(0)  # op determinism, when on, asks for one
         model_graph.build_models(config, model_graph.placeholder_batch(config), is_training=True)
         return sum(variable.shape.num_elements() for variable in tf.compat.v1.trainable_variables())
 
@@ -63,3 +65,26 @@ def largest_batch(config, device_bytes, reserved_share=RESERVED_SHARE):
     """The most videos per tower whose step fits in `device_bytes`."""
     free = device_bytes * (1 - reserved_share) - weight_bytes(config)
     return max(int(free // activation_bytes_per_video(config)), 0)
+
+
+def out_of_memory_error(error, config, batch_size, towers):
+    """The UserError for TensorFlow's out-of-memory `error` in a training step:
+    the batch per tower and what memory.py counts for it."""
+    per_tower = batch_size // max(towers, 1)
+    gib, mib = 2**30, 2**20
+    counted = f"{weight_bytes(config) / gib:.2f} GiB of weights (with gradients and Adam's slots)"
+    try:
+        per_video = activation_bytes_per_video(config)
+        need = (weight_bytes(config) + per_tower * per_video) / gib
+        counted += (
+            f" and {per_video / mib:.1f} MiB per video, {need:.2f} GiB per tower at this batch"
+        )
+    except UserError:
+        pass  # activations are counted for the H-RNN only
+    return UserError(
+        f"out of memory ({runtime.error_summary(error)}): a step holds {per_tower} videos per "
+        f"tower (--batch_size={batch_size} over {towers} tower(s)); by memory.py this model "
+        f"needs {counted}. `benchmark.py --what=memory` with the same model flags gives the "
+        "largest batch per tower for each device size. Lower --batch_size, add towers, or "
+        "choose a smaller model"
+    )

@@ -10,7 +10,7 @@ import types
 import uuid
 
 import tensorflow as tf
-from absl import app
+from absl import app, flags
 
 
 class UserError(ValueError):
@@ -146,6 +146,15 @@ def write_json(path, value):
     write_atomically(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
+def error_summary(error):
+    """One line of what went wrong: the last line of a TensorFlow error's message
+    that is not the graph's context (where the op was defined, its node name)."""
+    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()]
+    context = ("Graph execution error", "Detected at node", "File ", "Node:", "[[", "Hint:")
+    meaningful = [line for line in lines if line and not line.startswith(context)]
+    return meaningful[-1] if meaningful else type(error).__name__
+
+
 class Interrupted(BaseException):
     """SIGTERM or SIGINT: the binary unwinds (temporary outputs are removed, a
     training run saves first) and exits with 128 + the signal's number."""
@@ -182,6 +191,17 @@ def deferred_stop():
             signal.signal(number, handler)
 
 
+def _limit_reached(error):
+    summary = error_summary(error)
+    if isinstance(error, tf.errors.PermissionDeniedError):
+        return f"permission denied: {summary}; let this user write there, or choose another path"
+    if "OOM" in summary:
+        batch = flags.FLAGS["batch_size"].value if "batch_size" in flags.FLAGS else None
+        lower = f"lower --batch_size (now {batch})" if batch else "use smaller inputs"
+        return f"out of memory: {summary}; {lower}"
+    return f"{summary}; free space there (or choose another path) and run the same command again"
+
+
 def run(main, graph_mode=True):
     """app.run(main) for a binary (graph mode unless told otherwise); expected
     errors end with a message and exit 1; SIGTERM and SIGINT (Ctrl-C) end it with
@@ -198,6 +218,10 @@ def run(main, graph_mode=True):
             main(argv)
         except (UserError, OSError) as error:
             print(f"ERROR: {error}", file=sys.stderr)
+            sys.exit(1)
+        except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as error:
+            # The machine's limits, not a bug: memory, disk space, permissions.
+            print(f"ERROR: {_limit_reached(error)}", file=sys.stderr)
             sys.exit(1)
         except Interrupted as stop:
             print(f"Stopped by {stop}", file=sys.stderr)

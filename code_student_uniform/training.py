@@ -25,6 +25,7 @@ import distributed
 import eval_util
 import lease
 import losses
+import memory
 import model_graph
 import progress
 import readers
@@ -436,7 +437,10 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
         graph = build_training_graph(config, mode, batch, settings, devices)
         saver = checkpoints.make_saver(max_to_keep=training.keep_checkpoint_max) if chief else None
         target = server.target if server else ""
-        with tf.compat.v1.Session(target, config=session_config) as session:
+        with (
+            tf.compat.v1.Session(target, config=session_config) as session,
+            _explained_out_of_memory(config, settings.inputs.batch_size, len(devices)),
+        ):
             if chief:
                 _initialize(session, config, mode, latest, teacher_dir, requested)
                 config.save(train_dir)
@@ -467,6 +471,16 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
                 )
 
 
+@contextlib.contextmanager
+def _explained_out_of_memory(config, batch_size, towers):
+    try:
+        yield
+    except tf.errors.ResourceExhaustedError as error:
+        if "OOM" not in error.message:
+            raise  # no space left on a disk: runtime.run names it
+        raise memory.out_of_memory_error(error, config, batch_size, towers) from error
+
+
 def _loop(
     session,
     graph,
@@ -483,7 +497,6 @@ def _loop(
     no videos for its progress. A process of a distributed run ends by logging
     the digest of the weights it sees."""
     writer = tf.compat.v1.summary.FileWriter(train_dir, session.graph) if saver else None
-    checkpoint_path = f"{train_dir.rstrip('/')}/{checkpoints.CHECKPOINT_PREFIX}"
     training = settings.training
     step = session.run(graph["global_step"])
     saved_step = step
@@ -515,7 +528,7 @@ def _loop(
                 "--clip_gradient_norm."
             )
         # Named by the step read at save time: other workers may have moved it on.
-        path = saver.save(session, checkpoint_path, global_step=graph["global_step"])
+        path = checkpoints.save_checkpoint(saver, session, train_dir, graph["global_step"])
         return checkpoints.checkpoint_step(path), time.time()
 
     last_save = time.time()

@@ -126,7 +126,7 @@ def run_binary(script, *args, env=None, timeout=600, check=True, fresh_process=F
 class Started:
     """A binary started in a new interpreter, its stderr going to a file."""
 
-    def __init__(self, log_path, binary, *flags):
+    def __init__(self, log_path, binary, *flags, preexec_fn=None):
         self.log_path = log_path
         with open(log_path, "w") as log:
             self.process = subprocess.Popen(
@@ -134,6 +134,7 @@ class Started:
                 cwd=PROJECT_ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
+                preexec_fn=preexec_fn,
             )
 
     def log(self):
