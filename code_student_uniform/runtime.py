@@ -10,7 +10,7 @@ import types
 import uuid
 
 import tensorflow as tf
-from absl import app, flags
+from absl import app
 
 
 class UserError(ValueError):
@@ -196,9 +196,7 @@ def _limit_reached(error):
     if isinstance(error, tf.errors.PermissionDeniedError):
         return f"permission denied: {summary}; let this user write there, or choose another path"
     if "OOM" in summary:
-        batch = flags.FLAGS["batch_size"].value if "batch_size" in flags.FLAGS else None
-        lower = f"lower --batch_size (now {batch})" if batch else "use smaller inputs"
-        return f"out of memory: {summary}; {lower}"
+        return f"out of memory: {summary}; lower --batch_size"
     return f"{summary}; free space there (or choose another path) and run the same command again"
 
 
