@@ -67,7 +67,10 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
     pattern = settings.eval_data_pattern
     reader = config.reader()
     with tf.Graph().as_default():
-        batch = settings.inputs.tensors(reader, pattern, num_epochs=1, shuffle=False)
+        bad_records = record_checks.BadRecordCounter()  # this evaluation's
+        batch = settings.inputs.tensors(
+            reader, pattern, num_epochs=1, shuffle=False, bad_records=bad_records
+        )
         outputs = model_graph.build_models(config, batch)
         loss_tensors = model_graph.evaluation_losses(outputs, evaluated, settings.label_loss)
         global_step = tf.compat.v1.train.get_or_create_global_step()
@@ -108,7 +111,7 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
     if "rep_loss" in loss_tensors:
         summary["rep_loss"] = rep_loss_sum / result["num_examples"]
     if settings.inputs.skip_bad_records:
-        summary["skipped_records"] = record_checks.BAD_RECORDS.count
+        summary["skipped_records"] = bad_records.count
     return summary
 
 

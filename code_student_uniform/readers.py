@@ -43,6 +43,7 @@ class InputSettings:
         seed=None,
         deterministic=False,
         drop_remainder=False,
+        bad_records=None,
     ):
         """`get_input_data_tensors` with these settings (its keyword arguments of
         the same names)."""
@@ -54,6 +55,7 @@ class InputSettings:
             seed=seed,
             deterministic=deterministic,
             drop_remainder=drop_remainder,
+            bad_records=bad_records,
             **dataclasses.asdict(self),
         )
 
@@ -329,11 +331,14 @@ def _keyed_records(path, file_number):
     return tf.data.TFRecordDataset(path).enumerate(start=file_number * RECORD_KEY_BASE)
 
 
-def _checked_keyed_records(reader):
-    """Like _keyed_records, but bad records are counted, logged and left out."""
+def _checked_keyed_records(reader, bad_records):
+    """Like _keyed_records, but bad records are counted in `bad_records`, logged and
+    left out."""
     signature = (tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string))
     return lambda path, file_number: tf.data.Dataset.from_generator(
-        lambda file, number: record_checks.checked_records(file, reader, number * RECORD_KEY_BASE),
+        lambda file, number: record_checks.checked_records(
+            file, reader, bad_records, number * RECORD_KEY_BASE
+        ),
         output_signature=signature,
         args=(path, file_number),
     )
@@ -359,6 +364,7 @@ def get_input_data_tensors(
     num_parallel_calls=InputSettings.num_parallel_calls,
     deterministic=False,
     drop_remainder=False,
+    bad_records=None,
 ):
     """The input pipeline of every binary: files -> records -> parsed batches.
 
@@ -366,7 +372,9 @@ def get_input_data_tensors(
     with `deterministic` (and a `seed`), in the same order in every run; with
     `drop_remainder`, every batch has `batch_size` videos (a static shape).
     Evaluation (`shuffle=False`) reads every record exactly once per epoch in a
-    fixed, repeatable order. Returns the dict of `reader.prepare_serialized_examples`,
+    fixed, repeatable order. With `skip_bad_records`, the records left out are
+    counted in `bad_records` (a record_checks.BadRecordCounter the caller owns, one
+    per pipeline). Returns the dict of `reader.prepare_serialized_examples`,
     whose `get_next` raises `tf.errors.OutOfRangeError` when the epochs are done.
     """
     files = match_files(data_pattern)
@@ -377,7 +385,11 @@ def get_input_data_tensors(
     # source transformation saves seconds at every start of every binary.
     plain = tf.autograph.experimental.do_not_convert
     dataset = dataset.interleave(
-        plain(_checked_keyed_records(reader) if skip_bad_records else _keyed_records),
+        plain(
+            _checked_keyed_records(reader, bad_records or record_checks.BadRecordCounter())
+            if skip_bad_records
+            else _keyed_records
+        ),
         cycle_length=max(1, min(num_readers, len(files))),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic or not shuffle,

@@ -5,7 +5,8 @@ The input pipeline flags a bad record cheaply in the graph and names it
 resulting TensorFlow error into a `UserError` whose text comes from
 `describe_problem`, which parses that one record in Python and says precisely
 what is wrong and what to do. The same check filters records under
---skip_bad_records, where `BAD_RECORDS` counts and logs what was skipped.
+--skip_bad_records, where each input pipeline's `BadRecordCounter` counts and
+logs what it skipped.
 """
 
 import contextlib
@@ -49,9 +50,6 @@ class BadRecordCounter:
         with self._lock:
             self.count += 1
         logging.warning("skipping bad record %s: %s", record_name(path, index), problem)
-
-
-BAD_RECORDS = BadRecordCounter()
 
 
 def _other_version(id_feature):
@@ -152,20 +150,20 @@ def read_record(path, index):
     return None
 
 
-def checked_records(path, reader, first_key=0):
+def checked_records(path, reader, bad_records, first_key=0):
     """Yields (first_key + index, record) of the good records of a file; reports the
-    bad ones."""
+    bad ones to `bad_records` (a BadRecordCounter)."""
     path = path.decode() if isinstance(path, bytes) else path
     index = -1
     try:
         for index, record in enumerate(_records(path)):
             problem = describe_problem(record, reader)
             if problem:
-                BAD_RECORDS.report(path, index, problem)
+                bad_records.report(path, index, problem)
                 continue
             yield first_key + index, record
     except tf.errors.DataLossError as error:
-        BAD_RECORDS.report(
+        bad_records.report(
             path, index + 1, f"corrupted or truncated ({error.message}); rest of file skipped"
         )
 

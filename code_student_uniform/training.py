@@ -423,6 +423,7 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
     with tf.Graph().as_default(), tf.compat.v1.device(role.device_setter() if role else None):
         tf.compat.v1.set_random_seed(training.random_seed)
         reader = config.reader(is_training=True)
+        bad_records = record_checks.BadRecordCounter()
         with tf.compat.v1.device(f"{worker_device}/device:CPU:0"):  # the input stays on the CPU
             batch = settings.inputs.tensors(
                 reader,
@@ -433,6 +434,7 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
                 deterministic=training.deterministic,
                 # Towers take equal slices: a last, smaller batch is left out.
                 drop_remainder=len(devices) > 1,
+                bad_records=bad_records,
             )
         graph = build_training_graph(config, mode, batch, settings, devices)
         saver = checkpoints.make_saver(max_to_keep=training.keep_checkpoint_max) if chief else None
@@ -468,6 +470,7 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
                     files=files,
                     workers=workers,
                     drop_remainder=len(devices) > 1,
+                    bad_records=bad_records,
                 )
 
 
@@ -491,6 +494,7 @@ def _loop(
     files=(),
     workers=1,
     drop_remainder=False,
+    bad_records=None,
 ):
     """Trains until --max_steps or the end of the data. Without a saver (a
     non-chief worker) it writes neither checkpoints nor summaries, and counts
@@ -575,8 +579,8 @@ def _loop(
     if writer:
         writer.close()
     skipped = (
-        f"; skipped {record_checks.BAD_RECORDS.count} bad records"
-        if settings.inputs.skip_bad_records
+        f"; skipped {bad_records.count} bad records"
+        if bad_records and settings.inputs.skip_bad_records
         else ""
     )
     if saver:

@@ -104,7 +104,9 @@ def _staging(folder):
     return glob.glob(os.path.join(folder, ".*"))
 
 
-def test_signalled_inference_and_evaluation_leave_no_output(small_sample, shared_run, tmp_path):
+def test_signalled_inference_evaluation_and_export_leave_no_output(
+    small_sample, shared_run, tmp_path
+):
     sample_dir, _ = small_sample
     with open(f"{sample_dir}/test0000.tfrecord", "rb") as handle:
         (tmp_path / "many.tfrecord").write_bytes(handle.read() * 40)  # 2,400 videos
@@ -141,4 +143,16 @@ def test_signalled_inference_and_evaluation_leave_no_output(small_sample, shared
     )
     assert code == 128 + signal.SIGINT, output[-3000:]
     assert "Stopped by SIGINT" in output and "Traceback" not in output
+    assert os.listdir(out) == []
+
+    export = Started(
+        tmp_path / "export.log",
+        "export_model.py",
+        f"--train_dir={run}",
+        f"--export_dir={out}/export",
+    )
+    # While the SavedModel is being written in its staging directory.
+    code, output = export.signal_when(lambda: _staging(str(out)), signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, output[-3000:]
+    assert "Stopped by SIGTERM" in output and "Traceback" not in output
     assert os.listdir(out) == []

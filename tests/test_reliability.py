@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import checkpoints
+import evaluation_loop
 import readers
 import run_config
 from runtime import UserError
@@ -352,6 +354,25 @@ def test_skip_bad_records_counts_and_continues(student_run, tmp_path):
         *TINY,
     )
     assert re.search(r"Final checkpoint at global step \d+ .*; skipped 3 bad records", train.stderr)
+
+
+def test_each_evaluation_counts_its_own_skipped_records(student_run, tmp_path):
+    """An evaluator that scores one checkpoint after another reports, each time,
+    the bad records of that pass only."""
+    with_bad_at_2(tmp_path / "validate0.tfrecord", frame_record(rgb_frames=0))
+    requested = run_config.RequestedModel()
+    config = requested.existing_run(student_run)
+    settings = evaluation_loop.EvaluationSettings(
+        eval_data_pattern=f"{tmp_path}/validate*",
+        inputs=readers.InputSettings(batch_size=8, skip_bad_records=True),
+    )
+    checkpoint = checkpoints.latest_checkpoint(student_run)
+    passes = [
+        evaluation_loop.evaluate_checkpoint(config, "student", checkpoint, settings)
+        for _ in range(2)
+    ]
+    assert [result["skipped_records"] for result in passes] == [1, 1]
+    assert [result["num_examples"] for result in passes] == [3, 3]
 
 
 def _diverging_run(sample_dir, train_dir, learning_rate, max_steps, *flags):
