@@ -11,24 +11,20 @@ import dataclasses
 
 from absl import flags
 
-import evaluation_loop
 import frame_selection
-import losses
-import readers
 import run_config
-import runtime
-import training
+import settings
 import utils
 
 FLAGS = flags.FLAGS
 
 # Defaults of the settings the flags fill.
 _MODEL = run_config.ModelConfig(models=[])
-_INPUT = readers.InputSettings()
-_TRAINING = training.TrainingSettings()
-_DISTILLATION = losses.DistillationSettings()
-_EVALUATION = evaluation_loop.EvaluationSettings()
-_THREADS = runtime.Threads()
+_INPUT = settings.InputSettings()
+_TRAINING = settings.TrainingSettings()
+_DISTILLATION = settings.DistillationSettings()
+_EVALUATION = settings.EvaluationSettings()
+_THREADS = settings.SessionSettings()
 
 
 def _define_runtime():
@@ -50,9 +46,7 @@ def _define_runtime():
 
 
 def _define_run_directory():
-    flags.DEFINE_string(
-        "train_dir", "./model_HLSTM_TeaStud_every10_train/", "Run directory: checkpoints and logs."
-    )
+    flags.DEFINE_string("train_dir", settings.TRAIN_DIR, "Run directory: checkpoints and logs.")
     flags.DEFINE_bool(
         "overwrite", _TRAINING.overwrite, "Allow replacing the checkpoints of an existing run."
     )
@@ -175,7 +169,7 @@ def _define_distillation():
     flags.DEFINE_enum(
         "pred_loss",
         _DISTILLATION.pred_loss,
-        losses.PRED_LOSSES,
+        settings.PRED_LOSSES,
         "Distance between teacher and student predictions: kl (the original code) or mse (the "
         "paper's squared error).",
     )
@@ -283,13 +277,16 @@ TOPICS = {
 RUN_TOPICS = ("runtime", "run_directory", "data", "input", "model", "distillation")
 
 
-def define(*topics):
-    """Defines the flags of `topics` (names in TOPICS), each once."""
+def define(*topics, **defaults):
+    """Defines the flags of `topics` (names in TOPICS), each once, with the calling
+    binary's own `defaults` (flag name: value) where they differ from the settings'."""
     for topic in topics:
         if topic not in _defined:
             before = set(FLAGS)
             TOPICS[topic]()
             _defined[topic] = sorted(set(FLAGS) - before)
+    for name, value in defaults.items():
+        FLAGS.set_default(name, value)
 
 
 _defined = {}  # topic: the names of its flags
@@ -315,24 +312,24 @@ def _values(settings_class, **extra):
 
 
 def threads():
-    return _values(runtime.Threads)
+    return _values(settings.SessionSettings)
 
 
 def input_settings():
-    return _values(readers.InputSettings)
+    return _values(settings.InputSettings)
 
 
 def distillation_settings():
-    return _values(losses.DistillationSettings)
+    return _values(settings.DistillationSettings)
 
 
 def training_settings():
-    return _values(training.TrainingSettings)
+    return _values(settings.TrainingSettings)
 
 
 def run_settings():
     """Everything a training binary is given besides the models' shapes."""
-    return training.RunSettings(
+    return settings.RunSettings(
         training=training_settings(),
         inputs=input_settings(),
         distillation=distillation_settings(),
@@ -342,7 +339,7 @@ def run_settings():
 
 def evaluation_settings():
     return _values(
-        evaluation_loop.EvaluationSettings,
+        settings.EvaluationSettings,
         label_loss=FLAGS.label_loss,
         inputs=input_settings(),
         threads=threads(),

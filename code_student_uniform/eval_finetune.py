@@ -2,12 +2,26 @@
 
 from absl import flags
 
+import command_line
+import evaluation_loop
 import runtime
-import validate
+import settings
 
+command_line.define(
+    *command_line.RUN_TOPICS,
+    "checkpoint",
+    "evaluation",
+    batch_size=settings.EVALUATION_BATCH_SIZE,
+    train_dir=settings.FINETUNE_DIR,
+)
 FLAGS = flags.FLAGS
-FLAGS.set_default("train_dir", "./model_HLSTM_TeaStud_every10_finetune/")
+
+
+def main(argv):
+    evaluation_loop.run_evaluation(
+        FLAGS.train_dir, command_line.requested_model(), command_line.evaluation_settings()
+    )
 
 
 if __name__ == "__main__":
-    runtime.run(validate.main)
+    runtime.run(main)

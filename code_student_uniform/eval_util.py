@@ -8,9 +8,9 @@ average of per-batch values.
 
 import numpy as np
 
+import settings
 from average_precision_calculator import AveragePrecisionCalculator
 from mean_average_precision_calculator import MeanAveragePrecisionCalculator
-from runtime import UserError
 
 
 def calculate_hit_at_one(predictions, actuals):
@@ -62,8 +62,7 @@ class EvaluationMetrics:
     """Accumulates Hit@1, PERR, loss, GAP and per-class AP over an evaluation set."""
 
     def __init__(self, num_class, top_k=20):
-        if top_k <= 0:
-            raise UserError(f"top_k must be positive, got {top_k}")
+        settings.checked_top_k(top_k)
         self.num_class = num_class
         self.top_k = top_k
         self.gap_calculator = AveragePrecisionCalculator()

@@ -7,7 +7,6 @@ the run has both), logs and writes TensorBoard summaries under
 new checkpoint until stopped.
 """
 
-import dataclasses
 import os
 import time
 
@@ -16,29 +15,13 @@ from absl import logging
 
 import checkpoints
 import eval_util
-import losses
 import model_graph
 import readers
 import record_checks
 import run_config
 import runtime
 from runtime import UserError
-
-
-@dataclasses.dataclass(frozen=True)
-class EvaluationSettings:
-    """What to evaluate on, how often, and where the figures go (the evaluation flags)."""
-
-    eval_data_pattern: str = "./yt8m/validate*.tfrecord"
-    top_k: int = 20
-    run_once: bool = False
-    metrics_json: str = ""
-    eval_interval_secs: int = 60
-    checkpoint_path: str = ""  # evaluate this checkpoint once, instead of following the run
-    progress_every_secs: int = 30
-    label_loss: str = losses.DistillationSettings.label_loss
-    inputs: readers.InputSettings = readers.InputSettings(batch_size=512)
-    threads: runtime.Threads = runtime.Threads()
+from settings import EvaluationSettings
 
 
 class _Progress:
@@ -68,8 +51,8 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
     reader = config.reader()
     with tf.Graph().as_default():
         bad_records = record_checks.BadRecordCounter()  # this evaluation's
-        batch = settings.inputs.tensors(
-            reader, pattern, num_epochs=1, shuffle=False, bad_records=bad_records
+        batch = readers.input_tensors(
+            settings.inputs, reader, pattern, num_epochs=1, shuffle=False, bad_records=bad_records
         )
         outputs = model_graph.build_models(config, batch)
         loss_tensors = model_graph.evaluation_losses(outputs, evaluated, settings.label_loss)
@@ -172,8 +155,6 @@ def run_evaluation(train_dir, requested=None, settings=EvaluationSettings()):
     checkpoint), with the model settings `requested` (run_config.RequestedModel)
     where the run has none saved."""
     requested = requested or run_config.RequestedModel()
-    if settings.top_k <= 0:
-        raise UserError(f"--top_k={settings.top_k} must be positive")
     config = requested.existing_run(train_dir)
     evaluated = requested.scored_model(config, train_dir)
     writer = tf.compat.v1.summary.FileWriter(os.path.join(train_dir, "eval"))

@@ -14,6 +14,7 @@ import checkpoints
 import command_line
 import model_graph
 import runtime
+import settings
 
 command_line.define(*command_line.RUN_TOPICS, "checkpoint")
 flags.DEFINE_string("export_dir", "", "Where to write the SavedModel (must not exist yet).")
@@ -29,8 +30,7 @@ def export(config, train_dir, export_dir, top_k, checkpoint_path=""):
         raise runtime.UserError("--export_dir is required")
     if tf.io.gfile.exists(export_dir):
         raise runtime.UserError(f"--export_dir={export_dir} exists; choose a new directory")
-    if top_k <= 0:
-        raise runtime.UserError(f"--top_k={top_k} must be positive")
+    settings.checked_top_k(top_k)
     with runtime.atomic_output(export_dir) as staging, tf.Graph().as_default():
         serialized = tf.compat.v1.placeholder(tf.string, [None], name=INPUT_NAME)
         batch = config.reader().prepare_serialized_examples(serialized)

@@ -16,13 +16,15 @@ import command_line
 import model_graph
 import readers
 import runtime
+import settings
 
-command_line.define(*command_line.RUN_TOPICS, "checkpoint")
+command_line.define(
+    *command_line.RUN_TOPICS, "checkpoint", batch_size=settings.EVALUATION_BATCH_SIZE
+)
 flags.DEFINE_string("input_data_pattern", "./yt8m/test*.tfrecord", "Videos to predict (glob).")
 flags.DEFINE_string("output_file", "predictions.csv", "CSV to write.")
 
 FLAGS = flags.FLAGS
-FLAGS.set_default("batch_size", 512)
 
 
 def format_row(video_id, indexes, scores):
@@ -42,15 +44,13 @@ def run_inference(
 ):
     """Writes the predictions of the only model of `config` (the run in
     `train_dir`; its latest readable checkpoint, or `checkpoint_path`)."""
-    inputs = inputs or readers.InputSettings(batch_size=512)
-    threads = threads or runtime.Threads()
-    if top_k <= 0:
-        raise runtime.UserError(f"--top_k={top_k} must be positive")
-    top_k = min(top_k, config.num_classes)
+    inputs = inputs or settings.EVALUATION_INPUT
+    threads = threads or settings.SessionSettings()
+    top_k = min(settings.checked_top_k(top_k), config.num_classes)
     videos = 0
     reader = config.reader()
     with runtime.atomic_output(output_file) as temporary, tf.Graph().as_default():
-        batch = inputs.tensors(reader, data_pattern, num_epochs=1, shuffle=False)
+        batch = readers.input_tensors(inputs, reader, data_pattern, num_epochs=1, shuffle=False)
         fetches = model_graph.top_k_predictions(config, batch, top_k)
         with tf.io.gfile.GFile(temporary, "w") as stream:
             stream.write("VideoId,LabelConfidencePairs\n")

@@ -8,27 +8,13 @@ student's loss through `tf.stop_gradient`: no student loss changes a teacher
 weight.
 """
 
-import dataclasses
 import sys
 
 import tensorflow as tf
 
 import utils
 from runtime import UserError
-
-PRED_LOSSES = ("kl", "mse")
-
-
-@dataclasses.dataclass(frozen=True)
-class DistillationSettings:
-    """How the student's loss is made (saved with a run in train_flags.json)."""
-
-    label_loss: str = "CrossEntropyLoss"
-    pred_loss: str = "kl"
-    ce_loss_weight: float = 1.0
-    rep_loss_weight: float = 1.0
-    pred_loss_weight: float = 1.0
-
+from settings import PRED_LOSSES, DistillationSettings
 
 EPSILON = 1e-5
 

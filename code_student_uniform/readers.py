@@ -21,43 +21,15 @@ import tensorflow as tf
 
 import record_checks
 import record_slicing
+import settings
 import utils
 from runtime import UserError
 
 
-@dataclasses.dataclass(frozen=True)
-class InputSettings:
-    """How batches are read: the input flags of every binary that reads data."""
-
-    batch_size: int = 256
-    num_readers: int = 4
-    num_parallel_calls: int = 0
-    skip_bad_records: bool = False
-
-    def tensors(
-        self,
-        reader,
-        data_pattern,
-        num_epochs=None,
-        shuffle=True,
-        seed=None,
-        deterministic=False,
-        drop_remainder=False,
-        bad_records=None,
-    ):
-        """`get_input_data_tensors` with these settings (its keyword arguments of
-        the same names)."""
-        return get_input_data_tensors(
-            reader,
-            data_pattern,
-            num_epochs=num_epochs,
-            shuffle=shuffle,
-            seed=seed,
-            deterministic=deterministic,
-            drop_remainder=drop_remainder,
-            bad_records=bad_records,
-            **dataclasses.asdict(self),
-        )
+def input_tensors(inputs, reader, data_pattern, **options):
+    """`get_input_data_tensors` with the settings.InputSettings `inputs` (`options`:
+    its other keyword arguments)."""
+    return get_input_data_tensors(reader, data_pattern, **options, **dataclasses.asdict(inputs))
 
 
 def _dense_labels(sparse_labels, num_classes):
@@ -354,14 +326,14 @@ def record_names(files, keys):
 def get_input_data_tensors(
     reader,
     data_pattern,
-    batch_size=InputSettings.batch_size,
+    batch_size=settings.InputSettings.batch_size,
     num_epochs=None,
     shuffle=True,
-    num_readers=InputSettings.num_readers,
+    num_readers=settings.InputSettings.num_readers,
     shuffle_buffer=None,
     seed=None,
-    skip_bad_records=InputSettings.skip_bad_records,
-    num_parallel_calls=InputSettings.num_parallel_calls,
+    skip_bad_records=settings.InputSettings.skip_bad_records,
+    num_parallel_calls=settings.InputSettings.num_parallel_calls,
     deterministic=False,
     drop_remainder=False,
     bad_records=None,

@@ -1,7 +1,7 @@
-"""What every binary needs around TensorFlow: threads, clear errors, atomic files."""
+"""What every binary needs around TensorFlow: clear errors, signals, atomic files on
+any filesystem."""
 
 import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -16,27 +16,6 @@ from absl import app
 class UserError(ValueError):
     """A problem with the command line, the files or the data: reported in one line,
     without a traceback. Any other exception is a bug and keeps its traceback."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Threads:
-    """TensorFlow's thread pools (0: TensorFlow's choice) and GPU memory."""
-
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
-    gpu_memory_growth: bool = True
-
-    def session_config(self, cpu_devices=1):
-        """A session's settings; `cpu_devices` logical CPU devices (CPU towers)."""
-        config = tf.compat.v1.ConfigProto(
-            intra_op_parallelism_threads=self.intra_op_threads,
-            inter_op_parallelism_threads=self.inter_op_threads,
-            allow_soft_placement=True,
-            device_count={"CPU": cpu_devices},
-        )
-        # Take GPU memory as needed, not all of it at the start.
-        config.gpu_options.allow_growth = self.gpu_memory_growth
-        return config
 
 
 def is_local(path):

@@ -4,11 +4,11 @@ from absl import flags
 
 import command_line
 import runtime
+import settings
 import training
 
-command_line.define(*command_line.RUN_TOPICS, "training")
+command_line.define(*command_line.RUN_TOPICS, "training", train_dir=settings.FINETUNE_DIR)
 FLAGS = flags.FLAGS
-FLAGS.set_default("train_dir", "./model_HLSTM_TeaStud_every10_finetune/")
 
 
 def main(argv):

@@ -10,7 +10,6 @@ Modes (which models a run holds, and which of them learn):
 """
 
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -34,47 +33,12 @@ import run_config
 import runtime
 import towers
 from runtime import UserError
+from settings import RunSettings
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingSettings:
-    """How a run trains (the training flags; saved in the run's train_flags.json)."""
-
-    train_data_pattern: str = "./yt8m/train*.tfrecord"
-    num_epochs: int = 1
-    max_steps: int = 0
-    base_learning_rate: float = 0.001
-    learning_rate_decay: float = 1.0
-    learning_rate_decay_examples: int = 4000000
-    optimizer: str = "AdamOptimizer"
-    clip_gradient_norm: float = 1.0
-    regularization_penalty: float = 2.0
-    start_new_model: bool = False
-    overwrite: bool = False
-    keep_checkpoint_max: int = 5
-    checkpoint_every_steps: int = 0
-    checkpoint_every_secs: int = 600
-    log_every_steps: int = 10
-    random_seed: int = 0
-    deterministic: bool = True
-    num_gpu: int = 1
-    num_cpu_towers: int = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class RunSettings:
-    """Everything besides the models' shapes that a training run is given."""
-
-    training: TrainingSettings = TrainingSettings()
-    inputs: readers.InputSettings = readers.InputSettings()
-    distillation: losses.DistillationSettings = losses.DistillationSettings()
-    threads: runtime.Threads = runtime.Threads()
-
-    def values(self, mode):
-        return {"mode": mode, **dataclasses.asdict(self)}
-
-    def save(self, directory, mode):
-        runtime.write_json(os.path.join(directory, checkpoints.TRAIN_FLAGS_FILE), self.values(mode))
+def save_run_settings(directory, settings, mode):
+    """Writes the run's mode and `settings` (settings.RunSettings) to train_flags.json."""
+    runtime.write_json(os.path.join(directory, checkpoints.TRAIN_FLAGS_FILE), settings.values(mode))
 
 
 def saved_run_settings(directory):
@@ -425,7 +389,8 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
         reader = config.reader(is_training=True)
         bad_records = record_checks.BadRecordCounter()
         with tf.compat.v1.device(f"{worker_device}/device:CPU:0"):  # the input stays on the CPU
-            batch = settings.inputs.tensors(
+            batch = readers.input_tensors(
+                settings.inputs,
                 reader,
                 training.train_data_pattern,
                 num_epochs=training.num_epochs or None,
@@ -446,7 +411,7 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
             if chief:
                 _initialize(session, config, mode, latest, teacher_dir, requested)
                 config.save(train_dir)
-                settings.save(train_dir, mode)
+                save_run_settings(train_dir, settings, mode)
             else:
                 logging.info("worker %s waiting for the chief to initialise", role.device)
                 distributed.wait_for_chief(session)

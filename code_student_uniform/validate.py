@@ -5,10 +5,15 @@ from absl import flags
 import command_line
 import evaluation_loop
 import runtime
+import settings
 
-command_line.define(*command_line.RUN_TOPICS, "checkpoint", "evaluation")
+command_line.define(
+    *command_line.RUN_TOPICS,
+    "checkpoint",
+    "evaluation",
+    batch_size=settings.EVALUATION_BATCH_SIZE,
+)
 FLAGS = flags.FLAGS
-FLAGS.set_default("batch_size", 512)
 
 
 def main(argv):

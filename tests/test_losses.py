@@ -7,6 +7,7 @@ import tensorflow as tf
 import frame_level_models
 import frame_selection
 import losses
+import settings
 from testlib import run_session
 
 RNG = np.random.default_rng(4)
@@ -40,7 +41,7 @@ def test_distillation_loss_parts_and_weights(kind):
         tf.constant(TEACHER_P),
         tf.constant(STUDENT_E),
         tf.constant(STUDENT_P),
-        losses.DistillationSettings(
+        settings.DistillationSettings(
             pred_loss=kind, ce_loss_weight=1.0, rep_loss_weight=0.5, pred_loss_weight=3.0
         ),
         label_loss=losses.CrossEntropyLoss(),

@@ -15,9 +15,9 @@ import checkpoints
 import evaluation_loop
 import export_model
 import inference
-import readers
 import run_config
 import runtime
+import settings
 import testlib
 import training
 from testlib import PROJECT_ROOT, checkpoint_variables, read_json, read_text, run_binary, run_script
@@ -40,18 +40,18 @@ def test_a_ram_run_directory_holds_the_whole_run(small_sample, tmp_path, monkeyp
     requested = run_config.RequestedModel(
         config=run_config.ModelConfig(models=[], model_params=TINY_PARAMS)
     )
-    settings = training.RunSettings(
-        training=training.TrainingSettings(
+    run_settings = settings.RunSettings(
+        training=settings.TrainingSettings(
             train_data_pattern=f"{sample_dir}/train*.tfrecord",
             max_steps=2,
             num_epochs=0,
             log_every_steps=1,
             deterministic=False,  # op determinism would stay on in this test process
         ),
-        inputs=readers.InputSettings(batch_size=8, num_readers=2),
+        inputs=settings.InputSettings(batch_size=8, num_readers=2),
     )
     assert (
-        training.run_training("student_only", train_dir, requested=requested, settings=settings)
+        training.run_training("student_only", train_dir, requested=requested, settings=run_settings)
         == 2
     )
     names = set(tf.io.gfile.listdir(train_dir))
@@ -62,14 +62,14 @@ def test_a_ram_run_directory_holds_the_whole_run(small_sample, tmp_path, monkeyp
     assert checkpoints.latest_checkpoint(train_dir) == f"{train_dir}/model.ckpt-2"
     # Read back from there: the config, and a resume.
     assert run_config.RequestedModel().load(train_dir).models == ["student"]
-    more = training.RunSettings(
-        training=training.TrainingSettings(
+    more = settings.RunSettings(
+        training=settings.TrainingSettings(
             train_data_pattern=f"{sample_dir}/train*.tfrecord",
             max_steps=3,
             num_epochs=0,
             deterministic=False,
         ),
-        inputs=settings.inputs,
+        inputs=run_settings.inputs,
     )
     assert training.run_training("student_only", train_dir, requested=requested, settings=more) == 3
     assert os.listdir(tmp_path) == []
@@ -80,7 +80,7 @@ def test_a_ram_run_directory_holds_the_whole_run(small_sample, tmp_path, monkeyp
     checkpoints.convert_to_student(
         run_config.RequestedModel().existing_run(train_dir), train_dir, finetune_dir
     )
-    tuned = training.RunSettings(training=dataclasses.replace(more.training, max_steps=4))
+    tuned = settings.RunSettings(training=dataclasses.replace(more.training, max_steps=4))
     assert training.run_training("finetune", finetune_dir, settings=tuned) == 4
     assert checkpoints.latest_checkpoint(finetune_dir) == f"{finetune_dir}/model.ckpt-4"
     assert {"model_flags.json", "train_flags.json"} <= set(tf.io.gfile.listdir(finetune_dir))
@@ -107,11 +107,11 @@ def _every_output(train_dir, sample_dir, out):
     """The evaluation metrics and the predictions CSV (read back), and the export
     directory, of the run in `train_dir`, written under `out`."""
     pattern = f"{sample_dir}/validate*.tfrecord"
-    inputs = readers.InputSettings(batch_size=32)
+    inputs = settings.InputSettings(batch_size=32)
     metrics_json = f"{out}/metrics.json"
     evaluation_loop.run_evaluation(
         train_dir,
-        settings=evaluation_loop.EvaluationSettings(
+        settings=settings.EvaluationSettings(
             eval_data_pattern=pattern, run_once=True, metrics_json=metrics_json, inputs=inputs
         ),
     )

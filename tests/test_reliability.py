@@ -19,6 +19,7 @@ import checkpoints
 import evaluation_loop
 import readers
 import run_config
+import settings
 from runtime import UserError
 from testlib import CODE_DIR, PROJECT_ROOT, Started, run_binary
 
@@ -362,13 +363,13 @@ def test_each_evaluation_counts_its_own_skipped_records(student_run, tmp_path):
     with_bad_at_2(tmp_path / "validate0.tfrecord", frame_record(rgb_frames=0))
     requested = run_config.RequestedModel()
     config = requested.existing_run(student_run)
-    settings = evaluation_loop.EvaluationSettings(
+    evaluation = settings.EvaluationSettings(
         eval_data_pattern=f"{tmp_path}/validate*",
-        inputs=readers.InputSettings(batch_size=8, skip_bad_records=True),
+        inputs=settings.InputSettings(batch_size=8, skip_bad_records=True),
     )
     checkpoint = checkpoints.latest_checkpoint(student_run)
     passes = [
-        evaluation_loop.evaluate_checkpoint(config, "student", checkpoint, settings)
+        evaluation_loop.evaluate_checkpoint(config, "student", checkpoint, evaluation)
         for _ in range(2)
     ]
     assert [result["skipped_records"] for result in passes] == [1, 1]

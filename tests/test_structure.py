@@ -2,7 +2,9 @@
 default) and the suite's own rules."""
 
 import ast
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -131,3 +133,81 @@ def test_a_skip_fails_under_run_tests_sh(required):
         assert "skipped under ./run_tests.sh" in result.stdout
     else:
         assert result.returncode == 0 and "1 skipped" in result.stdout, result.stdout[-2000:]
+
+
+def test_the_flag_module_loads_no_training_stack():
+    """The shared flags take their defaults from settings.py, so a binary with a few
+    flags (the sample generator) does not load training, evaluation or losses."""
+    stack = ["training", "evaluation_loop", "losses", "checkpoints", "model_graph", "towers"]
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, command_line; print([m for m in {stack!r} if m in sys.modules])",
+        ],
+        cwd=CODE_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert loaded == "[]"
+
+
+def _script_flags(script):
+    """{flag: text} of the literal --flag=value arguments of a stage script, and the
+    binary it runs."""
+    with open(os.path.join(PROJECT_ROOT, script)) as handle:
+        text = handle.read()
+    binary = re.search(r"\$CODE_DIR/(\w+)\.py", text).group(1)
+    found = {}
+    for name, value in re.findall(r'--(\w+)=("[^"]*"|[^\s"\\]+)(?=\s)', text):
+        if "$" not in value:  # the run's directories and data, set per script
+            found[name] = value.strip('"')
+    return binary, found
+
+
+@pytest.mark.parametrize(
+    "script",
+    ["run_train.sh", "run_validate.sh", "run_finetune.sh", "run_evaluate.sh"],
+)
+def test_the_stage_scripts_spell_out_the_code_defaults(script):
+    """The scripts keep the seed's explicit flags for users to read; each must equal
+    the binary's default, so the two cannot drift apart."""
+    binary, written = _script_flags(script)
+    assert written, script
+    program = (
+        "import json, sys\n"
+        "from absl import flags\n"
+        f"sys.argv = ['{binary}']\n"
+        f"import {binary}\n"
+        "flags.FLAGS(sys.argv)\n"
+        f"names = {sorted(written)!r}\n"
+        "print(json.dumps({n: flags.FLAGS[n].serialize() for n in names}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], cwd=CODE_DIR, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    defaults = json.loads(result.stdout.strip().splitlines()[-1])
+    program_parse = {}
+    for name, text in written.items():
+        program_parse[name] = f"--{name}={text}"
+    mismatched = {
+        name: (text, defaults[name])
+        for name, text in program_parse.items()
+        if not _same_flag_value(text, defaults[name])
+    }
+    assert not mismatched, mismatched
+
+
+def _same_flag_value(written, default):
+    """Whether two --name=value texts mean the same value (1 and 1.0, True and true)."""
+    first, second = written.split("=", 1)[1], default.split("=", 1)[1] if "=" in default else ""
+    if default.startswith("--no"):
+        second = "false"
+    elif "=" not in default:
+        second = "true"
+    try:
+        return float(first) == float(second)
+    except ValueError:
+        return first.lower().replace(" ", "") == second.lower().replace(" ", "")

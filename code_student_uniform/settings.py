@@ -1,0 +1,131 @@
+"""Every setting a run is given besides its models' shapes, with each default
+written once: how a session runs, how input is read, how a run trains and makes
+the student's loss, how it is evaluated.
+
+Frozen dataclasses whose field names are the flags' names (command_line.py
+fills them from the flags and takes their defaults from here). The module is
+light on purpose: it imports no model, reader or training code, so a binary
+that defines a few flags (the sample generator) does not load the training stack.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from runtime import UserError
+
+# The seed's run directories and evaluation batch.
+TRAIN_DIR = "./model_HLSTM_TeaStud_every10_train/"
+FINETUNE_DIR = "./model_HLSTM_TeaStud_every10_finetune/"
+EVALUATION_BATCH_SIZE = 512
+PRED_LOSSES = ("kl", "mse")
+
+
+def checked_top_k(top_k):
+    """`top_k` (labels kept per video), or a UserError when it is not positive."""
+    if top_k <= 0:
+        raise UserError(f"--top_k={top_k} must be positive")
+    return top_k
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionSettings:
+    """A TensorFlow session's thread pools (0: TensorFlow's choice) and GPU memory."""
+
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    gpu_memory_growth: bool = True
+
+    def session_config(self, cpu_devices=1):
+        """A session's settings; `cpu_devices` logical CPU devices (CPU towers)."""
+        config = tf.compat.v1.ConfigProto(
+            intra_op_parallelism_threads=self.intra_op_threads,
+            inter_op_parallelism_threads=self.inter_op_threads,
+            allow_soft_placement=True,
+            device_count={"CPU": cpu_devices},
+        )
+        # Take GPU memory as needed, not all of it at the start.
+        config.gpu_options.allow_growth = self.gpu_memory_growth
+        return config
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSettings:
+    """How batches are read: the input flags of every binary that reads data."""
+
+    batch_size: int = 256
+    num_readers: int = 4
+    num_parallel_calls: int = 0
+    skip_bad_records: bool = False
+
+
+EVALUATION_INPUT = InputSettings(batch_size=EVALUATION_BATCH_SIZE)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillationSettings:
+    """How the student's loss is made (saved with a run in train_flags.json)."""
+
+    label_loss: str = "CrossEntropyLoss"
+    pred_loss: str = "kl"
+    ce_loss_weight: float = 1.0
+    rep_loss_weight: float = 1.0
+    pred_loss_weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """How a run trains (the training flags; saved in the run's train_flags.json)."""
+
+    train_data_pattern: str = "./yt8m/train*.tfrecord"
+    num_epochs: int = 1
+    max_steps: int = 0
+    base_learning_rate: float = 0.001
+    learning_rate_decay: float = 1.0
+    learning_rate_decay_examples: int = 4000000
+    optimizer: str = "AdamOptimizer"
+    clip_gradient_norm: float = 1.0
+    regularization_penalty: float = 2.0
+    start_new_model: bool = False
+    overwrite: bool = False
+    keep_checkpoint_max: int = 5
+    checkpoint_every_steps: int = 0
+    checkpoint_every_secs: int = 600
+    log_every_steps: int = 10
+    random_seed: int = 0
+    deterministic: bool = True
+    num_gpu: int = 1
+    num_cpu_towers: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Everything besides the models' shapes that a training run is given."""
+
+    training: TrainingSettings = TrainingSettings()
+    inputs: InputSettings = InputSettings()
+    distillation: DistillationSettings = DistillationSettings()
+    threads: SessionSettings = SessionSettings()
+
+    def values(self, mode):
+        """What train_flags.json holds: the mode and every setting."""
+        return {"mode": mode, **dataclasses.asdict(self)}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSettings:
+    """What to evaluate on, how often, and where the figures go (the evaluation flags)."""
+
+    eval_data_pattern: str = "./yt8m/validate*.tfrecord"
+    top_k: int = 20
+    run_once: bool = False
+    metrics_json: str = ""
+    eval_interval_secs: int = 60
+    checkpoint_path: str = ""  # evaluate this checkpoint once, instead of following the run
+    progress_every_secs: int = 30
+    label_loss: str = DistillationSettings.label_loss
+    inputs: InputSettings = EVALUATION_INPUT
+    threads: SessionSettings = SessionSettings()
+
+    def __post_init__(self):
+        checked_top_k(self.top_k)
