@@ -178,7 +178,7 @@ def bench_reader():
     return dict(
         figures,
         num_videos=num_videos,
-        student_frames=config.selection().num_frames,
+        student_frames=config.selection().frame_budget,
         passes_counted=passes - 1,
         batch_size=FLAGS.batch_size,
         data_pattern=FLAGS.data_pattern,
@@ -294,7 +294,7 @@ def bench_one_model():
     config = command_line.requested_model().new_config(["teacher", "student"]).with_models([role])
     batch_size = FLAGS.batch_size
     student = role == "student"
-    frames = config.selection().num_frames if student else config.max_frames
+    frames = config.selection().frame_budget if student else config.max_frames
     with tf.Graph().as_default():
         synthetic = _synthetic_batch(config, batch_size)
         synthetic["video_matrix"] = synthetic["video_matrix"][:, :frames]

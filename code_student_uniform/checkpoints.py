@@ -245,11 +245,10 @@ def restore_latest(session, directory, models, checkpoint_path=""):
 
 def default_finetune_dir(train_dir):
     """The seed's convention: the train directory's name with `train` -> `finetune`."""
-    path = os.path.normpath(train_dir)
-    head, name = os.path.split(path)
-    if "train" not in name:
-        return os.path.join(head, name + "_finetune")
-    return os.path.join(head, "finetune".join(name.rsplit("train", 1)))
+    path = os.path.normpath(train_dir) if runtime.is_local(train_dir) else train_dir.rstrip("/")
+    head, name = path.rsplit("/", 1) if "/" in path else ("", path)
+    name = name + "_finetune" if "train" not in name else "finetune".join(name.rsplit("train", 1))
+    return f"{head}/{name}" if head else name
 
 
 def convert_to_student(config, train_dir, finetune_dir, overwrite=False):

@@ -32,7 +32,7 @@ def _lstm_model_flops(config, student):
     """Forward FLOPs of one video through an LSTM family's teacher or student."""
     params = config.model_params
     units, layers = params["lstm_size"], params["num_layers"]
-    frames = config.selection().num_frames if student else config.max_frames
+    frames = config.selection().frame_budget if student else config.max_frames
     width = sum(config.feature_sizes)
     if config.model == "HierarchicalLstmModel":
         chunks = params["student_num_chunks"] if student else params["num_chunks"]
@@ -74,6 +74,6 @@ def flops_per_video(config, student):
     """Analytic forward FLOPs of one video through the teacher or the student of
     `config` (a run_config.ModelConfig), for every model family."""
     if config.model in ("NetVLADModel", "NeXtVLADModel"):
-        frames = config.selection().num_frames if student else config.max_frames
+        frames = config.selection().frame_budget if student else config.max_frames
         return _vlad_flops(config, frames)
     return _lstm_model_flops(config, student)

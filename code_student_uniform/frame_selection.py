@@ -41,7 +41,11 @@ STRIDE_FRAME_COUNTS = ("original", "reached")
 
 
 class FrameSelection:
-    """A frame-selection rule with its budget; makes the student's indices."""
+    """A frame-selection rule with its budget; makes the student's indices.
+
+    `frame_budget` is k, the frames the student's input holds (the same for every
+    video); each video's own count of real frames among them is its num_frames.
+    """
 
     # These defaults are the flags' and the run config's (run_config.py reads them).
     def __init__(
@@ -73,14 +77,14 @@ class FrameSelection:
                     "(--max_num_frames)"
                 )
             self.fixed_stride = False
-            self.num_frames = requested
+            self.frame_budget = requested
         else:
             if not 0 < self.every_n <= max_frames:
                 raise UserError(
                     f"--every_n={self.every_n} must be in 1..{max_frames} (--max_num_frames)"
                 )
             self.fixed_stride = self.rule == "uniform"
-            self.num_frames = -(-max_frames // self.every_n)
+            self.frame_budget = -(-max_frames // self.every_n)
 
     def indices(self, num_frames, is_training=False, video_ids=None):
         """Returns (indices [B, k] int32 into the teacher's frames, student num_frames [B]).
@@ -88,7 +92,7 @@ class FrameSelection:
         Indices at padding positions (>= the student's num_frames) are 0; the
         frames they point to are masked out by `gather_frames`.
         """
-        k = self.num_frames
+        k = self.frame_budget
         length = tf.cast(num_frames, tf.int32)[:, None]
         position = tf.range(k, dtype=tf.int32)[None, :]
         if self.fixed_stride:
@@ -124,7 +128,7 @@ class FrameSelection:
         return tf.where(valid, indices, tf.zeros_like(indices))
 
     def _first_middle_last(self, length, position):
-        k = self.num_frames
+        k = self.frame_budget
         first, middle, last = -(-k // 3), -(-(k - 1) // 3), k // 3
         middle_start = tf.clip_by_value((length - middle) // 2, first, length - middle - last)
         indices = tf.where(
@@ -156,7 +160,7 @@ class FrameSelection:
         frame = tf.range(self.max_frames, dtype=tf.int32)[None, :]
         # Real frames get scores in [0, 1), padding 2: the k lowest are real ones first.
         scores = tf.where(frame < length, scores, 2.0 * tf.ones_like(scores))
-        _, picked = tf.math.top_k(-scores, k=self.num_frames)
+        _, picked = tf.math.top_k(-scores, k=self.frame_budget)
         picked = tf.where(picked < length, picked, self.max_frames * tf.ones_like(picked))
         return tf.sort(picked, axis=1)
 

@@ -79,14 +79,14 @@ def distillation_loss(
     settings=DistillationSettings(),
     label_loss=None,
 ):
-    """The student's loss and its parts: dict with total, ce, rep, pred.
-    `label_loss` (a loss object) replaces the one `settings` names."""
+    """The parts of the student's loss, {ce, rep, pred} (`weighted_total` sums them;
+    the towers of a step sum their parts first). `label_loss` (a loss object)
+    replaces the one `settings` names."""
     label_loss = label_loss or get_label_loss(settings.label_loss)
     ce = label_loss.calculate_loss(student_predictions, labels)
     rep = representation_loss(teacher_representation, student_representation)
     pred = prediction_loss(teacher_predictions, student_predictions, settings.pred_loss)
-    parts = {"ce": ce, "rep": rep, "pred": pred}
-    return {"total": weighted_total(parts, settings), **parts}
+    return {"ce": ce, "rep": rep, "pred": pred}
 
 
 # L_pred is a sum over the batch (the original's); L_CE and L_rep are batch means.

@@ -51,7 +51,7 @@ def activation_bytes_per_video(config):
     if "teacher" in config.models:
         models.append((config.max_frames, params["num_chunks"]))
     if "student" in config.models:
-        frames = config.selection().num_frames
+        frames = config.selection().frame_budget
         values += frames * width  # the student's frames
         models.append((frames, params["student_num_chunks"]))
     for frames, chunks in models:

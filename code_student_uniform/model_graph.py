@@ -97,7 +97,7 @@ def placeholder_batch(config):
     """Input placeholders shaped like a reader's batch (for graphs that read no data)."""
     width = sum(config.feature_sizes)
     steps = (
-        config.selection().num_frames
+        config.selection().frame_budget
         if config.decodes_student_frames_only()
         else (config.max_frames)
     )

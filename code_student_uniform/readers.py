@@ -170,7 +170,7 @@ class YT8MFrameFeatureReader(BaseReader):
                 indices, num_frames = self.frame_selection.indices(
                     num_frames, self.is_training, video_ids
                 )
-                num_steps = self.frame_selection.num_frames
+                num_steps = self.frame_selection.frame_budget
             codes = tf.concat(
                 [
                     frame_codes(name, size, indices)

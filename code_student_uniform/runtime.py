@@ -2,6 +2,7 @@
 any filesystem."""
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -170,6 +171,21 @@ def deferred_stop():
             signal.signal(number, handler)
 
 
+# OSErrors about the files and disks a user gives (the rest are bugs).
+_FILE_ERRNOS = {
+    errno.ENOENT,
+    errno.EEXIST,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+}
+
+
 def _limit_reached(error):
     summary = error_summary(error)
     if isinstance(error, tf.errors.PermissionDeniedError):
@@ -193,7 +209,12 @@ def run(main, graph_mode=True):
             if len(argv) > 1:
                 raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
             main(argv)
-        except (UserError, OSError) as error:
+        except UserError as error:
+            print(f"ERROR: {error}", file=sys.stderr)
+            sys.exit(1)
+        except OSError as error:
+            if error.errno not in _FILE_ERRNOS:
+                raise  # not about a file the user named: a bug, with its traceback
             print(f"ERROR: {error}", file=sys.stderr)
             sys.exit(1)
         except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError) as error:

@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import logging
 
 import checkpoints
-import distributed
+import cluster
 import eval_util
 import lease
 import losses
@@ -285,7 +285,7 @@ def scalar_summary(values, step):
     return summary
 
 
-def _check_teacher_dir(config, teacher_dir, requested):
+def _teacher_checkpoint(config, teacher_dir, requested):
     """The --teacher_dir checkpoint of a serial run, after checking its teacher fits."""
     if not teacher_dir:
         raise UserError("--training_mode=serial needs --teacher_dir (a run holding a teacher)")
@@ -324,7 +324,7 @@ def _initialize(session, config, mode, latest, teacher_dir, requested):
             logging.info("%d optimizer variables are not in %s and start fresh", len(fresh), latest)
         logging.info("Resumed from %s", latest)
     elif mode == "serial":
-        source = _check_teacher_dir(config, teacher_dir, requested)
+        source = _teacher_checkpoint(config, teacher_dir, requested)
         checkpoints.restore(session, source, model_graph.model_variables(run_config.TEACHER_SCOPE))
         logging.info("Restored the frozen teacher from %s", source)
 
@@ -340,12 +340,12 @@ def run_training(
 
     `requested` gives the model settings of a new run (an existing run keeps its
     own); `settings` the rest. With TF_CONFIG set, this process plays its part in
-    a cluster (distributed.py).
+    a cluster (cluster.py).
     """
     requested = requested or run_config.RequestedModel()
-    role = distributed.role_from_environment()
+    role = cluster.role_from_environment()
     if role and role.job == "ps":
-        distributed.serve_parameters(role)
+        cluster.serve_parameters(role)
         return None
     chief = role is None or role.is_chief
     # One trainer per run directory: the chief holds its lease (lease.py).
@@ -414,13 +414,13 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
                 save_run_settings(train_dir, settings, mode)
             else:
                 logging.info("worker %s waiting for the chief to initialise", role.device)
-                distributed.wait_for_chief(session)
+                cluster.wait_for_chief(session)
             if role:
                 devices = sorted({variable.device for variable in tf.compat.v1.global_variables()})
                 logging.info("variables on %s", ", ".join(devices))
             files = readers.match_files(training.train_data_pattern)
             workers = (
-                sum(len(role.cluster.get(job, [])) for job in ("worker", *distributed.CHIEF_JOBS))
+                sum(len(role.cluster.get(job, [])) for job in ("worker", *cluster.CHIEF_JOBS))
                 if role
                 else 1
             )

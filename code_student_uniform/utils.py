@@ -36,15 +36,9 @@ def _range_and_bias(max_quantized_value, min_quantized_value):
     return quantized_range, quantized_range / 512.0 + min_quantized_value
 
 
-def dequantize(feat_vector, max_quantized_value=QUANTIZE_MAX, min_quantized_value=QUANTIZE_MIN):
-    """Maps uint8 codes back to floats: q * range/255 + range/512 + min."""
-    quantized_range, bias = _range_and_bias(max_quantized_value, min_quantized_value)
-    return feat_vector * (quantized_range / 255.0) + bias
-
-
 def dequantize_codes(codes, max_quantized_value=QUANTIZE_MAX, min_quantized_value=QUANTIZE_MIN):
-    """`dequantize` of a uint8 tensor to float32 in one op (one pass over memory,
-    where cast, multiply and add would take three)."""
+    """uint8 codes to float32, q * range/255 + range/512 + min, in one op (one pass
+    over memory, where cast, multiply and add would take three)."""
     quantized_range, lowest = _range_and_bias(max_quantized_value, min_quantized_value)
     return tf.quantization.dequantize(
         tf.bitcast(codes, tf.quint8), lowest, lowest + quantized_range, mode="MIN_COMBINED"
@@ -52,7 +46,7 @@ def dequantize_codes(codes, max_quantized_value=QUANTIZE_MAX, min_quantized_valu
 
 
 def quantize(values, max_quantized_value=QUANTIZE_MAX, min_quantized_value=QUANTIZE_MIN):
-    """Numpy inverse of `dequantize`: floats to the nearest uint8 code."""
+    """Numpy inverse of `dequantize_codes`: floats to the nearest uint8 code."""
     quantized_range, bias = _range_and_bias(max_quantized_value, min_quantized_value)
     codes = np.rint((np.asarray(values, np.float64) - bias) * 255.0 / quantized_range)
     return np.clip(codes, 0, 255).astype(np.uint8)

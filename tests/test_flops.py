@@ -63,7 +63,7 @@ def _matmul_flops(op):
 def _counted_flops(config):
     """(matmul FLOPs of a one-video forward graph of `config`, the profiler's
     count of its plain MatMul ops, the walk's count of those)."""
-    steps = config.selection().num_frames if config.decodes_student_frames_only() else None
+    steps = config.selection().frame_budget if config.decodes_student_frames_only() else None
     width = sum(config.feature_sizes)
     with tf.Graph().as_default() as graph:
         batch = {

@@ -18,7 +18,7 @@ def selected(
     ids = None if video_ids is None else tf.constant(video_ids)
     indices, counts = selection.indices(tf.constant(lengths), is_training, ids)
     indices, counts = run_session([indices, counts])
-    assert indices.shape == (len(lengths), selection.num_frames)
+    assert indices.shape == (len(lengths), selection.frame_budget)
     assert np.all(indices[np.arange(indices.shape[1])[None, :] >= counts[:, None]] == 0)
     return [row[:count].tolist() for row, count in zip(indices, counts, strict=True)]
 

@@ -35,18 +35,19 @@ def test_cross_entropy_matches_numpy():
 
 @pytest.mark.parametrize("kind", ["kl", "mse"])
 def test_distillation_loss_parts_and_weights(kind):
+    weights = settings.DistillationSettings(
+        pred_loss=kind, ce_loss_weight=1.0, rep_loss_weight=0.5, pred_loss_weight=3.0
+    )
     parts = losses.distillation_loss(
         tf.constant(LABELS),
         tf.constant(TEACHER_E),
         tf.constant(TEACHER_P),
         tf.constant(STUDENT_E),
         tf.constant(STUDENT_P),
-        settings.DistillationSettings(
-            pred_loss=kind, ce_loss_weight=1.0, rep_loss_weight=0.5, pred_loss_weight=3.0
-        ),
+        weights,
         label_loss=losses.CrossEntropyLoss(),
     )
-    got = run_session(parts)
+    got = run_session({**parts, "total": losses.weighted_total(parts, weights)})
     ce = numpy_ce(STUDENT_P, LABELS)
     rep = np.mean(np.sum((TEACHER_E - STUDENT_E) ** 2, axis=1))
     if kind == "kl":
@@ -100,8 +101,9 @@ def test_student_loss_has_no_gradient_into_the_teacher():
     teacher_vars = tf.compat.v1.trainable_variables("model/")
     student_vars = tf.compat.v1.trainable_variables("model_student/")
     assert teacher_vars and student_vars
-    assert all(grad is None for grad in tf.gradients(parts["total"], teacher_vars))
-    student_grads = tf.gradients(parts["total"], student_vars)
+    total = losses.weighted_total(parts)
+    assert all(grad is None for grad in tf.gradients(total, teacher_vars))
+    student_grads = tf.gradients(total, student_vars)
     assert all(grad is not None for grad in student_grads)
     values = run_session(student_grads)
     assert any(np.abs(value).sum() > 0 for value in values)

@@ -356,3 +356,5 @@ def test_default_finetune_dir_follows_the_seed():
         "model_HLSTM_TeaStud_every10_finetune"
     )
     assert checkpoints.default_finetune_dir("/runs/train/run_a") == "/runs/train/run_a_finetune"
+    # A URI keeps its scheme's double slash (os.path.normpath would make gs:/b).
+    assert checkpoints.default_finetune_dir("gs://b/runs/x_train/") == "gs://b/runs/x_finetune"

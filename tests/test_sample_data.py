@@ -10,8 +10,7 @@ import tensorflow as tf
 
 import eval_util
 import make_sample_data
-import utils
-from testlib import run_binary
+from testlib import dequantize, run_binary
 
 
 def _load_split(sample_dir, split, id_key="id"):
@@ -100,7 +99,7 @@ def test_format_and_shape_of_the_sample(small_sample):
 
 def _mean_features(videos, num_classes):
     features = np.stack(
-        [utils.dequantize(video["frames"][:300].astype(np.float64)).mean(0) for video in videos]
+        [dequantize(video["frames"][:300].astype(np.float64)).mean(0) for video in videos]
     )
     labels = np.zeros((len(videos), num_classes))
     for row, video in enumerate(videos):
@@ -135,7 +134,7 @@ def test_every_frame_beats_every_tenth_frame_on_burst_classes(small_sample):
     def gap(stride):
         scores, labels = [], []
         for video in videos:
-            frames = utils.dequantize(video["frames"][:300:stride].astype(np.float64))
+            frames = dequantize(video["frames"][:300:stride].astype(np.float64))
             frames = frames - frames.mean(0)
             scores.append((frames @ patterns.T).max(0))
             labels.append(np.isin(burst_classes, video["labels"]).astype(float))

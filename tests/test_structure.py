@@ -157,7 +157,7 @@ def _script_flags(script):
     """{flag: text} of the literal --flag=value arguments of a stage script, and the
     binary it runs."""
     with open(os.path.join(PROJECT_ROOT, script)) as handle:
-        text = handle.read()
+        text = "".join(line for line in handle if not line.lstrip().startswith("#"))
     binary = re.search(r"\$CODE_DIR/(\w+)\.py", text).group(1)
     found = {}
     for name, value in re.findall(r'--(\w+)=("[^"]*"|[^\s"\\]+)(?=\s)', text):

@@ -151,6 +151,11 @@ class Started:
         return self.process.wait(timeout=timeout), self.log()
 
 
+def dequantize(codes):
+    """The YouTube-8M dequantisation as SPEC.md writes it: q * 4/255 + 4/512 - 2."""
+    return codes * (4.0 / 255.0) + (4.0 / 512.0 - 2.0)
+
+
 def run_session(fetches, feed_dict=None):
     """Initialises variables and runs `fetches` once in a fresh session."""
     with tf.compat.v1.Session() as session:
