@@ -275,19 +275,19 @@ def make_reader(
 def match_files(data_pattern):
     """Expands a glob (or several, comma-separated) to a sorted list of files.
 
-    Raises OSError naming the pattern when nothing matches, or naming a match
+    Raises a UserError naming the pattern when nothing matches, or naming a match
     that is a directory.
     """
     patterns = [pattern.strip() for pattern in data_pattern.split(",") if pattern.strip()]
     files = sorted({path for pattern in patterns for path in tf.io.gfile.glob(pattern)})
     if not files:
-        raise OSError(
+        raise UserError(
             f"No files found matching data pattern {data_pattern!r}; check the path, or put "
             "YouTube-8M TFRecords there (see README.md)"
         )
     for path in files:
         if tf.io.gfile.isdir(path):
-            raise OSError(
+            raise UserError(
                 f"{path} (matched by {data_pattern!r}) is a directory, not a TFRecord file; "
                 "give a pattern of files such as 'yt8m/train*.tfrecord'"
             )

@@ -153,5 +153,5 @@ def test_average_precision_calculator_over_batches():
 
 
 def test_invalid_top_k_is_rejected():
-    with pytest.raises(ValueError, match="top_k must be positive"):
+    with pytest.raises(ValueError, match="--top_k=0 must be positive"):
         eval_util.EvaluationMetrics(10, top_k=0)

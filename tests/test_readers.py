@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import readers
 import utils
+from runtime import UserError
 from testlib import dequantize, read_all_batches
 
 
@@ -112,7 +113,7 @@ def test_num_classes_flag_overrides_version():
 
 def test_no_matching_files_names_the_pattern(tmp_path):
     pattern = str(tmp_path / "nothing*.tfrecord")
-    with pytest.raises(OSError, match="No files found matching data pattern"):
+    with pytest.raises(UserError, match="No files found matching data pattern"):
         readers.get_input_data_tensors(readers.YT8MFrameFeatureReader(), pattern)
 
 
