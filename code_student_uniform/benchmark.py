@@ -40,7 +40,7 @@ import readers
 import run_config
 import runtime
 import towers
-import training
+import training_graph
 
 command_line.define(*command_line.RUN_TOPICS, "training")
 
@@ -237,7 +237,7 @@ def bench_train_step():
     towers.check_batch_size(batch_size, len(devices))
     session_config = settings.threads.session_config(cpu_devices=training_settings.num_cpu_towers)
     with tf.Graph().as_default():
-        graph = training.build_training_graph(
+        graph = training_graph.build_training_graph(
             config, "parallel", _synthetic_batch(config, batch_size), settings, devices
         )
         with tf.compat.v1.Session(config=session_config) as session:

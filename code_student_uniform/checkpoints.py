@@ -225,9 +225,7 @@ def restore(session, checkpoint_path, required, optional=()):
 def restore_models(session, checkpoint_path, models):
     """Restores the global step and the variables of `models` from `checkpoint_path`."""
     variables = [tf.compat.v1.train.get_or_create_global_step()]
-    for scope in run_config.scopes_of(models):
-        variables += model_graph.model_variables(scope)
-    restore(session, checkpoint_path, variables)
+    restore(session, checkpoint_path, variables + model_graph.variables_of(models))
 
 
 def restore_latest(session, directory, models, checkpoint_path=""):

@@ -9,7 +9,7 @@ resumes from its last checkpoint). After each cell the runner rewrites, in
 paper's layout, mean +- std over the seeds, the paper's numbers beside them)
 and, when TensorBoard is installed, HParams summaries in hparams/.
 
-Rows (the paper's names in ROWS): the teacher alone (Teacher-Skyline, all
+Rows (the paper's names in table1.py's ROWS): the teacher alone (Teacher-Skyline, all
 frames, one per seed); students alone under the six frame-selection rules;
 the student learning in parallel with its teacher; the student learning from
 the seed's one trained teacher (serial). Model, data, input, distillation and
@@ -29,10 +29,8 @@ on L_CE for --finetune_steps steps, and the fine-tuned student is scored.
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,102 +45,9 @@ import command_line
 import flops
 import run_config
 import runtime
+import table1
 from runtime import UserError
 
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    label: str  # the paper's name
-    mode: str  # train.py --training_mode
-    frame_selection: str = "uniform"
-    # (ce, rep, pred) loss weights of the student's distillation loss
-    weights: tuple = (1.0, 1.0, 1.0)
-
-    @property
-    def needs_finetune(self):
-        """Only L_rep: the student's classifier learns nothing before fine-tuning."""
-        ce, _, pred = self.weights
-        return self.mode in ("parallel", "serial") and ce == 0 and pred == 0
-
-
-ROWS = {
-    "teacher": Row("Teacher-Skyline", "teacher_only"),
-    "uniform": Row("Uniform-k", "student_only"),
-    "random": Row("Random-k", "student_only", "random"),
-    "first": Row("First-k", "student_only", "first"),
-    "middle": Row("Middle-k", "student_only", "middle"),
-    "last": Row("Last-k", "student_only", "last"),
-    "first_middle_last": Row("First-Middle-Last-k", "student_only", "first_middle_last"),
-    "parallel_rep": Row("Parallel L_rep", "parallel", weights=(0.0, 1.0, 0.0)),
-    "parallel_rep_ce": Row("Parallel L_rep+L_CE", "parallel", weights=(1.0, 1.0, 0.0)),
-    "parallel_rep_pred_ce": Row("Parallel L_rep+L_pred+L_CE", "parallel"),
-    "serial_rep": Row("Serial L_rep", "serial", weights=(0.0, 1.0, 0.0)),
-    "serial_pred": Row("Serial L_pred", "serial", weights=(0.0, 0.0, 1.0)),
-    "serial_rep_ce": Row("Serial L_rep+L_CE", "serial", weights=(1.0, 1.0, 0.0)),
-    "serial_pred_ce": Row("Serial L_pred+L_CE", "serial", weights=(1.0, 0.0, 1.0)),
-    "serial_rep_pred_ce": Row("Serial L_rep+L_pred+L_CE", "serial"),
-}
-PAPER_KS = (6, 10, 15, 20, 30)
-# The paper's Table 1 (H-RNN on YouTube-8M): GAP, mAP per k in PAPER_KS.
-PAPER = {
-    "teacher": (0.811, 0.414),
-    "uniform": ((0.715, 0.266), (0.759, 0.324), (0.777, 0.350), (0.785, 0.363), (0.795, 0.378)),
-    "random": ((0.679, 0.246), (0.681, 0.254), (0.717, 0.268), (0.763, 0.329), (0.774, 0.339)),
-    "first": ((0.478, 0.133), (0.539, 0.163), (0.595, 0.199), (0.632, 0.223), (0.676, 0.258)),
-    "middle": ((0.577, 0.178), (0.600, 0.198), (0.620, 0.214), (0.638, 0.229), (0.665, 0.250)),
-    "last": ((0.255, 0.062), (0.267, 0.067), (0.282, 0.077), (0.294, 0.083), (0.317, 0.094)),
-    "first_middle_last": (
-        (0.640, 0.215),
-        (0.671, 0.242),
-        (0.680, 0.249),
-        (0.698, 0.268),
-        (0.721, 0.287),
-    ),
-    "parallel_rep": (
-        (0.724, 0.280),
-        (0.762, 0.331),
-        (0.785, 0.365),
-        (0.794, 0.380),
-        (0.803, 0.392),
-    ),
-    "parallel_rep_ce": (
-        (0.726, 0.285),
-        (0.766, 0.334),
-        (0.785, 0.362),
-        (0.795, 0.381),
-        (0.804, 0.396),
-    ),
-    "parallel_rep_pred_ce": (
-        (0.729, 0.292),
-        (0.770, 0.337),
-        (0.789, 0.371),
-        (0.796, 0.388),
-        (0.806, 0.404),
-    ),
-    "serial_rep": ((0.727, 0.288), (0.768, 0.339), (0.786, 0.365), (0.795, 0.381), (0.802, 0.394)),
-    "serial_pred": ((0.722, 0.287), (0.766, 0.341), (0.784, 0.367), (0.793, 0.383), (0.798, 0.390)),
-    "serial_rep_ce": (
-        (0.728, 0.291),
-        (0.769, 0.341),
-        (0.786, 0.368),
-        (0.794, 0.383),
-        (0.803, 0.399),
-    ),
-    "serial_pred_ce": (
-        (0.724, 0.289),
-        (0.763, 0.341),
-        (0.785, 0.369),
-        (0.795, 0.386),
-        (0.799, 0.391),
-    ),
-    "serial_rep_pred_ce": (
-        (0.731, 0.297),
-        (0.771, 0.349),
-        (0.789, 0.375),
-        (0.798, 0.390),
-        (0.806, 0.405),
-    ),
-}
 # Small LSTMs and a few hundred steps: the whole grid, one seed, on 2 CPU cores.
 PRESETS = {
     "none": {},
@@ -185,12 +90,11 @@ BINARY_TOPICS = {
 PASSED_TOPICS = ("runtime", "data", "input", "model", "distillation", "training", "evaluation")
 CELL_RESULT = "result.json"
 GRID_FILE = "grid.json"
-METRICS = ("gap", "map", "map_present_classes", "hit_at_one", "perr")
 
 command_line.define(*PASSED_TOPICS, "run_directory")
 flags.DEFINE_string("output_dir", "runs/table1", "Where the grid's runs and results go.")
-flags.DEFINE_list("rows", list(ROWS), f"Table rows to run, of: {', '.join(ROWS)}.")
-flags.DEFINE_list("ks", [str(k) for k in PAPER_KS], "Student frame counts k.")
+flags.DEFINE_list("rows", list(table1.ROWS), f"Table rows to run, of: {', '.join(table1.ROWS)}.")
+flags.DEFINE_list("ks", [str(k) for k in table1.PAPER_KS], "Student frame counts k.")
 flags.DEFINE_integer(
     "seeds", 1, "Seeds per cell (--random_seed = first_seed, first_seed + 1, ...)."
 )
@@ -218,30 +122,19 @@ def student_chunk_count(frames, most=5):
     return max(count for count in range(1, most + 1) if frames % count == 0)
 
 
-@dataclasses.dataclass(frozen=True)
-class Cell:
-    row: str
-    k: int  # 0 for the teacher, which sees every frame
-    seed: int
-
-    @property
-    def name(self):
-        return (
-            f"teacher_seed{self.seed}"
-            if self.row == "teacher"
-            else (f"{self.row}_k{self.k}_seed{self.seed}")
-        )
-
-
 def grid_cells(rows, ks, seeds):
     """Teachers first: the serial rows learn from their seed's teacher."""
-    cells = [Cell("teacher", 0, seed) for seed in seeds if "teacher" in rows or _has_serial(rows)]
-    cells += [Cell(row, k, seed) for row in rows if row != "teacher" for k in ks for seed in seeds]
+    cells = [
+        table1.Cell("teacher", 0, seed) for seed in seeds if "teacher" in rows or _has_serial(rows)
+    ]
+    cells += [
+        table1.Cell(row, k, seed) for row in rows if row != "teacher" for k in ks for seed in seeds
+    ]
     return cells
 
 
 def _has_serial(rows):
-    return any(ROWS[row].mode == "serial" for row in rows)
+    return any(table1.ROWS[row].mode == "serial" for row in rows)
 
 
 @contextlib.contextmanager
@@ -325,7 +218,7 @@ class Grid:
 
     def run_cell(self, cell):
         """Trains and scores one cell; returns its result (also in result.json)."""
-        row = ROWS[cell.row]
+        row = table1.ROWS[cell.row]
         directory = self.cell_dir(cell)
         tf.io.gfile.makedirs(directory)
         start = time.time()
@@ -340,7 +233,7 @@ class Grid:
         ce, rep, pred = row.weights
         weights = dict(ce_loss_weight=ce, rep_loss_weight=rep, pred_loss_weight=pred)
         if row.mode == "serial":
-            teacher = Cell("teacher", 0, cell.seed)
+            teacher = table1.Cell("teacher", 0, cell.seed)
             extra = dict(teacher_dir=os.path.join(self.cell_dir(teacher), "train"), **weights)
         elif row.mode == "parallel":
             extra = weights
@@ -391,7 +284,7 @@ class Grid:
             "row": cell.row,
             "k": cell.k if is_student else config.max_frames,
             "seed": cell.seed,
-            **{name: metrics[name] for name in METRICS},
+            **{name: metrics[name] for name in table1.METRICS},
             "flops_per_video": flops.flops_per_video(config, student=is_student),
             "model": config.model,
             "steps": metrics["global_step"],
@@ -402,93 +295,13 @@ class Grid:
         return result
 
 
-def _mean_std(values):
-    if not values:
-        return ""
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.3f} ± {spread:.3f}"
-
-
-def _paper_cell(row, k):
-    if row == "teacher":
-        return PAPER["teacher"]
-    return PAPER[row][PAPER_KS.index(k)] if k in PAPER_KS else None
-
-
-def table_markdown(results, rows, ks):
-    """The paper's layout: GAP / mAP per row and k, mean ± std over seeds."""
-    seeds = sorted({result["seed"] for result in results})
-    lines = [
-        "# Table 1, measured",
-        "",
-        f"GAP / mAP on the validation data, mean ± std over {len(seeds)} seed(s) "
-        f"({', '.join(map(str, seeds))}); the paper's GAP/mAP in brackets. mAP here is "
-        "over the classes present in the validation data (map_present_classes).",
-        "",
-        "| row | " + " | ".join(f"k={k}" for k in ks) + " |",
-        "|---|" + "---|" * len(ks),
-    ]
-    for row in rows:
-        columns = [None] if row == "teacher" else ks
-        cells = []
-        for k in columns:
-            chosen = [
-                result
-                for result in results
-                if result["row"] == row and (row == "teacher" or result["k"] == k)
-            ]
-            measured = " / ".join(
-                _mean_std([result[name] for result in chosen])
-                for name in ("gap", "map_present_classes")
-            )
-            paper = _paper_cell(row, k)
-            reference = f" ({paper[0]:.3f}/{paper[1]:.3f})" if paper else ""
-            cells.append(f"{measured}{reference}" if chosen else f"–{reference}")
-        label = ROWS[row].label + (" (all frames)" if row == "teacher" else "")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def write_hparams(directory, results, rows, ks):
-    """HParams summaries: one session per cell, the grid's config at the top."""
-    try:
-        from tensorboard.plugins.hparams import api as hp
-    except ImportError:
-        logging.warning(
-            "TensorBoard is not installed: no HParams summaries. Install it with "
-            "`.venv/bin/pip install -r requirements-tensorboard.txt` and run the same "
-            "command again (finished cells are not retrained)."
-        )
-        return
-    frame_counts = sorted({int(k) for k in ks} | {result["k"] for result in results})
-    params = {
-        "row": hp.HParam("row", hp.Discrete(rows)),
-        "k": hp.HParam("k", hp.Discrete(frame_counts)),
-        "seed": hp.HParam("seed", hp.Discrete(sorted({r["seed"] for r in results}) or [0])),
-        "model": hp.HParam("model", hp.Discrete(sorted({r["model"] for r in results}) or [""])),
-    }
-    with runtime.atomic_output(directory) as staging:
-        tf.io.gfile.makedirs(staging)
-        with tf.summary.create_file_writer(staging).as_default():
-            hp.hparams_config(
-                hparams=list(params.values()),
-                metrics=[hp.Metric(name) for name in (*METRICS, "flops_per_video")],
-            )
-        for result in results:
-            name = Cell(result["row"], result["k"], result["seed"]).name
-            with tf.summary.create_file_writer(os.path.join(staging, name)).as_default():
-                hp.hparams({params[key]: result[key] for key in params}, trial_id=name)
-                for metric in (*METRICS, "flops_per_video"):
-                    tf.summary.scalar(metric, result[metric], step=result["steps"])
-
-
 def write_outputs(grid, cells, rows, ks):
     results = [result for result in map(grid.result, cells) if result]
     runtime.write_json(os.path.join(grid.output_dir, "results.json"), results)
     runtime.write_atomically(
-        os.path.join(grid.output_dir, "table.md"), table_markdown(results, rows, ks)
+        os.path.join(grid.output_dir, "table.md"), table1.table_markdown(results, rows, ks)
     )
-    write_hparams(os.path.join(grid.output_dir, "hparams"), results, rows, ks)
+    table1.write_hparams(os.path.join(grid.output_dir, "hparams"), results, rows, ks)
 
 
 def passed_flags(preset):
@@ -525,13 +338,13 @@ def _check_grid_file(output_dir, passed):
 
 def main(argv):
     del argv
-    unknown = sorted(set(FLAGS.rows) - set(ROWS))
+    unknown = sorted(set(FLAGS.rows) - set(table1.ROWS))
     if unknown:
-        raise UserError(f"--rows: unknown {unknown}; known: {', '.join(ROWS)}")
+        raise UserError(f"--rows: unknown {unknown}; known: {', '.join(table1.ROWS)}")
     ks = [int(k) for k in FLAGS.ks]
     if any(k <= 0 for k in ks):
         raise UserError(f"--ks must be positive frame counts, not {FLAGS.ks}")
-    rows = [row for row in ROWS if row in FLAGS.rows]
+    rows = [row for row in table1.ROWS if row in FLAGS.rows]
     passed = passed_flags(FLAGS.preset)
     finetune_steps = (
         FLAGS.finetune_steps

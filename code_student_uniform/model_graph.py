@@ -85,6 +85,11 @@ def model_variables(scope):
     return tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.MODEL_VARIABLES, scope + "/")
 
 
+def variables_of(models):
+    """The model variables of the named models ("teacher", "student"), in scope order."""
+    return [variable for scope in scopes_of(models) for variable in model_variables(scope)]
+
+
 def register_model_variables(scopes):
     """Marks the variables built so far under `scopes` as model variables."""
     for scope in scopes:

@@ -211,3 +211,21 @@ def _same_flag_value(written, default):
         return float(first) == float(second)
     except ValueError:
         return first.lower().replace(" ", "") == second.lower().replace(" ", "")
+
+
+def test_every_mutation_of_the_mutation_check_still_applies():
+    """scripts/mutations.json names code by its text: after code moves, each `find`
+    must still occur exactly once in its file, and each test it names must exist."""
+    with open(os.path.join(PROJECT_ROOT, "scripts", "mutations.json")) as handle:
+        mutations = json.load(handle)
+    stale = []
+    for mutation in mutations:
+        with open(os.path.join(PROJECT_ROOT, mutation["file"])) as handle:
+            if handle.read().count(mutation["find"]) != 1:
+                stale.append(mutation["name"])
+        for test in mutation["tests"]:
+            path, _, name = test.partition("::")
+            with open(os.path.join(PROJECT_ROOT, path)) as handle:
+                if name and f"def {name.split('[')[0]}(" not in handle.read():
+                    stale.append(f"{mutation['name']}: {test}")
+    assert not stale, stale

@@ -10,7 +10,7 @@ import memory
 import model_graph
 import run_config
 import towers
-import training
+import training_graph
 from testlib import TINY_RUN, assert_learned, checkpoint_variables, run_binary, validated_gap
 
 STUDENT = ["--num_student_frames=6", "--student_num_inputs_to_lstm=3", "--random_seed=5"]
@@ -136,7 +136,7 @@ def test_full_size_graph_with_four_towers_builds_on_four_cpu_devices():
     devices = towers.tower_devices(num_cpu_towers=4)
     with tf.Graph().as_default() as graph:
         batch = model_graph.placeholder_batch(config)
-        built = training.build_training_graph(config, "parallel", batch, devices=devices)
+        built = training_graph.build_training_graph(config, "parallel", batch, devices=devices)
     op_devices = {op.device for op in graph.get_operations() if op.name.startswith("tower_")}
     assert {f"/device:CPU:{index}" for index in range(1, 4)} <= op_devices
     variables = graph.get_collection(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES)
