@@ -8,10 +8,9 @@ same model built by `create_student` on the selected frames.
 import tensorflow as tf
 
 import lstm
-import utils
-import video_level_models
 from models import BaseModel, Hyperparameter
 from runtime import UserError
+from video_level_models import classify
 
 LSTM_HYPERPARAMETERS = (
     Hyperparameter("lstm_size", 1024, "Units of every LSTM layer.", flag="lstm_cells"),
@@ -19,15 +18,6 @@ LSTM_HYPERPARAMETERS = (
         "num_layers", 2, "Stacked LSTM layers (in each level of the H-LSTM).", flag="lstm_layers"
     ),
 )
-
-
-def classify(representation, vocab_size, classifier_name=None, **params):
-    """Runs the named video-level classifier (default: --video_level_classifier_model)
-    under `classifier/`."""
-    name = classifier_name or video_level_models.CLASSIFIER.default
-    classifier = utils.find_class_by_name(name, [video_level_models], "classifier")()
-    with tf.compat.v1.variable_scope("classifier"):
-        return classifier.create_model(representation, vocab_size, **params)
 
 
 class FrameLevelLogisticModel(BaseModel):
@@ -44,6 +34,12 @@ class LstmModel(BaseModel):
     """A stacked LSTM over all frames; its final state is the representation."""
 
     hyperparameters = LSTM_HYPERPARAMETERS
+
+    @classmethod
+    def forward_flops(cls, params, frames, feature_sizes):
+        own = cls.split_params(params)[0]
+        units, layers = own["lstm_size"], own["num_layers"]
+        return frames * lstm.step_flops(sum(feature_sizes), units, layers), 2 * layers * units
 
     def create_model(self, model_input, vocab_size, num_frames, **params):
         own, params = self.split_params(params)
@@ -79,6 +75,21 @@ class HierarchicalLstmModel(BaseModel):
             flag="student_num_inputs_to_lstm",
         ),
     )
+
+    @classmethod
+    def forward_flops(cls, params, frames, feature_sizes):
+        own = cls.split_params(params)[0]
+        units, layers, chunks = own["lstm_size"], own["num_layers"], own["num_chunks"]
+        state = 2 * layers * units
+        lower = frames * lstm.step_flops(sum(feature_sizes), units, layers)
+        return lower + chunks * lstm.step_flops(state, units, layers), state
+
+    @classmethod
+    def activation_values(cls, params, frames):
+        own = cls.split_params(params)[0]
+        units, layers, chunks = own["lstm_size"], own["num_layers"], own["num_chunks"]
+        steps = frames + chunks  # the lower LSTM over the frames, the upper over the chunks
+        return steps * layers * lstm.VALUES_KEPT_PER_UNIT_STEP * units + chunks * 2 * layers * units
 
     def create_model(self, model_input, vocab_size, num_frames, fold_chunks=True, **params):
         own, params = self.split_params(params)

@@ -13,6 +13,20 @@ values.
 
 import tensorflow as tf
 
+# Values per unit and step that the backward pass keeps: the input projection,
+# the four gates before and after their nonlinearity, the cell state, its tanh
+# and the output.
+VALUES_KEPT_PER_UNIT_STEP = 11
+
+
+def step_flops(input_size, num_units, num_layers):
+    """Forward matmul FLOPs (2 per multiply-add) of one step of a stacked LSTM."""
+    flops = 0
+    for layer in range(num_layers):
+        layer_input = input_size if layer == 0 else num_units
+        flops += 2 * (layer_input + num_units) * 4 * num_units
+    return flops
+
 
 def _lstm_layer(inputs, valid, num_units, forget_bias):
     """Runs one LSTM layer over [B, T, D] inputs; returns (outputs [B, T, U], c, h)."""

@@ -14,13 +14,15 @@ them.
 
 import tensorflow as tf
 
+import flops
 import model_graph
+import run_config
 import runtime
+import video_level_models
 from runtime import UserError
 
 BYTES = 4  # float32
 COPIES_PER_WEIGHT = 4  # weight, gradient, Adam's m and v
-LSTM_VALUES_PER_UNIT_STEP = 11
 RESERVED_SHARE = 0.2
 
 
@@ -37,27 +39,23 @@ def weight_bytes(config):
 
 
 def activation_bytes_per_video(config):
-    """Values kept for the backward pass of one video through teacher and student."""
-    if config.model != "HierarchicalLstmModel":
-        raise UserError(f"no activation count for --model={config.model}")
-    params = config.model_params
-    units, layers = params["lstm_size"], params["num_layers"]
+    """Values kept for the backward pass of one video through teacher and student:
+    the frames (read, L2-normalised, the student's copy), then each model's by its
+    family and its classifier (models.py)."""
+    family = run_config.model_class(config.model)
     width = sum(config.feature_sizes)
-    state = 2 * layers * units
-    mixtures = params["num_mixtures"] if params["classifier_name"] == "MoeModel" else 0
-    classifier = config.num_classes * (2 * (2 * mixtures + 1) + 1)
     values = 2 * config.max_frames * width  # the frames as read and L2-normalised
     models = []
     if "teacher" in config.models:
-        models.append((config.max_frames, params["num_chunks"]))
+        models.append((config.max_frames, flops.model_params(config, student=False)))
     if "student" in config.models:
         frames = config.selection().frame_budget
         values += frames * width  # the student's frames
-        models.append((frames, params["student_num_chunks"]))
-    for frames, chunks in models:
-        steps = frames + chunks  # lower LSTM over the frames, upper over the chunk states
-        values += steps * layers * LSTM_VALUES_PER_UNIT_STEP * units + chunks * state
-        values += classifier
+        models.append((frames, flops.model_params(config, student=True)))
+    for frames, params in models:
+        classifier = video_level_models.classifier_class(params.get("classifier_name"))
+        values += family.activation_values(params, frames)
+        values += classifier.activation_values(params, config.num_classes)
     return values * BYTES
 
 

@@ -2,6 +2,8 @@
 
 import dataclasses
 
+from runtime import UserError
+
 
 @dataclasses.dataclass(frozen=True)
 class Hyperparameter:
@@ -30,7 +32,10 @@ class BaseModel:
     student's shape needs other settings (e.g. fewer chunks).
 
     `hyperparameters` declares the family's keyword arguments (see
-    `Hyperparameter`); `split_params` fills in their defaults.
+    `Hyperparameter`); `split_params` fills in their defaults. `forward_flops`
+    and `activation_values` give the family's cost per video, so that the FLOP
+    count (flops.py), the memory count (memory.py), the benchmark and the Table 1
+    runner work for any family that defines them.
     """
 
     hyperparameters = ()
@@ -44,6 +49,19 @@ class BaseModel:
 
     def create_student(self, model_input, vocab_size, num_frames, **params):
         return self.create_model(model_input, vocab_size, num_frames, **self.student_params(params))
+
+    @classmethod
+    def forward_flops(cls, params, frames, feature_sizes):
+        """(forward matmul FLOPs of one video's representation over `frames` frames,
+        the representation's size), for flops.py; `params` are the teacher's or
+        the student's keyword arguments (see `student_params`)."""
+        raise UserError(f"no FLOP count for --model={cls.__name__}: define forward_flops")
+
+    @classmethod
+    def activation_values(cls, params, frames):
+        """Values the backward pass keeps for one video's representation over
+        `frames` frames (its frames themselves not counted), for memory.py."""
+        raise UserError(f"no activation count for --model={cls.__name__}")
 
     @classmethod
     def defaults(cls):

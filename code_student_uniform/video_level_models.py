@@ -5,8 +5,11 @@ under the caller's scope (the frame-level models open `classifier/`); weight
 penalties go to the REGULARIZATION_LOSSES collection.
 """
 
+import sys
+
 import tensorflow as tf
 
+import utils
 from layers import dense
 from models import BaseModel, Hyperparameter
 
@@ -19,15 +22,37 @@ CLASSIFIER = Hyperparameter(
 )
 
 
-class LogisticModel(BaseModel):
+class BaseClassifier(BaseModel):
+    """A classifier: `create_model(model_input [B, D], vocab_size, ...)` returns
+    {"predictions": [B, vocab_size]}; its cost per video is given for an input of
+    `input_size` values."""
+
+    @classmethod
+    def forward_flops(cls, params, input_size, vocab_size):
+        raise NotImplementedError()
+
+    @classmethod
+    def activation_values(cls, params, vocab_size):
+        raise NotImplementedError()
+
+
+class LogisticModel(BaseClassifier):
     """One sigmoid unit per class."""
+
+    @classmethod
+    def forward_flops(cls, params, input_size, vocab_size):
+        return 2 * input_size * vocab_size
+
+    @classmethod
+    def activation_values(cls, params, vocab_size):
+        return 3 * vocab_size  # logits, probabilities, their gradient
 
     def create_model(self, model_input, vocab_size, num_frames=None, l2_penalty=1e-8, **unused):
         logits = dense(model_input, vocab_size, "logistic", l2_penalty)
         return {"predictions": tf.sigmoid(logits)}
 
 
-class MoeModel(BaseModel):
+class MoeModel(BaseClassifier):
     """Mixture of experts per class.
 
     A softmax gate over `num_mixtures + 1` choices (the last a dummy expert that
@@ -43,6 +68,17 @@ class MoeModel(BaseModel):
         ),
     )
 
+    @classmethod
+    def forward_flops(cls, params, input_size, vocab_size):
+        mixtures = cls.split_params(params)[0]["num_mixtures"]
+        return 2 * input_size * vocab_size * (2 * mixtures + 1)
+
+    @classmethod
+    def activation_values(cls, params, vocab_size):
+        # Gate and expert logits and activations, and the mixture per class.
+        mixtures = cls.split_params(params)[0]["num_mixtures"]
+        return vocab_size * (2 * (2 * mixtures + 1) + 1)
+
     def create_model(self, model_input, vocab_size, num_frames=None, l2_penalty=1e-8, **params):
         num_mixtures = self.split_params(params)[0]["num_mixtures"]
         gate_logits = dense(
@@ -57,3 +93,19 @@ class MoeModel(BaseModel):
 
 # The classifier's settings, part of every frame-level model's hyperparameters.
 CLASSIFIER_HYPERPARAMETERS = (CLASSIFIER,) + MoeModel.hyperparameters
+
+
+def classifier_class(name=None):
+    """The classifier class named `name` (default: --video_level_classifier_model)."""
+    return utils.find_class_by_name(
+        name or CLASSIFIER.default, [sys.modules[__name__]], "classifier"
+    )
+
+
+def classify(representation, vocab_size, classifier_name=None, **params):
+    """Runs the named video-level classifier on a representation [B, D], under
+    `classifier/`; returns its {"predictions": ...}."""
+    with tf.compat.v1.variable_scope("classifier"):
+        return classifier_class(classifier_name)().create_model(
+            representation, vocab_size, **params
+        )

@@ -10,9 +10,9 @@ weight in the assignment, the aggregation or the batch-norm statistics.
 import tensorflow as tf
 
 import layers
-from frame_level_models import classify
 from models import BaseModel, Hyperparameter
 from runtime import UserError
+from video_level_models import classify
 
 
 def _streams(model_input, feature_sizes):
@@ -70,12 +70,18 @@ def next_vlad(frames, mask, clusters, groups, expansion, is_training, scope):
         return _intra_normalize_and_flatten(_aggregate(features, assignment, centers))
 
 
+def _stream_clusters(clusters, feature_sizes):
+    """Clusters per stream: rgb (the first) gets `clusters`, the others (audio)
+    half as many."""
+    return [clusters] + [max(clusters // 2, 1)] * (len(feature_sizes) - 1)
+
+
 def _aggregate_streams(model_input, feature_sizes, clusters, aggregate):
-    """Concatenates `aggregate(stream, clusters, index)` over the streams; rgb (the
-    first) gets `clusters`, the others (audio) half as many."""
+    """Concatenates `aggregate(stream, its clusters, index)` over the streams."""
+    counts = _stream_clusters(clusters, feature_sizes)
     return tf.concat(
         [
-            aggregate(stream, clusters if index == 0 else max(clusters // 2, 1), index)
+            aggregate(stream, counts[index], index)
             for index, stream in enumerate(_streams(model_input, feature_sizes))
         ],
         axis=1,
@@ -94,6 +100,17 @@ class NetVLADModel(BaseModel):
         Hyperparameter("netvlad_hidden_size", 1024, "NetVLAD hidden layer size."),
         Hyperparameter("gating", True, "Context gating after the NetVLAD hidden layer."),
     )
+
+    @classmethod
+    def forward_flops(cls, params, frames, feature_sizes):
+        own = cls.split_params(params)[0]
+        clusters, hidden = own["netvlad_cluster_size"], own["netvlad_hidden_size"]
+        ks = _stream_clusters(clusters, feature_sizes)
+        # Per frame: the soft assignment and the residuals' weighted sum.
+        per_frame = sum(4 * d * k for d, k in zip(feature_sizes, ks, strict=True))
+        vlad = sum(d * k for d, k in zip(feature_sizes, ks, strict=True))
+        gating = 2 * hidden * hidden if own["gating"] else 0
+        return frames * per_frame + 2 * vlad * hidden + gating, hidden
 
     def create_model(
         self, model_input, vocab_size, num_frames, feature_sizes=None, is_training=True, **params
@@ -126,6 +143,20 @@ class NeXtVLADModel(BaseModel):
         Hyperparameter("gating_reduction", 8, "NeXtVLAD SE gating: hidden size / reduction."),
         Hyperparameter("dropout", 0.5, "NeXtVLAD dropout rate before the hidden layer (training)."),
     )
+
+    @classmethod
+    def forward_flops(cls, params, frames, feature_sizes):
+        own = cls.split_params(params)[0]
+        clusters, hidden = own["nextvlad_cluster_size"], own["nextvlad_hidden_size"]
+        groups, expansion = own["groups"], own["expansion"]
+        per_frame = vlad = 0
+        for d, k in zip(feature_sizes, _stream_clusters(clusters, feature_sizes), strict=True):
+            wide = expansion * d
+            # Expansion, group attention, cluster assignment, the weighted sum.
+            per_frame += 2 * d * wide + 2 * wide * groups + 2 * wide * groups * k + 2 * wide * k
+            vlad += wide // groups * k
+        squeeze = 2 * 2 * hidden * max(hidden // own["gating_reduction"], 1)
+        return frames * per_frame + 2 * vlad * hidden + squeeze, hidden
 
     def create_model(
         self, model_input, vocab_size, num_frames, feature_sizes=None, is_training=True, **params
