@@ -50,8 +50,9 @@ def staging_directory(path):
     left in it afterwards."""
     name = path.rstrip("/").rsplit("/", 1)[-1]
     staging = f"{parent_directory(path)}/.{name}.{uuid.uuid4().hex[:12]}"
-    tf.io.gfile.makedirs(staging)
     try:
+        # Inside the try: a signal right after the directory appears still removes it.
+        tf.io.gfile.makedirs(staging)
         yield staging
     finally:
         # Already gone (moved into place) where the filesystem renames directories.
