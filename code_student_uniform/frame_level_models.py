@@ -1,8 +1,8 @@
 """Models over a sequence of frames: [B, T, D] inputs with per-video `num_frames`.
 
 `create_model(model_input, vocab_size, num_frames, **params)` returns
-(representation [B, R], {"predictions": [B, vocab_size]}); the student is the
-same model built by `create_student` on the selected frames.
+{"representation": [B, R], "predictions": [B, vocab_size]} (models.py); the
+student is the same model built by `create_student` on the selected frames.
 """
 
 import tensorflow as tf
@@ -27,7 +27,7 @@ class FrameLevelLogisticModel(BaseModel):
         count = tf.maximum(tf.cast(num_frames, model_input.dtype), 1.0)[:, None]
         representation = tf.reduce_sum(model_input, axis=1) / count
         params["classifier_name"] = "LogisticModel"
-        return representation, classify(representation, vocab_size, **params)
+        return {"representation": representation, **classify(representation, vocab_size, **params)}
 
 
 class LstmModel(BaseModel):
@@ -47,7 +47,7 @@ class LstmModel(BaseModel):
             _, representation = lstm.stacked_lstm(
                 model_input, num_frames, own["lstm_size"], own["num_layers"]
             )
-        return representation, classify(representation, vocab_size, **params)
+        return {"representation": representation, **classify(representation, vocab_size, **params)}
 
 
 class HierarchicalLstmModel(BaseModel):
@@ -133,7 +133,7 @@ class HierarchicalLstmModel(BaseModel):
             _, representation = lstm.stacked_lstm(
                 chunk_states, upper_lengths, lstm_size, num_layers
             )
-        return representation, classify(representation, vocab_size, **params)
+        return {"representation": representation, **classify(representation, vocab_size, **params)}
 
     def student_params(self, params):
         return dict(params, num_chunks=self.split_params(params)[0]["student_num_chunks"])

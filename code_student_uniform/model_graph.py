@@ -22,10 +22,8 @@ def _create(model, model_input, num_frames, config, student, is_training):
         feature_sizes=config.feature_sizes,
         **config.model_params,
     )
-    if isinstance(result, dict):  # a video-level model: its input is its representation
-        return model_input, result["predictions"]
-    representation, outputs = result
-    return representation, outputs["predictions"]
+    # A video-level model (a classifier) has its input as its representation.
+    return result.get("representation", model_input), result["predictions"]
 
 
 def build_models(config, batch, is_training=False, frozen=()):

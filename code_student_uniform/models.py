@@ -24,7 +24,8 @@ class Hyperparameter:
 
 
 class BaseModel:
-    """A model maps a batch of inputs to (representation, {"predictions": ...}).
+    """A model maps a batch of inputs to {"predictions": [B, vocab_size]}; a model
+    over frames also gives its "representation" [B, R] (what L_rep compares).
 
     `create_model` builds the teacher over all frames. `create_student` builds
     the student over the frames a selection rule picked: by default the very

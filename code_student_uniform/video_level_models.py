@@ -12,6 +12,7 @@ import tensorflow as tf
 import utils
 from layers import dense
 from models import BaseModel, Hyperparameter
+from runtime import UserError
 
 # Which classifier a frame-level model puts on top of its representation.
 CLASSIFIER = Hyperparameter(
@@ -22,10 +23,28 @@ CLASSIFIER = Hyperparameter(
 )
 
 
+# What every model gets from model_graph.py, whether it uses it or not.
+BUILD_ARGUMENTS = ("is_training", "feature_sizes")
+
+
 class BaseClassifier(BaseModel):
     """A classifier: `create_model(model_input [B, D], vocab_size, ...)` returns
     {"predictions": [B, vocab_size]}; its cost per video is given for an input of
     `input_size` values."""
+
+    @classmethod
+    def checked_params(cls, params):
+        """The classifier's own hyperparameters out of `params`, defaults filled in.
+        A name no classifier declares (a typo, another family's setting) is an
+        error, not silently dropped."""
+        known = {parameter.name for parameter in CLASSIFIER_HYPERPARAMETERS}
+        unknown = sorted(set(params) - known - set(BUILD_ARGUMENTS))
+        if unknown:
+            raise UserError(
+                f"{cls.__name__}: unknown keyword argument(s) {', '.join(unknown)}; "
+                f"classifiers take {', '.join(sorted(known))}"
+            )
+        return cls.split_params(params)[0]
 
     @classmethod
     def forward_flops(cls, params, input_size, vocab_size):
@@ -47,7 +66,8 @@ class LogisticModel(BaseClassifier):
     def activation_values(cls, params, vocab_size):
         return 3 * vocab_size  # logits, probabilities, their gradient
 
-    def create_model(self, model_input, vocab_size, num_frames=None, l2_penalty=1e-8, **unused):
+    def create_model(self, model_input, vocab_size, num_frames=None, l2_penalty=1e-8, **params):
+        self.checked_params(params)
         logits = dense(model_input, vocab_size, "logistic", l2_penalty)
         return {"predictions": tf.sigmoid(logits)}
 
@@ -80,7 +100,7 @@ class MoeModel(BaseClassifier):
         return vocab_size * (2 * (2 * mixtures + 1) + 1)
 
     def create_model(self, model_input, vocab_size, num_frames=None, l2_penalty=1e-8, **params):
-        num_mixtures = self.split_params(params)[0]["num_mixtures"]
+        num_mixtures = self.checked_params(params)["num_mixtures"]
         gate_logits = dense(
             model_input, vocab_size * (num_mixtures + 1), "gates", l2_penalty, use_bias=False
         )

@@ -128,8 +128,7 @@ class NetVLADModel(BaseModel):
         hidden = layers.batch_norm(hidden, "hidden_bn", is_training)
         if own["gating"]:
             hidden = layers.context_gating(hidden, "context_gating", is_training)
-        predictions = classify(hidden, vocab_size, **params)
-        return hidden, predictions
+        return {"representation": hidden, **classify(hidden, vocab_size, **params)}
 
 
 class NeXtVLADModel(BaseModel):
@@ -188,5 +187,4 @@ class NeXtVLADModel(BaseModel):
             gates = layers.dense(squeezed, hidden_size, "excite", use_bias=False)
             gates = tf.sigmoid(layers.batch_norm(gates, "excite_bn", is_training))
         representation = hidden * gates
-        predictions = classify(representation, vocab_size, **params)
-        return representation, predictions
+        return {"representation": representation, **classify(representation, vocab_size, **params)}

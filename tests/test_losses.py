@@ -84,13 +84,15 @@ def test_student_loss_has_no_gradient_into_the_teacher():
     num_frames = tf.constant([20, 7])
     params = {"lstm_size": 3, "num_layers": 1, "num_chunks": 4, "student_num_chunks": 2}
     with tf.compat.v1.variable_scope("model"):
-        teacher_rep, teacher_out = model.create_model(model_input, 6, num_frames, **params)
+        teacher_out = model.create_model(model_input, 6, num_frames, **params)
+        teacher_rep = teacher_out["representation"]
     selection = frame_selection.FrameSelection("uniform", every_n=5, max_frames=20)
     student_input, student_frames = frame_selection.select_frames(
         model_input, num_frames, selection
     )
     with tf.compat.v1.variable_scope("model_student"):
-        student_rep, student_out = model.create_student(student_input, 6, student_frames, **params)
+        student_out = model.create_student(student_input, 6, student_frames, **params)
+        student_rep = student_out["representation"]
     parts = losses.distillation_loss(
         tf.constant(LABELS[:2]),
         teacher_rep,

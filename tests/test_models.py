@@ -10,6 +10,7 @@ import frame_level_models
 import frame_selection
 import utils
 import video_level_models
+from runtime import UserError
 from testlib import run_session
 
 SPEC_SHAPES = {
@@ -35,7 +36,8 @@ def build_teacher_and_student(model, model_input, num_frames, vocab_size, select
     )
     with tf.compat.v1.variable_scope("model_student"):
         student = model.create_student(student_input, vocab_size, student_frames, **params)
-    return teacher, student
+    # (representation, outputs) of each
+    return (teacher["representation"], teacher), (student["representation"], student)
 
 
 def test_full_size_variable_names_and_shapes():
@@ -223,12 +225,23 @@ def test_reference_models_work_as_teacher_and_student(name):
     selection = frame_selection.FrameSelection("uniform", every_n=10, max_frames=30)
     model_input = tf.constant(np.random.default_rng(0).normal(size=(2, 30, 6)), tf.float32)
     num_frames = tf.constant([30, 4])
+    # Only the hyperparameters the family declares: another one would be an error.
+    wanted = {"lstm_size": 3, "num_layers": 1}
+    params = {key: value for key, value in wanted.items() if key in model.defaults()}
     teacher, student = build_teacher_and_student(
-        model, model_input, num_frames, 7, selection, lstm_size=3, num_layers=1
+        model, model_input, num_frames, 7, selection, **params
     )
     got = run_session([teacher[1]["predictions"], student[1]["predictions"]])
     assert got[0].shape == got[1].shape == (2, 7)
     assert np.all((got[0] > 0) & (got[0] < 1))
+
+
+def test_a_keyword_argument_no_model_declares_is_an_error():
+    model_input = tf.zeros([2, 30, 6])
+    with pytest.raises(UserError, match="unknown keyword argument\\(s\\) lstm_sizes"):
+        frame_level_models.HierarchicalLstmModel().create_model(
+            model_input, 3, tf.constant([30, 4]), lstm_sizes=8, num_layers=1, num_chunks=5
+        )
 
 
 def test_unknown_model_name_lists_the_available_ones():

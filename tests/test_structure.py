@@ -84,9 +84,9 @@ def test_a_model_built_without_settings_takes_its_declared_defaults():
     declared = frame_level_models.HierarchicalLstmModel.defaults()
     frames = tf.compat.v1.placeholder(tf.float32, [None, 300, 1152])
     num_frames = tf.compat.v1.placeholder(tf.int32, [None])
-    representation, _ = frame_level_models.HierarchicalLstmModel().create_model(
+    representation = frame_level_models.HierarchicalLstmModel().create_model(
         frames, 3862, num_frames
-    )
+    )["representation"]
     units, layers = declared["lstm_size"], declared["num_layers"]
     assert representation.shape[-1] == 2 * layers * units
     kernels = [
