@@ -11,6 +11,7 @@ original checkpoints.
 """
 
 import dataclasses
+import importlib
 import inspect
 import json
 import os
@@ -29,7 +30,16 @@ from runtime import UserError, write_json
 MODEL_FLAGS_FILE = "model_flags.json"
 TEACHER_SCOPE = "model"
 STUDENT_SCOPE = "model_student"
-MODEL_MODULES = [frame_level_models, vlad_models, video_level_models]
+# The model modules: the project's, then every other `*_models.py` beside them,
+# so that a new family is one new file (see README, "How the configuration flows").
+_OWN_MODEL_MODULES = [frame_level_models, vlad_models, video_level_models]
+_CODE_DIR = os.path.dirname(os.path.abspath(__file__))
+MODEL_MODULES = _OWN_MODEL_MODULES + [
+    importlib.import_module(name[: -len(".py")])
+    for name in sorted(os.listdir(_CODE_DIR))
+    if name.endswith("_models.py")
+    and name[: -len(".py")] not in {module.__name__ for module in _OWN_MODEL_MODULES}
+]
 
 # The frame selection's defaults, written once, in FrameSelection's signature.
 _SELECTION = {

@@ -127,6 +127,8 @@ LONGEST_FIRST = (
     "test_vlad_models.py::test_short_training",
     "test_towers.py::test_short_run",
     "test_pipeline.py::test_five_scripts",
+    "test_other_filesystems.py::test_every_stage",
+    "test_new_family.py::",
     "test_reliability.py::test_evaluation_loop_survives",
     "test_original_fidelity.py::",
 )

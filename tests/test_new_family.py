@@ -1,0 +1,140 @@
+"""A new model family is one new file: written beside the project's models, it
+trains, evaluates, is benchmarked and runs in a Table 1 grid with no other edit."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from testlib import PROJECT_ROOT, read_json
+
+FAMILY = '''"""A family in one file: the mean of the real frames through one hidden layer."""
+
+import tensorflow as tf
+
+import layers
+from models import BaseModel, Hyperparameter
+from video_level_models import classify
+
+
+class MeanPoolModel(BaseModel):
+    hyperparameters = (
+        Hyperparameter("meanpool_hidden_size", 16, "Hidden units of MeanPoolModel."),
+    )
+
+    @classmethod
+    def forward_flops(cls, params, frames, feature_sizes):
+        hidden = cls.split_params(params)[0]["meanpool_hidden_size"]
+        return 2 * sum(feature_sizes) * hidden, hidden
+
+    def create_model(self, model_input, vocab_size, num_frames, **params):
+        own, params = self.split_params(params)
+        count = tf.maximum(tf.cast(num_frames, model_input.dtype), 1.0)[:, None]
+        mean = tf.reduce_sum(model_input, axis=1) / count
+        hidden = tf.nn.relu(layers.dense(mean, own["meanpool_hidden_size"], "hidden"))
+        return {"representation": hidden, **classify(hidden, vocab_size, **params)}
+'''
+HIDDEN = 12
+
+
+def _flops(classes):
+    """By hand: the hidden layer, then the MoE classifier (2 experts)."""
+    return 2 * 1152 * HIDDEN + 2 * HIDDEN * classes * (2 * 2 + 1)
+
+
+def _project_with_the_family(tmp_path):
+    """A copy of the project's tracked files with the family's file added."""
+    root = tmp_path / "project"
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in tracked:
+        if name.startswith("yt8m/") or not os.path.exists(os.path.join(PROJECT_ROOT, name)):
+            continue
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(os.path.join(PROJECT_ROOT, name), root / name)
+    os.symlink(os.path.join(PROJECT_ROOT, ".venv"), root / ".venv")
+    (root / "code_student_uniform" / "meanpool_models.py").write_text(FAMILY)
+    return root
+
+
+def _run(root, *command, env=None):
+    result = subprocess.run(
+        list(command),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **(env or {})),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def test_a_family_in_one_new_file_works_everywhere(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    root = _project_with_the_family(tmp_path)
+    code = root / "code_student_uniform"
+    model = ["--model=MeanPoolModel", f"--meanpool_hidden_size={HIDDEN}"]
+    run_dir = tmp_path / "run"
+    _run(
+        root,
+        sys.executable,
+        str(code / "train.py"),
+        f"--train_dir={run_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        *model,
+        "--batch_size=16",
+        "--num_epochs=0",
+        "--max_steps=4",
+    )
+    saved = read_json(run_dir / "model_flags.json")
+    assert saved["model"] == "MeanPoolModel"
+    assert saved["model_params"]["meanpool_hidden_size"] == HIDDEN
+    _run(
+        root,
+        sys.executable,
+        str(code / "validate.py"),
+        f"--train_dir={run_dir}",
+        f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
+        "--run_once",
+        f"--metrics_json={tmp_path / 'metrics.json'}",
+    )
+    metrics = read_json(tmp_path / "metrics.json")
+    assert metrics["num_examples"] == 60 and 0 < metrics["gap"] <= 1
+
+    benchmark = tmp_path / "models.json"
+    _run(
+        root,
+        sys.executable,
+        str(code / "benchmark.py"),
+        "--what=models",
+        *model,
+        "--batch_size=8",
+        "--model_batches=1",
+        f"--data_pattern={sample_dir}/validate*.tfrecord",
+        f"--output_json={benchmark}",
+    )
+    figures = json.loads(benchmark.read_text())
+    # The benchmark counts the paper's 4716 classes unless told otherwise.
+    assert figures["teacher"]["flops_per_video"] == _flops(4716)
+    assert figures["student"]["flops_per_video"] == _flops(4716)  # the mean costs no matmul
+
+    output_dir = tmp_path / "grid"
+    _run(
+        root,
+        "bash",
+        str(root / "run_table1.sh"),
+        f"--output_dir={output_dir}",
+        "--rows=uniform",
+        "--ks=6",
+        *model,
+        "--batch_size=16",
+        "--num_readers=2",
+        "--num_epochs=0",
+        "--max_steps=4",
+        env={"YT8M_DIR": sample_dir},
+    )
+    (result,) = read_json(output_dir / "results.json")
+    assert result["model"] == "MeanPoolModel" and result["flops_per_video"] == _flops(3862)
