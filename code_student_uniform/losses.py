@@ -22,14 +22,14 @@ EPSILON = 1e-5
 class BaseLoss:
     """A loss between predictions [B, C] (probabilities) and labels [B, C] (0/1)."""
 
-    def calculate_loss(self, predictions, labels, **unused):
+    def calculate_loss(self, predictions, labels):
         raise NotImplementedError()
 
 
 class CrossEntropyLoss(BaseLoss):
     """Multi-label cross-entropy, summed over classes, averaged over the batch."""
 
-    def calculate_loss(self, predictions, labels, epsilon=EPSILON, **unused):
+    def calculate_loss(self, predictions, labels, epsilon=EPSILON):
         labels = tf.cast(labels, predictions.dtype)
         cross_entropy = labels * tf.math.log(predictions + epsilon) + (1 - labels) * tf.math.log(
             1 - predictions + epsilon

@@ -92,7 +92,7 @@ def format_log_line(step, metrics, loss_values, examples_per_second, progress_pa
     return "| ".join([*parts, *progress_parts])
 
 
-def scalar_summary(values, step):
+def scalar_summary(values):
     summary = tf.compat.v1.Summary()
     for tag, value in values.items():
         summary.value.add(tag=tag, simple_value=float(value))
@@ -398,5 +398,5 @@ def _log_step(writer, step, values, examples_per_second, progress_parts=()):
     for model, model_metrics in metrics.items():
         prefix = f"train/{model}_" if len(metrics) > 1 else "train/"
         tags.update({prefix + name: value for name, value in model_metrics.items()})
-    writer.add_summary(scalar_summary(tags, step), step)
+    writer.add_summary(scalar_summary(tags), step)
     writer.flush()
