@@ -70,15 +70,16 @@ def out_of_memory_error(error, config, batch_size, towers):
     the batch per tower and what memory.py counts for it."""
     per_tower = batch_size // max(towers, 1)
     gib, mib = 2**30, 2**20
-    counted = f"{weight_bytes(config) / gib:.2f} GiB of weights (with gradients and Adam's slots)"
+    weights = weight_bytes(config)  # builds the models' graph once
+    counted = f"{weights / gib:.2f} GiB of weights (with gradients and Adam's slots)"
     try:
         per_video = activation_bytes_per_video(config)
-        need = (weight_bytes(config) + per_tower * per_video) / gib
+        need = (weights + per_tower * per_video) / gib
         counted += (
             f" and {per_video / mib:.1f} MiB per video, {need:.2f} GiB per tower at this batch"
         )
     except UserError:
-        pass  # activations are counted for the H-RNN only
+        pass  # a family that counts no activations: the weights alone
     return UserError(
         f"out of memory ({runtime.error_summary(error)}): a step holds {per_tower} videos per "
         f"tower (--batch_size={batch_size} over {towers} tower(s)); by memory.py this model "

@@ -5,36 +5,28 @@ import ctypes
 import os
 import resource
 import signal
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
 
 import checkpoints
 from runtime import UserError
-from testlib import CODE_DIR, PROJECT_ROOT, Started, checkpoint_variables
+from testlib import Started, checkpoint_variables, run_binary
 
 TINY = ["--lstm_cells=8", "--lstm_layers=1", "--batch_size=8", "--num_readers=2"]
 
 
 def _train(sample_dir, train_dir, *flags, preexec_fn=None, env=None):
-    return subprocess.run(
-        [
-            sys.executable,
-            os.path.join(CODE_DIR, "train.py"),
-            f"--train_dir={train_dir}",
-            f"--train_data_pattern={sample_dir}/train*.tfrecord",
-            "--training_mode=student_only",
-            "--num_epochs=0",
-            *flags,
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
+    return run_binary(
+        "train.py",
+        f"--train_dir={train_dir}",
+        f"--train_data_pattern={sample_dir}/train*.tfrecord",
+        "--training_mode=student_only",
+        "--num_epochs=0",
+        *flags,
+        env=env,
+        check=False,
         preexec_fn=preexec_fn,
-        env=dict(os.environ, **(env or {})),
-        timeout=300,
     )
 
 

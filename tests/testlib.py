@@ -92,10 +92,13 @@ def _forked(script, args, env, timeout):
         )
 
 
-def run_binary(script, *args, env=None, timeout=600, check=True, fresh_process=False):
+def run_binary(
+    script, *args, env=None, timeout=600, check=True, fresh_process=False, preexec_fn=None
+):
     """Runs code_student_uniform/<script> with flags; returns the CompletedProcess.
     `fresh_process` starts a new interpreter (as every run does without the fork
-    server, under YT8M_TESTS_FRESH_PROCESSES=1)."""
+    server, under YT8M_TESTS_FRESH_PROCESSES=1); so does `preexec_fn`, called in the
+    child before it starts (limits, capabilities)."""
     path = os.path.join(CODE_DIR, script)
     full_env = dict(os.environ, **(env or {}))
     changed = {
@@ -104,7 +107,7 @@ def run_binary(script, *args, env=None, timeout=600, check=True, fresh_process=F
     import_time_changes = [
         name for name in changed if name.startswith(_IMPORT_TIME_VARIABLES) and name != "TF_CONFIG"
     ]
-    if FRESH_PROCESSES or fresh_process or import_time_changes:
+    if FRESH_PROCESSES or fresh_process or import_time_changes or preexec_fn:
         result = subprocess.run(
             [sys.executable, path, *args],
             capture_output=True,
@@ -112,6 +115,7 @@ def run_binary(script, *args, env=None, timeout=600, check=True, fresh_process=F
             env=full_env,
             timeout=timeout,
             cwd=PROJECT_ROOT,
+            preexec_fn=preexec_fn,
         )
     else:
         result = _forked(path, args, full_env, timeout)
