@@ -44,16 +44,16 @@ def _flops(classes):
 
 
 def _project_with_the_family(tmp_path):
-    """A copy of the project's tracked files with the family's file added."""
+    """A copy of the project (its code, scripts and requirements; not its data,
+    virtual environment or runs) with the family's file added."""
     root = tmp_path / "project"
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in tracked:
-        if name.startswith("yt8m/") or not os.path.exists(os.path.join(PROJECT_ROOT, name)):
-            continue
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(os.path.join(PROJECT_ROOT, name), root / name)
+    shutil.copytree(
+        PROJECT_ROOT,
+        root,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "yt8m", "__pycache__", ".*_cache", "model_*", "runs", "logs"
+        ),
+    )
     os.symlink(os.path.join(PROJECT_ROOT, ".venv"), root / ".venv")
     (root / "code_student_uniform" / "meanpool_models.py").write_text(FAMILY)
     return root
