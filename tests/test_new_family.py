@@ -51,7 +51,7 @@ def _project_with_the_family(tmp_path):
         PROJECT_ROOT,
         root,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", "yt8m", "__pycache__", ".*_cache", "model_*", "runs", "logs"
+            ".git", ".venv", "yt8m", "__pycache__", ".*_cache", "model_HLSTM_*", "runs"
         ),
     )
     os.symlink(os.path.join(PROJECT_ROOT, ".venv"), root / ".venv")
