@@ -196,6 +196,20 @@ def _limit_reached(error):
     return f"{summary}; free space there (or choose another path) and run the same command again"
 
 
+def _interruption_behind(error):
+    """The Interrupted that `error` is, or that it was raised while handling: a
+    signal can land inside TensorFlow's own context managers (building a graph),
+    whose clean-up then fails with an error of its own (a graph stack's "nesting
+    violated"); the run was still stopped by the signal, not by a bug."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, Interrupted):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def run(main, graph_mode=True):
     """app.run(main) for a binary (graph mode unless told otherwise); expected
     errors end with a message and exit 1; SIGTERM and SIGINT (Ctrl-C) end it with
@@ -206,6 +220,17 @@ def run(main, graph_mode=True):
             tf.compat.v1.disable_eager_execution()
         signal.signal(signal.SIGTERM, _raise_interrupted)
         signal.signal(signal.SIGINT, _raise_interrupted)
+        try:
+            reported(argv)
+        except BaseException as error:
+            stop = _interruption_behind(error)
+            if stop is None or isinstance(error, SystemExit):
+                raise  # a bug keeps its traceback; an exit already reported stays
+            then = "" if error is stop else f" (then, unwinding: {error_summary(error)})"
+            print(f"Stopped by {stop}{then}", file=sys.stderr)
+            sys.exit(128 + stop.signum)
+
+    def reported(argv):
         try:
             if len(argv) > 1:
                 raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -222,8 +247,5 @@ def run(main, graph_mode=True):
             # The machine's limits, not a bug: memory, disk space, permissions.
             print(f"ERROR: {_limit_reached(error)}", file=sys.stderr)
             sys.exit(1)
-        except Interrupted as stop:
-            print(f"Stopped by {stop}", file=sys.stderr)
-            sys.exit(128 + stop.signum)
 
     app.run(guarded)

@@ -100,6 +100,38 @@ def test_a_second_ctrl_c_ends_the_process_at_once():
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_DFL
 
 
+# A signal landing inside TensorFlow's own context managers (while a graph is being
+# built) leaves one of them entered; leaving the outer graph then fails with
+# TensorFlow's "nesting violated". The run was still stopped by the signal.
+SIGNAL_INSIDE_GRAPH_BUILDING = """
+import os, signal, sys, time
+sys.path.insert(0, {code_dir!r})
+import tensorflow as tf
+import runtime
+
+def main(argv):
+    with tf.Graph().as_default():
+        left_entered = tf.Graph().as_default()  # what the signal interrupted
+        left_entered.__enter__()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+
+runtime.run(main)
+"""
+
+
+def test_a_signal_inside_tensorflow_code_still_ends_as_stopped():
+    result = subprocess.run(
+        [sys.executable, "-c", SIGNAL_INSIDE_GRAPH_BUILDING.format(code_dir=CODE_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
+    assert "Stopped by SIGTERM (then, unwinding: Nesting violated" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def _staging(folder):
     return glob.glob(os.path.join(folder, ".*"))
 
