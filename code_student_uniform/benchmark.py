@@ -66,9 +66,6 @@ flags.DEFINE_integer(
     "reader: records held in memory for the *_decode figures (~700 MB at most).",
 )
 flags.DEFINE_integer("steps", 3, "train_step: timed steps (after one warm-up step).")
-flags.DEFINE_bool(
-    "fold_chunks", True, "train_step: run the H-LSTM's chunks as one batched recurrence."
-)
 
 FLAGS = flags.FLAGS
 
@@ -125,7 +122,9 @@ def _decode_rate(reader, pattern, passes, batch_size, per_pass, in_memory=False)
         # Fetch a scalar: the decoding runs in full, the copy out of TF is left out.
         checksum = tf.reduce_sum(pipeline[:, 0, 0])
         size = tf.shape(pipeline)[0]
-        with tf.compat.v1.Session(config=command_line.threads().session_config()) as session:
+        with tf.compat.v1.Session(
+            config=command_line.session_settings().session_config()
+        ) as session:
             videos, timed, start, start_cpu = 0, 0, None, None
             while True:
                 try:
@@ -188,13 +187,13 @@ def bench_reader():
 def _synthetic_batch(config, batch_size):
     rng = np.random.default_rng(0)
     width = sum(config.feature_sizes)
-    frames = rng.uniform(-1, 1, (batch_size, config.max_frames, width)).astype(np.float32)
+    frames = rng.uniform(-1, 1, (batch_size, config.max_num_frames, width)).astype(np.float32)
     labels = rng.random((batch_size, config.num_classes)) < 3 / config.num_classes
     return {
         "video_ids": tf.constant([b"v"] * batch_size),
         "video_matrix": tf.Variable(frames, trainable=False, name="bench_frames"),
         "labels": tf.constant(labels.astype(np.float32)),
-        "num_frames": tf.constant(np.full(batch_size, config.max_frames, np.int32)),
+        "num_frames": tf.constant(np.full(batch_size, config.max_num_frames, np.int32)),
     }
 
 
@@ -211,22 +210,8 @@ def _matmul_rate(session, rows, inner, columns, repeats=10):
     return 2 * rows * inner * columns * repeats / (time.time() - start)
 
 
-def _reference_matmul_shape(config, batch_size):
-    """A matmul as large as the model's main one: the H-LSTM's lower LSTM over
-    all chunks, an LSTM's step, or a VLAD model's hidden layer."""
-    params = config.model_params
-    if "lstm_size" in params:
-        units = params["lstm_size"]
-        rows = batch_size * params.get("num_chunks", 1)
-        return rows, 2 * units, 4 * units
-    hidden = params.get("netvlad_hidden_size") or params["nextvlad_hidden_size"]
-    return batch_size * config.max_frames, sum(config.feature_sizes), hidden
-
-
 def bench_train_step():
     config = command_line.requested_model().new_config(["teacher", "student"])
-    if config.model == "HierarchicalLstmModel":
-        config.model_params["fold_chunks"] = FLAGS.fold_chunks
     settings = command_line.run_settings()
     batch_size = FLAGS.batch_size if FLAGS["batch_size"].present else 32
     settings = dataclasses.replace(
@@ -235,7 +220,7 @@ def bench_train_step():
     training_settings = settings.training
     devices = towers.tower_devices(training_settings.num_gpu, training_settings.num_cpu_towers)
     towers.check_batch_size(batch_size, len(devices))
-    session_config = settings.threads.session_config(cpu_devices=training_settings.num_cpu_towers)
+    session_config = settings.session.session_config(cpu_devices=training_settings.num_cpu_towers)
     with tf.Graph().as_default():
         graph = training_graph.build_training_graph(
             config, "parallel", _synthetic_batch(config, batch_size), settings, devices
@@ -250,7 +235,9 @@ def bench_train_step():
                 session.run(graph["train_op"])
                 logging.info("timed step %d done", step + 1)
             step_seconds = (time.time() - start) / FLAGS.steps
-            matmul_shape = _reference_matmul_shape(config, batch_size)
+            matmul_shape = run_config.model_class(config.model).reference_matmul(
+                config.model_params, batch_size, config.max_num_frames, config.feature_sizes
+            )
             matmul_rate = _matmul_rate(session, *matmul_shape)
     step_flops = (
         flops.TRAIN_STEP_PASSES
@@ -269,9 +256,9 @@ def bench_train_step():
         "matmul_shape": list(matmul_shape),
         "ratio_to_matmul": step_flops / step_seconds / matmul_rate,
         "batch_size": batch_size,
-        "lstm_cells": config.model_params.get("lstm_size"),
+        "lstm_cells": getattr(config.model_params, "lstm_cells", None),
         "flops_counted": "analytic (matmuls; training = 3 x forward)",
-        "fold_chunks": FLAGS.fold_chunks,
+        "fold_chunks": getattr(config.model_params, "fold_chunks", None),
         "towers": len(devices),
         "tower_devices": [device or "default" for device in devices],
         "session_devices": session_devices,
@@ -294,7 +281,7 @@ def bench_one_model():
     config = command_line.requested_model().new_config(["teacher", "student"]).with_models([role])
     batch_size = FLAGS.batch_size
     student = role == "student"
-    frames = config.selection().frame_budget if student else config.max_frames
+    frames = config.selection().frame_budget if student else config.max_num_frames
     with tf.Graph().as_default():
         synthetic = _synthetic_batch(config, batch_size)
         synthetic["video_matrix"] = synthetic["video_matrix"][:, :frames]
@@ -304,7 +291,9 @@ def bench_one_model():
         params = sum(
             int(np.prod(v.shape.as_list())) for v in tf.compat.v1.trainable_variables(scope + "/")
         )
-        with tf.compat.v1.Session(config=command_line.threads().session_config()) as session:
+        with tf.compat.v1.Session(
+            config=command_line.session_settings().session_config()
+        ) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             model_rate = _timed_rate(session, predictions, FLAGS.model_batches)
     with tf.Graph().as_default():
@@ -317,7 +306,9 @@ def bench_one_model():
             num_readers=FLAGS.num_readers,
         )
         predictions = model_graph.build_models(config, batch)[f"{role}_predictions"]
-        with tf.compat.v1.Session(config=command_line.threads().session_config()) as session:
+        with tf.compat.v1.Session(
+            config=command_line.session_settings().session_config()
+        ) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             end_to_end_rate = _timed_rate(session, predictions, FLAGS.model_batches)
     return {
@@ -381,7 +372,7 @@ def bench_memory():
     sizes = [float(size) for size in FLAGS.gpu_memory_gb]
     return {
         "model": config.model,
-        "lstm_cells": config.model_params.get("lstm_size"),
+        "lstm_cells": getattr(config.model_params, "lstm_cells", None),
         "parameters": memory.parameter_count(config),
         "weight_bytes": memory.weight_bytes(config),
         "activation_bytes_per_video": memory.activation_bytes_per_video(config),

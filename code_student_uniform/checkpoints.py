@@ -217,7 +217,12 @@ def restore(session, checkpoint_path, required, optional=()):
             tf.compat.v1.train.Saver(var_list=by_name).restore(session, checkpoint_path)
         for var in by_value:
             var.load(reader.get_tensor(var.op.name), session)
-    except (tf.errors.OutOfRangeError, tf.errors.DataLossError, tf.errors.NotFoundError) as error:
+    except (
+        tf.errors.OutOfRangeError,
+        tf.errors.DataLossError,
+        tf.errors.NotFoundError,
+        ValueError,  # the files went (a trainer's rotation) after they were read above
+    ) as error:
         raise UnreadableCheckpointError(checkpoint_path, runtime.error_summary(error)) from error
     return [var for var in optional if var not in found]
 
@@ -239,6 +244,90 @@ def restore_latest(session, directory, models, checkpoint_path=""):
     if not latest:
         raise UserError(f"{directory} holds no checkpoint")
     return older_intact(directory, latest, lambda path: restore_models(session, path, models))
+
+
+def saved_config(requested, directory):
+    """The config saved in a run directory; for a directory the original code
+    trained (checkpoints, no model_flags.json), see `original_run_config`."""
+    path = os.path.join(directory, run_config.MODEL_FLAGS_FILE)
+    if tf.io.gfile.exists(path):
+        return run_config.ModelConfig.read(path)
+    checkpoint = tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
+    if checkpoint:
+        return original_run_config(requested, directory, checkpoint)
+    raise UserError(
+        f"{path} does not exist: {directory} holds no trained run "
+        "(train into it first, or point --train_dir at a run directory)"
+    )
+
+
+def existing_run(requested, directory):
+    """The config of the run in `directory`, with the settings `requested` gives."""
+    saved = saved_config(requested, directory)
+    return requested.run_config(saved.models, saved, directory)
+
+
+def scored_run(requested, directory):
+    """(the config of the run in `directory` holding only the model to score,
+    that model's name)."""
+    config = existing_run(requested, directory)
+    scored = requested.scored_model(config, directory)
+    return config.with_models([scored]), scored
+
+
+def original_run_config(requested, directory, checkpoint):
+    """The config of a run directory written by the original code.
+
+    Such a directory has checkpoints but no model_flags.json. Its models are
+    the scopes present in the checkpoint (`model/`, `model_student/`); every
+    setting is the requested one (the original's defaults where not given),
+    except that the class count, unless --dataset_version or --num_classes is
+    given, is read from the checkpoint's classifier (the original hard-wired
+    4716 and told users to edit it).
+    """
+    try:
+        shapes = tf.compat.v1.train.NewCheckpointReader(checkpoint).get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as error:
+        raise UserError(f"cannot read checkpoint {checkpoint}: {error}") from error
+    models = [
+        name
+        for name, scope in (
+            ("teacher", run_config.TEACHER_SCOPE),
+            ("student", run_config.STUDENT_SCOPE),
+        )
+        if any(variable.startswith(scope + "/") for variable in shapes)
+    ]
+    if not models:
+        raise UserError(
+            f"{checkpoint} holds neither a teacher (model/) nor a student (model_student/), "
+            f"and {directory} has no {run_config.MODEL_FLAGS_FILE}: it is not a run of this "
+            "project or of the original code"
+        )
+    config = requested.new_config(models)
+    if "num_classes" not in requested.given:
+        classes = _classes_in_checkpoint(shapes, run_config.scopes_of(models)[0])
+        if classes:
+            config.num_classes = classes
+    logging.info(
+        "%s has no %s: reading it as a run of the original code (%s; settings from the "
+        "command line, %d classes)",
+        directory,
+        run_config.MODEL_FLAGS_FILE,
+        " and ".join(models),
+        config.num_classes,
+    )
+    return config
+
+
+def _classes_in_checkpoint(variable_shapes, scope):
+    """The class count of a checkpoint's classifier (MoE or logistic), or None."""
+    prefix = f"{scope}/classifier/"
+    gates = variable_shapes.get(prefix + "gates/weights")
+    experts = variable_shapes.get(prefix + "experts/weights")
+    if gates and experts:  # classes * (mixtures + 1) gate columns, classes * mixtures experts
+        return gates[-1] - experts[-1]
+    logistic = variable_shapes.get(prefix + "logistic/weights")
+    return logistic[-1] if logistic else None
 
 
 def default_finetune_dir(train_dir):

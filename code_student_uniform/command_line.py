@@ -4,7 +4,8 @@ A binary calls `define(...)` with the topics it takes, at import, next to its
 own flags; after parsing, its `main` turns them into the settings the library
 takes (`requested_model`, `input_settings`, `training_settings`, ...). No other
 module reads flags. Defaults are not written here: each flag takes the default
-of the setting it fills (a dataclass field, or a model's `Hyperparameter`).
+of the setting it fills (a dataclass field, or a field of a model's `Params`), and
+has its name.
 """
 
 import dataclasses
@@ -24,23 +25,23 @@ _INPUT = settings.InputSettings()
 _TRAINING = settings.TrainingSettings()
 _DISTILLATION = settings.DistillationSettings()
 _EVALUATION = settings.EvaluationSettings()
-_THREADS = settings.SessionSettings()
+_SESSION = settings.SessionSettings()
 
 
 def _define_runtime():
     flags.DEFINE_integer(
         "intra_op_threads",
-        _THREADS.intra_op_threads,
+        _SESSION.intra_op_threads,
         "Threads inside one op (0: TensorFlow's choice).",
     )
     flags.DEFINE_integer(
         "inter_op_threads",
-        _THREADS.inter_op_threads,
+        _SESSION.inter_op_threads,
         "Ops run in parallel (0: TensorFlow's choice).",
     )
     flags.DEFINE_bool(
         "gpu_memory_growth",
-        _THREADS.gpu_memory_growth,
+        _SESSION.gpu_memory_growth,
         "Take GPU memory as needed (--nogpu_memory_growth: all of it at the start).",
     )
 
@@ -86,7 +87,7 @@ def _define_data():
     )
     flags.DEFINE_integer("num_classes", 0, "Number of classes; 0 takes the dataset version's.")
     flags.DEFINE_integer(
-        "max_num_frames", _MODEL.max_frames, "Frames per video are capped and padded to this."
+        "max_num_frames", _MODEL.max_num_frames, "Frames per video are capped and padded to this."
     )
 
 
@@ -106,21 +107,21 @@ def _define_input():
     )
 
 
-def _hyperparameter_flags():
-    """{flag name: Hyperparameter} over every model family and the classifier."""
+def _hyperparameters():
+    """{name: its dataclasses.Field} over every model family's `Params`."""
     found = {}
     for family in run_config.model_families():
-        for parameter in run_config.hyperparameters(family.__name__):
-            found.setdefault(parameter.flag_name, parameter)
+        for field in dataclasses.fields(family.Params):
+            found.setdefault(field.name, field)
     return found
 
 
 def _define_model():
     flags.DEFINE_string("model", _MODEL.model, "Model of the teacher and the student.")
-    for name, parameter in _hyperparameter_flags().items():
-        define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float}
-        define.get(type(parameter.default), flags.DEFINE_string)(
-            name, parameter.default, parameter.help
+    define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float}
+    for name, field in _hyperparameters().items():
+        define.get(type(field.default), flags.DEFINE_string)(
+            name, field.default, field.metadata.get("help", "")
         )
     flags.DEFINE_enum(
         "frame_selection",
@@ -311,7 +312,7 @@ def _values(settings_class, **extra):
     )
 
 
-def threads():
+def session_settings():
     return _values(settings.SessionSettings)
 
 
@@ -333,7 +334,7 @@ def run_settings():
         training=training_settings(),
         inputs=input_settings(),
         distillation=distillation_settings(),
-        threads=threads(),
+        session=session_settings(),
     )
 
 
@@ -342,7 +343,7 @@ def evaluation_settings():
         settings.EvaluationSettings,
         label_loss=FLAGS.label_loss,
         inputs=input_settings(),
-        threads=threads(),
+        session=session_settings(),
     )
 
 
@@ -350,31 +351,15 @@ def requested_model():
     """The model settings of the command line (see run_config.RequestedModel)."""
     names, sizes = utils.parse_feature_list(FLAGS.feature_names, FLAGS.feature_sizes)
     _, num_classes = utils.dataset_version_info(FLAGS.dataset_version, FLAGS.num_classes)
-    hyperparameter_flags = _hyperparameter_flags()
-    param_values = {
-        parameter.name: FLAGS[flag].value for flag, parameter in hyperparameter_flags.items()
-    }
-    # Each config field from the flag that sets it; the parsed ones replaced.
-    fields = {field: FLAGS[setters[-1]].value for field, setters in run_config.FIELD_FLAGS.items()}
-    fields.update(feature_names=names, feature_sizes=sizes, num_classes=num_classes)
-    config = run_config.ModelConfig(
-        models=[],
-        model_params={
-            parameter.name: param_values[parameter.name]
-            for parameter in run_config.hyperparameters(FLAGS.model)
-        },
-        **fields,
-    )
+    setting_names = set(_MODEL.settings()) | set(_hyperparameters())
+    values = {name: FLAGS[name].value for name in setting_names}
+    values.update(feature_names=names, feature_sizes=sizes, num_classes=num_classes)
+    given_names = {name for name in setting_names if given(name)}
+    if given("dataset_version"):
+        given_names.add("num_classes")  # the version sets the class count
     return run_config.RequestedModel(
-        config=config,
-        param_values=param_values,
-        given_fields=frozenset(
-            field
-            for field, names in run_config.FIELD_FLAGS.items()
-            if any(given(name) for name in names)
-        ),
-        given_params=frozenset(
-            parameter.name for flag, parameter in hyperparameter_flags.items() if given(flag)
-        ),
+        config=run_config.ModelConfig.from_settings([], values),
+        values=values,
+        given=frozenset(given_names),
         eval_model=FLAGS.eval_model if given("eval_model") else None,
     )

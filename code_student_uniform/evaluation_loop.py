@@ -65,7 +65,7 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
         metrics = eval_util.EvaluationMetrics(config.num_classes, settings.top_k)
         rep_loss_sum = 0.0
         progress = _Progress(settings.progress_every_secs, total)
-        with tf.compat.v1.Session(config=settings.threads.session_config()) as session:
+        with tf.compat.v1.Session(config=settings.session.session_config()) as session:
             session.run(tf.compat.v1.local_variables_initializer())
             checkpoints.restore_models(session, checkpoint_path, config.models)
             step = int(session.run(global_step))
@@ -155,7 +155,7 @@ def run_evaluation(train_dir, requested=None, settings=EvaluationSettings()):
     checkpoint), with the model settings `requested` (run_config.RequestedModel)
     where the run has none saved."""
     requested = requested or run_config.RequestedModel()
-    config = requested.existing_run(train_dir)
+    config = checkpoints.existing_run(requested, train_dir)
     evaluated = requested.scored_model(config, train_dir)
     writer = tf.compat.v1.summary.FileWriter(os.path.join(train_dir, "eval"))
     last_evaluated, total, result = None, None, None

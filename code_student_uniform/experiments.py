@@ -282,7 +282,7 @@ class Grid:
         is_student = row.mode != "teacher_only"
         result = {
             "row": cell.row,
-            "k": cell.k if is_student else config.max_frames,
+            "k": cell.k if is_student else config.max_num_frames,
             "seed": cell.seed,
             **{name: metrics[name] for name in table1.METRICS},
             "flops_per_video": flops.flops_per_video(config, student=is_student),

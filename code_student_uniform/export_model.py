@@ -56,7 +56,7 @@ def export(config, train_dir, export_dir, top_k, checkpoint_path=""):
 
 
 def main(argv):
-    config, _ = command_line.requested_model().scored_run(FLAGS.train_dir)
+    config, _ = checkpoints.scored_run(command_line.requested_model(), FLAGS.train_dir)
     export(config, FLAGS.train_dir, FLAGS.export_dir, FLAGS.top_k, FLAGS.checkpoint_path)
 
 

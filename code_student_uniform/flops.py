@@ -14,7 +14,7 @@ TRAIN_STEP_PASSES = 3
 
 
 def model_params(config, student):
-    """The keyword arguments of `config`'s teacher or student."""
+    """The `Params` of `config`'s teacher or student."""
     family = run_config.model_class(config.model)
     return family().student_params(config.model_params) if student else config.model_params
 
@@ -24,7 +24,7 @@ def flops_per_video(config, student):
     `config` (a run_config.ModelConfig), for every model family that counts them."""
     family = run_config.model_class(config.model)
     params = model_params(config, student)
-    frames = config.selection().frame_budget if student else config.max_frames
+    frames = config.selection().frame_budget if student else config.max_num_frames
     representation, size = family.forward_flops(params, frames, config.feature_sizes)
-    classifier = video_level_models.classifier_class(params.get("classifier_name"))
+    classifier = video_level_models.classifier_class(params.video_level_classifier_model)
     return representation + classifier.forward_flops(params, size, config.num_classes)

@@ -39,13 +39,13 @@ def run_inference(
     output_file,
     top_k,
     inputs=None,
-    threads=None,
+    session_settings=None,
     checkpoint_path="",
 ):
     """Writes the predictions of the only model of `config` (the run in
     `train_dir`; its latest readable checkpoint, or `checkpoint_path`)."""
     inputs = inputs or settings.EVALUATION_INPUT
-    threads = threads or settings.SessionSettings()
+    session_settings = session_settings or settings.SessionSettings()
     top_k = min(settings.checked_top_k(top_k), config.num_classes)
     videos = 0
     reader = config.reader()
@@ -54,7 +54,7 @@ def run_inference(
         fetches = model_graph.top_k_predictions(config, batch, top_k)
         with tf.io.gfile.GFile(temporary, "w") as stream:
             stream.write("VideoId,LabelConfidencePairs\n")
-            with tf.compat.v1.Session(config=threads.session_config()) as session:
+            with tf.compat.v1.Session(config=session_settings.session_config()) as session:
                 checkpoint = checkpoints.restore_latest(
                     session, train_dir, config.models, checkpoint_path
                 )
@@ -76,7 +76,7 @@ def run_inference(
 
 def main(argv):
     # Only the scored model is built: a student reads only its own frames.
-    config, _ = command_line.requested_model().scored_run(FLAGS.train_dir)
+    config, _ = checkpoints.scored_run(command_line.requested_model(), FLAGS.train_dir)
     run_inference(
         config,
         FLAGS.train_dir,
@@ -84,7 +84,7 @@ def main(argv):
         FLAGS.output_file,
         FLAGS.top_k,
         command_line.input_settings(),
-        command_line.threads(),
+        command_line.session_settings(),
         FLAGS.checkpoint_path,
     )
 

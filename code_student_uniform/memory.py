@@ -44,16 +44,16 @@ def activation_bytes_per_video(config):
     family and its classifier (models.py)."""
     family = run_config.model_class(config.model)
     width = sum(config.feature_sizes)
-    values = 2 * config.max_frames * width  # the frames as read and L2-normalised
+    values = 2 * config.max_num_frames * width  # the frames as read and L2-normalised
     models = []
     if "teacher" in config.models:
-        models.append((config.max_frames, flops.model_params(config, student=False)))
+        models.append((config.max_num_frames, flops.model_params(config, student=False)))
     if "student" in config.models:
         frames = config.selection().frame_budget
         values += frames * width  # the student's frames
         models.append((frames, flops.model_params(config, student=True)))
     for frames, params in models:
-        classifier = video_level_models.classifier_class(params.get("classifier_name"))
+        classifier = video_level_models.classifier_class(params.video_level_classifier_model)
         values += family.activation_values(params, frames)
         values += classifier.activation_values(params, config.num_classes)
     return values * BYTES

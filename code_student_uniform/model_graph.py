@@ -3,6 +3,8 @@ its `ModelConfig` (run_config.py): the teacher under the variable scope `model/`
 the student under `model_student/`, as in the original checkpoints.
 """
 
+import dataclasses
+
 import tensorflow as tf
 
 import frame_selection
@@ -20,7 +22,7 @@ def _create(model, model_input, num_frames, config, student, is_training):
         num_frames,
         is_training=is_training,
         feature_sizes=config.feature_sizes,
-        **config.model_params,
+        **dataclasses.asdict(config.model_params),
     )
     # A video-level model (a classifier) has its input as its representation.
     return result.get("representation", model_input), result["predictions"]
@@ -102,7 +104,7 @@ def placeholder_batch(config):
     steps = (
         config.selection().frame_budget
         if config.decodes_student_frames_only()
-        else (config.max_frames)
+        else (config.max_num_frames)
     )
     shape = [None, steps, width] if config.frame_features else [None, width]
     return {

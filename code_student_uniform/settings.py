@@ -105,7 +105,7 @@ class RunSettings:
     training: TrainingSettings = TrainingSettings()
     inputs: InputSettings = InputSettings()
     distillation: DistillationSettings = DistillationSettings()
-    threads: SessionSettings = SessionSettings()
+    session: SessionSettings = SessionSettings()
 
     def values(self, mode):
         """What train_flags.json holds: the mode and every setting."""
@@ -125,7 +125,7 @@ class EvaluationSettings:
     progress_every_secs: int = 30
     label_loss: str = DistillationSettings.label_loss
     inputs: InputSettings = EVALUATION_INPUT
-    threads: SessionSettings = SessionSettings()
+    session: SessionSettings = SessionSettings()
 
     def __post_init__(self):
         checked_top_k(self.top_k)

@@ -16,7 +16,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     target = FLAGS.finetune_dir or checkpoints.default_finetune_dir(FLAGS.train_dir)
-    config = command_line.requested_model().load(FLAGS.train_dir)
+    config = checkpoints.saved_config(command_line.requested_model(), FLAGS.train_dir)
     path = checkpoints.convert_to_student(config, FLAGS.train_dir, target, FLAGS.overwrite)
     logging.info("Student-only checkpoint: %s", path)
 

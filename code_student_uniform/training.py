@@ -103,7 +103,7 @@ def _teacher_checkpoint(config, teacher_dir, requested):
     """The --teacher_dir checkpoint of a serial run, after checking its teacher fits."""
     if not teacher_dir:
         raise UserError("--training_mode=serial needs --teacher_dir (a run holding a teacher)")
-    teacher_config = requested.load(teacher_dir)
+    teacher_config = checkpoints.saved_config(requested, teacher_dir)
     if "teacher" not in teacher_config.models:
         raise UserError(f"--teacher_dir={teacher_dir} holds no teacher")
     differences = run_config.teacher_differences(teacher_config, config)
@@ -174,7 +174,7 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
         )
     else:
         latest = checkpoints.latest_checkpoint(train_dir)
-    saved = requested.load(train_dir) if latest else None
+    saved = checkpoints.saved_config(requested, train_dir) if latest else None
     if latest and chief:
         previous = saved_run_settings(train_dir)
         changes = changed_settings(previous, settings.values(mode)) if previous else []
@@ -189,7 +189,7 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
     worker_device = role.device if role else ""
     devices = towers.tower_devices(training.num_gpu, training.num_cpu_towers, worker_device)
     towers.check_batch_size(settings.inputs.batch_size, len(devices))
-    session_config = settings.threads.session_config(cpu_devices=training.num_cpu_towers)
+    session_config = settings.session.session_config(cpu_devices=training.num_cpu_towers)
     if role:
         session_config = role.session_config(session_config)
     server = role.start_server(session_config) if role else None

@@ -1,5 +1,7 @@
 """Small helpers shared by readers, models and binaries."""
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -84,16 +86,18 @@ def l2_normalize_frames(video_matrix):
 
 
 def find_class_by_name(name, modules, kind="model"):
-    """The class called `name` in one of `modules`; the error lists what exists."""
+    """The class called `name` in one of `modules` (settings dataclasses, such as a
+    model's `Params`, are not among them); the error lists what exists."""
     for module in modules:
         found = getattr(module, name, None)
-        if isinstance(found, type):
+        if isinstance(found, type) and not dataclasses.is_dataclass(found):
             return found
     available = sorted(
         attr
         for module in modules
         for attr, value in vars(module).items()
         if isinstance(value, type)
+        and not dataclasses.is_dataclass(value)
         and not attr.startswith("Base")
         and attr[0].isupper()
         and value.__module__ == module.__name__

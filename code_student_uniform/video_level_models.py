@@ -5,26 +5,25 @@ under the caller's scope (the frame-level models open `classifier/`); weight
 penalties go to the REGULARIZATION_LOSSES collection.
 """
 
+import dataclasses
 import sys
 
 import tensorflow as tf
 
 import utils
 from layers import dense
-from models import BaseModel, Hyperparameter
-from runtime import UserError
-
-# Which classifier a frame-level model puts on top of its representation.
-CLASSIFIER = Hyperparameter(
-    "classifier_name",
-    "MoeModel",
-    "Classifier on top of the representation.",
-    flag="video_level_classifier_model",
-)
+from models import BaseModel, hyperparameter
 
 
-# What every model gets from model_graph.py, whether it uses it or not.
-BUILD_ARGUMENTS = ("is_training", "feature_sizes")
+@dataclasses.dataclass(frozen=True)
+class ClassifierParams:
+    """The video-level classifier's hyperparameters: part of every family's, since
+    each puts a classifier on top of its representation."""
+
+    video_level_classifier_model: str = hyperparameter(
+        "MoeModel", "Classifier on top of the representation."
+    )
+    moe_num_mixtures: int = hyperparameter(2, "Number of experts per class in the MoeModel.")
 
 
 class BaseClassifier(BaseModel):
@@ -32,19 +31,23 @@ class BaseClassifier(BaseModel):
     {"predictions": [B, vocab_size]}; its cost per video is given for an input of
     `input_size` values."""
 
-    @classmethod
-    def checked_params(cls, params):
-        """The classifier's own hyperparameters out of `params`, defaults filled in.
-        A name no classifier declares (a typo, another family's setting) is an
-        error, not silently dropped."""
-        known = {parameter.name for parameter in CLASSIFIER_HYPERPARAMETERS}
-        unknown = sorted(set(params) - known - set(BUILD_ARGUMENTS))
-        if unknown:
-            raise UserError(
-                f"{cls.__name__}: unknown keyword argument(s) {', '.join(unknown)}; "
-                f"classifiers take {', '.join(sorted(known))}"
-            )
-        return cls.split_params(params)[0]
+    Params = ClassifierParams
+    l2_penalty = 1e-8  # the weights' L2 penalty (REGULARIZATION_LOSSES)
+
+    def create_model(
+        self,
+        model_input,
+        vocab_size,
+        num_frames=None,
+        is_training=False,
+        feature_sizes=None,
+        **params,
+    ):
+        return {"predictions": self.predictions(model_input, vocab_size, self.params(**params))}
+
+    def predictions(self, model_input, vocab_size, params):
+        """[B, vocab_size] probabilities of `model_input` [B, D] under `params`."""
+        raise NotImplementedError()
 
     @classmethod
     def forward_flops(cls, params, input_size, vocab_size):
@@ -66,10 +69,9 @@ class LogisticModel(BaseClassifier):
     def activation_values(cls, params, vocab_size):
         return 3 * vocab_size  # logits, probabilities, their gradient
 
-    def create_model(self, model_input, vocab_size, num_frames=None, l2_penalty=1e-8, **params):
-        self.checked_params(params)
-        logits = dense(model_input, vocab_size, "logistic", l2_penalty)
-        return {"predictions": tf.sigmoid(logits)}
+    def predictions(self, model_input, vocab_size, params):
+        logits = dense(model_input, vocab_size, "logistic", self.l2_penalty)
+        return tf.sigmoid(logits)
 
 
 class MoeModel(BaseClassifier):
@@ -79,53 +81,51 @@ class MoeModel(BaseClassifier):
     always says 0) weighs `num_mixtures` sigmoid experts.
     """
 
-    hyperparameters = (
-        Hyperparameter(
-            "num_mixtures",
-            2,
-            "Number of experts per class in the MoeModel.",
-            flag="moe_num_mixtures",
-        ),
-    )
-
     @classmethod
     def forward_flops(cls, params, input_size, vocab_size):
-        mixtures = cls.split_params(params)[0]["num_mixtures"]
+        mixtures = params.moe_num_mixtures
         return 2 * input_size * vocab_size * (2 * mixtures + 1)
 
     @classmethod
     def activation_values(cls, params, vocab_size):
         # Gate and expert logits and activations, and the mixture per class.
-        mixtures = cls.split_params(params)[0]["num_mixtures"]
+        mixtures = params.moe_num_mixtures
         return vocab_size * (2 * (2 * mixtures + 1) + 1)
 
-    def create_model(self, model_input, vocab_size, num_frames=None, l2_penalty=1e-8, **params):
-        num_mixtures = self.checked_params(params)["num_mixtures"]
+    def predictions(self, model_input, vocab_size, params):
+        num_mixtures = params.moe_num_mixtures
         gate_logits = dense(
-            model_input, vocab_size * (num_mixtures + 1), "gates", l2_penalty, use_bias=False
+            model_input, vocab_size * (num_mixtures + 1), "gates", self.l2_penalty, use_bias=False
         )
-        expert_logits = dense(model_input, vocab_size * num_mixtures, "experts", l2_penalty)
+        expert_logits = dense(model_input, vocab_size * num_mixtures, "experts", self.l2_penalty)
         gates = tf.nn.softmax(tf.reshape(gate_logits, [-1, num_mixtures + 1]))
         experts = tf.sigmoid(tf.reshape(expert_logits, [-1, num_mixtures]))
         probabilities = tf.reduce_sum(gates[:, :num_mixtures] * experts, axis=1)
-        return {"predictions": tf.reshape(probabilities, [-1, vocab_size])}
-
-
-# The classifier's settings, part of every frame-level model's hyperparameters.
-CLASSIFIER_HYPERPARAMETERS = (CLASSIFIER,) + MoeModel.hyperparameters
+        return tf.reshape(probabilities, [-1, vocab_size])
 
 
 def classifier_class(name=None):
     """The classifier class named `name` (default: --video_level_classifier_model)."""
     return utils.find_class_by_name(
-        name or CLASSIFIER.default, [sys.modules[__name__]], "classifier"
+        name or ClassifierParams.video_level_classifier_model, [sys.modules[__name__]], "classifier"
     )
 
 
-def classify(representation, vocab_size, classifier_name=None, **params):
-    """Runs the named video-level classifier on a representation [B, D], under
-    `classifier/`; returns its {"predictions": ...}."""
+def classifier_params(params):
+    """The `ClassifierParams` inside a family's `Params`."""
+    return ClassifierParams(
+        **{
+            field.name: getattr(params, field.name)
+            for field in dataclasses.fields(ClassifierParams)
+        }
+    )
+
+
+def classify(representation, vocab_size, params):
+    """Runs the classifier that `params` (a family's `Params`) names on a
+    representation [B, D], under `classifier/`; returns its {"predictions": ...}."""
+    own = classifier_params(params)
     with tf.compat.v1.variable_scope("classifier"):
-        return classifier_class(classifier_name)().create_model(
-            representation, vocab_size, **params
+        return classifier_class(own.video_level_classifier_model)().create_model(
+            representation, vocab_size, **dataclasses.asdict(own)
         )

@@ -7,12 +7,33 @@ get their own aggregation. Padded frames (at or beyond `num_frames`) carry no
 weight in the assignment, the aggregation or the batch-norm statistics.
 """
 
+import dataclasses
+
 import tensorflow as tf
 
 import layers
-from models import BaseModel, Hyperparameter
+from models import BaseModel, hyperparameter
 from runtime import UserError
-from video_level_models import classify
+from video_level_models import ClassifierParams, classify
+
+
+@dataclasses.dataclass(frozen=True)
+class NetVLADParams(ClassifierParams):
+    netvlad_cluster_size: int = hyperparameter(256, "NetVLAD clusters for rgb (audio: half).")
+    netvlad_hidden_size: int = hyperparameter(1024, "NetVLAD hidden layer size.")
+    gating: bool = hyperparameter(True, "Context gating after the NetVLAD hidden layer.")
+
+
+@dataclasses.dataclass(frozen=True)
+class NeXtVLADParams(ClassifierParams):
+    nextvlad_cluster_size: int = hyperparameter(128, "NeXtVLAD clusters for rgb (audio: half).")
+    nextvlad_hidden_size: int = hyperparameter(2048, "NeXtVLAD hidden layer size.")
+    groups: int = hyperparameter(8, "NeXtVLAD groups.")
+    expansion: int = hyperparameter(2, "NeXtVLAD feature expansion factor (lambda).")
+    gating_reduction: int = hyperparameter(8, "NeXtVLAD SE gating: hidden size / reduction.")
+    dropout: float = hyperparameter(
+        0.5, "NeXtVLAD dropout rate before the hidden layer (training)."
+    )
 
 
 def _streams(model_input, feature_sizes):
@@ -95,28 +116,23 @@ def _frame_mask(model_input, num_frames):
 class NetVLADModel(BaseModel):
     """NetVLAD per stream -> concatenation -> hidden layer -> batch norm -> context gating."""
 
-    hyperparameters = (
-        Hyperparameter("netvlad_cluster_size", 256, "NetVLAD clusters for rgb (audio: half)."),
-        Hyperparameter("netvlad_hidden_size", 1024, "NetVLAD hidden layer size."),
-        Hyperparameter("gating", True, "Context gating after the NetVLAD hidden layer."),
-    )
+    Params = NetVLADParams
 
     @classmethod
     def forward_flops(cls, params, frames, feature_sizes):
-        own = cls.split_params(params)[0]
-        clusters, hidden = own["netvlad_cluster_size"], own["netvlad_hidden_size"]
+        clusters, hidden = params.netvlad_cluster_size, params.netvlad_hidden_size
         ks = _stream_clusters(clusters, feature_sizes)
         # Per frame: the soft assignment and the residuals' weighted sum.
         per_frame = sum(4 * d * k for d, k in zip(feature_sizes, ks, strict=True))
         vlad = sum(d * k for d, k in zip(feature_sizes, ks, strict=True))
-        gating = 2 * hidden * hidden if own["gating"] else 0
+        gating = 2 * hidden * hidden if params.gating else 0
         return frames * per_frame + 2 * vlad * hidden + gating, hidden
 
     def create_model(
         self, model_input, vocab_size, num_frames, feature_sizes=None, is_training=True, **params
     ):
-        own, params = self.split_params(params)
-        clusters, hidden_size = own["netvlad_cluster_size"], own["netvlad_hidden_size"]
+        own = self.params(**params)
+        clusters, hidden_size = own.netvlad_cluster_size, own.netvlad_hidden_size
         mask = _frame_mask(model_input, num_frames)
         vlad = _aggregate_streams(
             model_input,
@@ -126,44 +142,36 @@ class NetVLADModel(BaseModel):
         )
         hidden = layers.dense(vlad, hidden_size, "hidden", use_bias=False)
         hidden = layers.batch_norm(hidden, "hidden_bn", is_training)
-        if own["gating"]:
+        if own.gating:
             hidden = layers.context_gating(hidden, "context_gating", is_training)
-        return {"representation": hidden, **classify(hidden, vocab_size, **params)}
+        return {"representation": hidden, **classify(hidden, vocab_size, own)}
 
 
 class NeXtVLADModel(BaseModel):
     """NeXtVLAD per stream -> batch norm -> dropout -> hidden layer -> SE gating."""
 
-    hyperparameters = (
-        Hyperparameter("nextvlad_cluster_size", 128, "NeXtVLAD clusters for rgb (audio: half)."),
-        Hyperparameter("nextvlad_hidden_size", 2048, "NeXtVLAD hidden layer size."),
-        Hyperparameter("groups", 8, "NeXtVLAD groups."),
-        Hyperparameter("expansion", 2, "NeXtVLAD feature expansion factor (lambda)."),
-        Hyperparameter("gating_reduction", 8, "NeXtVLAD SE gating: hidden size / reduction."),
-        Hyperparameter("dropout", 0.5, "NeXtVLAD dropout rate before the hidden layer (training)."),
-    )
+    Params = NeXtVLADParams
 
     @classmethod
     def forward_flops(cls, params, frames, feature_sizes):
-        own = cls.split_params(params)[0]
-        clusters, hidden = own["nextvlad_cluster_size"], own["nextvlad_hidden_size"]
-        groups, expansion = own["groups"], own["expansion"]
+        clusters, hidden = params.nextvlad_cluster_size, params.nextvlad_hidden_size
+        groups, expansion = params.groups, params.expansion
         per_frame = vlad = 0
         for d, k in zip(feature_sizes, _stream_clusters(clusters, feature_sizes), strict=True):
             wide = expansion * d
             # Expansion, group attention, cluster assignment, the weighted sum.
             per_frame += 2 * d * wide + 2 * wide * groups + 2 * wide * groups * k + 2 * wide * k
             vlad += wide // groups * k
-        squeeze = 2 * 2 * hidden * max(hidden // own["gating_reduction"], 1)
+        squeeze = 2 * 2 * hidden * max(hidden // params.gating_reduction, 1)
         return frames * per_frame + 2 * vlad * hidden + squeeze, hidden
 
     def create_model(
         self, model_input, vocab_size, num_frames, feature_sizes=None, is_training=True, **params
     ):
-        own, params = self.split_params(params)
-        clusters, hidden_size = own["nextvlad_cluster_size"], own["nextvlad_hidden_size"]
-        groups, expansion = own["groups"], own["expansion"]
-        reduction, dropout = own["gating_reduction"], own["dropout"]
+        own = self.params(**params)
+        clusters, hidden_size = own.nextvlad_cluster_size, own.nextvlad_hidden_size
+        groups, expansion = own.groups, own.expansion
+        reduction, dropout = own.gating_reduction, own.dropout
         mask = _frame_mask(model_input, num_frames)
         vlad = _aggregate_streams(
             model_input,
@@ -187,4 +195,4 @@ class NeXtVLADModel(BaseModel):
             gates = layers.dense(squeezed, hidden_size, "excite", use_bias=False)
             gates = tf.sigmoid(layers.batch_norm(gates, "excite_bn", is_training))
         representation = hidden * gates
-        return {"representation": representation, **classify(representation, vocab_size, **params)}
+        return {"representation": representation, **classify(representation, vocab_size, own)}

@@ -14,12 +14,12 @@ def _tiny_lstm_config(units):
         models=["teacher", "student"],
         num_classes=50,
         model_params={
-            "lstm_size": units,
-            "num_layers": 1,
-            "num_chunks": 20,
-            "student_num_chunks": 5,
-            "classifier_name": "MoeModel",
-            "num_mixtures": 2,
+            "lstm_cells": units,
+            "lstm_layers": 1,
+            "num_inputs_to_lstm": 20,
+            "student_num_inputs_to_lstm": 5,
+            "video_level_classifier_model": "MoeModel",
+            "moe_num_mixtures": 2,
         },
     )
 
@@ -143,8 +143,8 @@ def test_train_step_mode_measures_vlad_models_on_two_towers(tmp_path):
             "netvlad_cluster_size": 4,
             "netvlad_hidden_size": 8,
             "gating": True,
-            "classifier_name": "MoeModel",
-            "num_mixtures": 2,
+            "video_level_classifier_model": "MoeModel",
+            "moe_num_mixtures": 2,
         },
     )
     per_step = 3 * 2 * (flops.flops_per_video(config, False) + flops.flops_per_video(config, True))
@@ -156,8 +156,8 @@ def test_vlad_flop_counts():
         "netvlad_cluster_size": 4,
         "netvlad_hidden_size": 8,
         "gating": False,
-        "classifier_name": "LogisticModel",
-        "num_mixtures": 2,
+        "video_level_classifier_model": "LogisticModel",
+        "moe_num_mixtures": 2,
     }
     config = run_config.ModelConfig(
         models=["teacher"],

@@ -141,7 +141,7 @@ def test_tiny_grid_interrupted_and_continued(small_sample, tmp_path):
     # 6 frames: 3 chunks of 2 (the largest divisor of k up to 5), saved with the run.
     student = by_cell["parallel_rep_ce", 1]
     config = read_json(os.path.join(student["run_dir"], "model_flags.json"))
-    assert config["model_params"]["student_num_chunks"] == 3
+    assert config["model_params"]["student_num_inputs_to_lstm"] == 3
     assert config["num_student_frames"] == 6 and config["frame_selection"] == "uniform"
     assert student["flops_per_video"] == _student_flops(k=6, chunks=3)
     assert by_cell["teacher", 1]["flops_per_video"] > 10 * student["flops_per_video"]

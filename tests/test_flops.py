@@ -18,8 +18,8 @@ import model_graph
 import run_config
 
 FAMILIES = {
-    "HierarchicalLstmModel": {"lstm_size": 8, "num_layers": 2, "num_chunks": 5},
-    "LstmModel": {"lstm_size": 6, "num_layers": 2},
+    "HierarchicalLstmModel": {"lstm_cells": 8, "lstm_layers": 2, "num_inputs_to_lstm": 5},
+    "LstmModel": {"lstm_cells": 6, "lstm_layers": 2},
     "NetVLADModel": {"netvlad_cluster_size": 4, "netvlad_hidden_size": 8, "gating": True},
     "NetVLADModel_no_gating": {
         "netvlad_cluster_size": 4,
@@ -38,16 +38,16 @@ FAMILIES = {
 
 
 def _config(family, model):
-    params = dict(FAMILIES[family], classifier_name="MoeModel", num_mixtures=3)
+    params = dict(FAMILIES[family], video_level_classifier_model="MoeModel", moe_num_mixtures=3)
     if family == "HierarchicalLstmModel":
-        params["student_num_chunks"] = 2
+        params["student_num_inputs_to_lstm"] = 2
     return run_config.ModelConfig(
         models=[model],
         model=family.split("_")[0],
         model_params=params,
         feature_sizes=[12, 4],
         num_classes=7,
-        max_frames=20,
+        max_num_frames=20,
         every_n=5,
     )
 
@@ -69,10 +69,10 @@ def _counted_flops(config):
         batch = {
             "video_ids": tf.constant([b"v"]),
             "video_matrix": tf.compat.v1.placeholder(
-                tf.float32, [1, steps or config.max_frames, width]
+                tf.float32, [1, steps or config.max_num_frames, width]
             ),
             "labels": tf.zeros([1, config.num_classes]),
-            "num_frames": tf.constant([steps or config.max_frames]),
+            "num_frames": tf.constant([steps or config.max_num_frames]),
         }
         model_graph.build_models(config, batch, is_training=False)
         matmuls = [

@@ -82,7 +82,12 @@ def test_student_loss_has_no_gradient_into_the_teacher():
     model = frame_level_models.HierarchicalLstmModel()
     model_input = tf.constant(RNG.normal(size=(2, 20, 6)), tf.float32)
     num_frames = tf.constant([20, 7])
-    params = {"lstm_size": 3, "num_layers": 1, "num_chunks": 4, "student_num_chunks": 2}
+    params = {
+        "lstm_cells": 3,
+        "lstm_layers": 1,
+        "num_inputs_to_lstm": 4,
+        "student_num_inputs_to_lstm": 2,
+    }
     with tf.compat.v1.variable_scope("model"):
         teacher_out = model.create_model(model_input, 6, num_frames, **params)
         teacher_rep = teacher_out["representation"]

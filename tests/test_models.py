@@ -1,5 +1,6 @@
 """Models: variable names and shapes, LSTM math, masking, folding, registry."""
 
+import dataclasses
 import time
 
 import numpy as np
@@ -128,10 +129,10 @@ def _small_hlstm_graph(selection, fold_chunks=True, num_frames_value=None):
         frames_in,
         11,
         selection,
-        lstm_size=4,
-        num_layers=2,
-        num_chunks=5,
-        student_num_chunks=2,
+        lstm_cells=4,
+        lstm_layers=2,
+        num_inputs_to_lstm=5,
+        student_num_inputs_to_lstm=2,
         fold_chunks=fold_chunks,
     )
     return frames, num_frames, model_input, frames_in, teacher, student
@@ -201,7 +202,7 @@ def test_moe_matches_numpy():
     rng = np.random.default_rng(2)
     inputs = rng.normal(size=(3, 4)).astype(np.float32)
     with tf.compat.v1.variable_scope("classifier"):
-        out = video_level_models.MoeModel().create_model(tf.constant(inputs), 5, num_mixtures=2)
+        out = video_level_models.MoeModel().create_model(tf.constant(inputs), 5, moe_num_mixtures=2)
     variables = {v.op.name: v for v in tf.compat.v1.trainable_variables()}
     assert sorted(variables) == [
         "classifier/experts/biases",
@@ -226,8 +227,9 @@ def test_reference_models_work_as_teacher_and_student(name):
     model_input = tf.constant(np.random.default_rng(0).normal(size=(2, 30, 6)), tf.float32)
     num_frames = tf.constant([30, 4])
     # Only the hyperparameters the family declares: another one would be an error.
-    wanted = {"lstm_size": 3, "num_layers": 1}
-    params = {key: value for key, value in wanted.items() if key in model.defaults()}
+    wanted = {"lstm_cells": 3, "lstm_layers": 1}
+    declared = {field.name for field in dataclasses.fields(model.Params)}
+    params = {key: value for key, value in wanted.items() if key in declared}
     teacher, student = build_teacher_and_student(
         model, model_input, num_frames, 7, selection, **params
     )
@@ -240,7 +242,12 @@ def test_a_keyword_argument_no_model_declares_is_an_error():
     model_input = tf.zeros([2, 30, 6])
     with pytest.raises(UserError, match="unknown keyword argument\\(s\\) lstm_sizes"):
         frame_level_models.HierarchicalLstmModel().create_model(
-            model_input, 3, tf.constant([30, 4]), lstm_sizes=8, num_layers=1, num_chunks=5
+            model_input,
+            3,
+            tf.constant([30, 4]),
+            lstm_sizes=8,
+            lstm_layers=1,
+            num_inputs_to_lstm=5,
         )
 
 
@@ -257,5 +264,5 @@ def test_chunks_must_divide_frames():
     model_input = tf.zeros([1, 30, 4])
     with pytest.raises(ValueError, match="cannot be cut into 7 equal chunks"):
         frame_level_models.HierarchicalLstmModel().create_model(
-            model_input, 3, tf.constant([30]), lstm_size=2, num_layers=1, num_chunks=7
+            model_input, 3, tf.constant([30]), lstm_cells=2, lstm_layers=1, num_inputs_to_lstm=7
         )

@@ -11,29 +11,36 @@ from testlib import PROJECT_ROOT, read_json
 
 FAMILY = '''"""A family in one file: the mean of the real frames through one hidden layer."""
 
+import dataclasses
+
 import tensorflow as tf
 
 import layers
-from models import BaseModel, Hyperparameter
-from video_level_models import classify
+from models import BaseModel, hyperparameter
+from video_level_models import ClassifierParams, classify
+
+
+@dataclasses.dataclass(frozen=True)
+class MeanPoolParams(ClassifierParams):
+    meanpool_hidden_size: int = hyperparameter(16, "Hidden units of MeanPoolModel.")
 
 
 class MeanPoolModel(BaseModel):
-    hyperparameters = (
-        Hyperparameter("meanpool_hidden_size", 16, "Hidden units of MeanPoolModel."),
-    )
+    Params = MeanPoolParams
 
     @classmethod
     def forward_flops(cls, params, frames, feature_sizes):
-        hidden = cls.split_params(params)[0]["meanpool_hidden_size"]
+        hidden = params.meanpool_hidden_size
         return 2 * sum(feature_sizes) * hidden, hidden
 
-    def create_model(self, model_input, vocab_size, num_frames, **params):
-        own, params = self.split_params(params)
+    def create_model(
+        self, model_input, vocab_size, num_frames, is_training=False, feature_sizes=None, **params
+    ):
+        own = self.params(**params)
         count = tf.maximum(tf.cast(num_frames, model_input.dtype), 1.0)[:, None]
         mean = tf.reduce_sum(model_input, axis=1) / count
-        hidden = tf.nn.relu(layers.dense(mean, own["meanpool_hidden_size"], "hidden"))
-        return {"representation": hidden, **classify(hidden, vocab_size, **params)}
+        hidden = tf.nn.relu(layers.dense(mean, own.meanpool_hidden_size, "hidden"))
+        return {"representation": hidden, **classify(hidden, vocab_size, own)}
 '''
 HIDDEN = 12
 

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from runtime import write_json
 from testlib import (
     PROJECT_ROOT,
     checkpoint_variables,
@@ -39,29 +38,9 @@ NUM_CLASSES = 3862
 ORIGINAL_STEP = 40
 # Settings the original directory was trained with, given on the command line.
 MODEL_FLAGS = ["--lstm_cells=16", "--lstm_layers=2"]
-# model_flags.json as earlier versions of this project wrote it for that model.
-EARLIER_MODEL_FLAGS = {
-    "models": ["teacher", "student"],
-    "model": "HierarchicalLstmModel",
-    "model_params": {
-        "classifier_name": "MoeModel",
-        "num_mixtures": 2,
-        "lstm_size": 16,
-        "num_layers": 2,
-        "num_chunks": 20,
-        "student_num_chunks": 5,
-    },
-    "frame_features": True,
-    "feature_names": ["rgb", "audio"],
-    "feature_sizes": [1024, 128],
-    "dataset_version": "2018",
-    "num_classes": NUM_CLASSES,
-    "max_frames": 300,
-    "frame_selection": "uniform",
-    "every_n": 10,
-    "num_student_frames": 0,
-    "frame_selection_seed": 1234,
-}
+# model_flags.json as earlier versions of this project wrote it for that model:
+# the settings' former names, no stride_frame_count.
+EARLIER_MODEL_FLAGS = os.path.join(os.path.dirname(__file__), "data", "earlier_model_flags.json")
 
 
 def write_videos(path, seed=3):
@@ -183,7 +162,7 @@ def test_the_reached_frame_count_is_not_the_original(original, tmp_path):
     # A run directory of an earlier version of this project (its model_flags.json
     # predates the setting) keeps the rule it was trained with: reached.
     earlier = copy_run(original["teacher_student"], tmp_path / "earlier")
-    write_json(os.path.join(earlier, "model_flags.json"), EARLIER_MODEL_FLAGS)
+    shutil.copy(EARLIER_MODEL_FLAGS, os.path.join(earlier, "model_flags.json"))
     again = infer(earlier, original["data"], str(tmp_path / "earlier.csv"))
     assert read_text(again) == read_text(output)
 

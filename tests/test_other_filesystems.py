@@ -23,12 +23,12 @@ import training
 from testlib import PROJECT_ROOT, checkpoint_variables, read_json, read_text, run_binary, run_script
 
 TINY_PARAMS = {
-    "lstm_size": 8,
-    "num_layers": 1,
-    "num_chunks": 20,
-    "student_num_chunks": 5,
-    "classifier_name": "MoeModel",
-    "num_mixtures": 2,
+    "lstm_cells": 8,
+    "lstm_layers": 1,
+    "num_inputs_to_lstm": 20,
+    "student_num_inputs_to_lstm": 5,
+    "video_level_classifier_model": "MoeModel",
+    "moe_num_mixtures": 2,
 }
 
 
@@ -61,7 +61,7 @@ def test_a_ram_run_directory_holds_the_whole_run(small_sample, tmp_path, monkeyp
     assert os.listdir(tmp_path) == []
     assert checkpoints.latest_checkpoint(train_dir) == f"{train_dir}/model.ckpt-2"
     # Read back from there: the config, and a resume.
-    assert run_config.RequestedModel().load(train_dir).models == ["student"]
+    assert checkpoints.saved_config(run_config.RequestedModel(), train_dir).models == ["student"]
     more = settings.RunSettings(
         training=settings.TrainingSettings(
             train_data_pattern=f"{sample_dir}/train*.tfrecord",
@@ -78,7 +78,7 @@ def test_a_ram_run_directory_holds_the_whole_run(small_sample, tmp_path, monkeyp
     outputs = _every_output(train_dir, sample_dir, f"{base}/out")
     finetune_dir = f"{base}/finetune"
     checkpoints.convert_to_student(
-        run_config.RequestedModel().existing_run(train_dir), train_dir, finetune_dir
+        checkpoints.existing_run(run_config.RequestedModel(), train_dir), train_dir, finetune_dir
     )
     tuned = settings.RunSettings(training=dataclasses.replace(more.training, max_steps=4))
     assert training.run_training("finetune", finetune_dir, settings=tuned) == 4
@@ -115,7 +115,7 @@ def _every_output(train_dir, sample_dir, out):
             eval_data_pattern=pattern, run_once=True, metrics_json=metrics_json, inputs=inputs
         ),
     )
-    config, _ = run_config.RequestedModel().scored_run(train_dir)
+    config, _ = checkpoints.scored_run(run_config.RequestedModel(), train_dir)
     inference.run_inference(config, train_dir, pattern, f"{out}/predictions.csv", 20, inputs)
     export_model.export(config, train_dir, f"{out}/export", 20)
     with tf.io.gfile.GFile(f"{out}/predictions.csv") as stream:

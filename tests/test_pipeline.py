@@ -175,7 +175,7 @@ def test_resume_refuse_and_overwrite(small_sample, tmp_path):
     assert "Resuming with other training settings: training.max_steps: 3 -> 5" in result.stderr
     assert checkpoint_variables(train_dir)["global_step"] == 5
     saved = read_json(os.path.join(train_dir, "model_flags.json"))
-    assert saved["models"] == ["student"] and saved["model_params"]["lstm_size"] == 8
+    assert saved["models"] == ["student"] and saved["model_params"]["lstm_cells"] == 8
 
     changed = train(
         sample_dir,

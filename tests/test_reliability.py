@@ -1,5 +1,6 @@
 """Bad input, bad flags and interruptions, each through a real binary."""
 
+import glob
 import json
 import os
 import pathlib
@@ -362,7 +363,7 @@ def test_each_evaluation_counts_its_own_skipped_records(student_run, tmp_path):
     the bad records of that pass only."""
     with_bad_at_2(tmp_path / "validate0.tfrecord", frame_record(rgb_frames=0))
     requested = run_config.RequestedModel()
-    config = requested.existing_run(student_run)
+    config = checkpoints.existing_run(requested, student_run)
     evaluation = settings.EvaluationSettings(
         eval_data_pattern=f"{tmp_path}/validate*",
         inputs=settings.InputSettings(batch_size=8, skip_bad_records=True),
@@ -374,6 +375,41 @@ def test_each_evaluation_counts_its_own_skipped_records(student_run, tmp_path):
     ]
     assert [result["skipped_records"] for result in passes] == [1, 1]
     assert [result["num_examples"] for result in passes] == [3, 3]
+
+
+def test_a_checkpoint_rotated_away_while_it_is_restored_is_skipped(
+    small_sample, student_run, tmp_path, monkeypatch
+):
+    """A trainer's rotation can remove the files of the checkpoint an evaluator has
+    just opened: the evaluator looks again and scores the next one, no traceback."""
+    run = tmp_path / "run"
+    shutil.copytree(student_run, run)
+    older = checkpoints.latest_checkpoint(str(run))
+    newer = f"{older.rsplit('-', 1)[0]}-{checkpoints.checkpoint_step(older) + 1}"
+    for path in glob.glob(older + ".*"):
+        shutil.copy(path, newer + path[len(older) :])
+    tf.compat.v1.train.update_checkpoint_state(
+        str(run), os.path.basename(newer), [os.path.basename(older), os.path.basename(newer)]
+    )
+    open_checkpoint = tf.compat.v1.train.NewCheckpointReader
+
+    def rotated_after_opening(path):
+        reader = open_checkpoint(path)
+        if path == newer:
+            for name in glob.glob(newer + ".*"):
+                os.remove(name)
+        return reader
+
+    monkeypatch.setattr(tf.compat.v1.train, "NewCheckpointReader", rotated_after_opening)
+    result = evaluation_loop.run_evaluation(
+        str(run),
+        settings=settings.EvaluationSettings(
+            eval_data_pattern=f"{small_sample[0]}/validate*.tfrecord",
+            run_once=True,
+            inputs=settings.InputSettings(batch_size=64),
+        ),
+    )
+    assert result["checkpoint"] == older and result["num_examples"] > 0
 
 
 def _diverging_run(sample_dir, train_dir, learning_rate, max_steps, *flags):
@@ -570,7 +606,7 @@ def _teacher_with_other_settings(student_run, target):
     """The student run's files, its model_flags.json saying a 4-unit teacher."""
     config = json.loads((pathlib.Path(student_run) / "model_flags.json").read_text())
     config.update(models=["teacher"])
-    config["model_params"]["lstm_size"] = 4
+    config["model_params"]["lstm_cells"] = 4
     return _copy_run(student_run, target, **{"model_flags.json": json.dumps(config)})
 
 

@@ -2,6 +2,7 @@
 default) and the suite's own rules."""
 
 import ast
+import dataclasses
 import json
 import os
 import re
@@ -81,21 +82,22 @@ def test_library_modules_import_no_binary_and_no_cycle():
 
 
 def test_a_model_built_without_settings_takes_its_declared_defaults():
-    declared = frame_level_models.HierarchicalLstmModel.defaults()
+    declared = dataclasses.asdict(frame_level_models.HierarchicalLstmModel.Params())
     frames = tf.compat.v1.placeholder(tf.float32, [None, 300, 1152])
     num_frames = tf.compat.v1.placeholder(tf.int32, [None])
     representation = frame_level_models.HierarchicalLstmModel().create_model(
         frames, 3862, num_frames
     )["representation"]
-    units, layers = declared["lstm_size"], declared["num_layers"]
+    units, layers = declared["lstm_cells"], declared["lstm_layers"]
     assert representation.shape[-1] == 2 * layers * units
     kernels = [
         v for v in tf.compat.v1.global_variables() if "RNN_L1" in v.name and "kernel" in v.name
     ]
     assert len(kernels) == layers and kernels[0].shape == (1152 + units, 4 * units)
-    # The run config's hyperparameters of the family are the declared ones.
-    names = [parameter.name for parameter in run_config.hyperparameters("HierarchicalLstmModel")]
-    assert set(declared) <= set(names) and "classifier_name" in names
+    # A new run's config holds the declared hyperparameters, the classifier's included.
+    config = run_config.ModelConfig(models=["teacher"])
+    assert dataclasses.asdict(config.model_params) == declared
+    assert "video_level_classifier_model" in declared
 
 
 def test_skip_probe():

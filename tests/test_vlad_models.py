@@ -35,13 +35,13 @@ SMALL_FLAGS = {
 
 
 def small_config(name):
-    params = dict(SMALL[name], classifier_name="MoeModel", num_mixtures=2)
+    params = dict(SMALL[name], video_level_classifier_model="MoeModel", moe_num_mixtures=2)
     return run_config.ModelConfig(
         models=["teacher", "student"],
         model=name,
         model_params=params,
         num_classes=20,
-        max_frames=30,
+        max_num_frames=30,
         every_n=3,
     )
 
