@@ -260,6 +260,21 @@ def _define_evaluation():
     flags.DEFINE_integer(
         "progress_every_secs", e.progress_every_secs, "Seconds between progress lines."
     )
+    flags.DEFINE_integer(
+        "per_class_report",
+        e.per_class_report,
+        "List this many classes with the best and the worst AP (among classes with a "
+        "positive) in the metrics JSON and the log; names from --vocabulary.",
+    )
+
+
+def _define_vocabulary():
+    flags.DEFINE_string(
+        "vocabulary",
+        _EVALUATION.vocabulary,
+        "Class names for people to read: the 2018 vocabulary.csv or the 2017 "
+        "label_names.csv (empty: class numbers only).",
+    )
 
 
 TOPICS = {
@@ -272,6 +287,7 @@ TOPICS = {
     "distillation": _define_distillation,
     "training": _define_training,
     "evaluation": _define_evaluation,
+    "vocabulary": _define_vocabulary,
 }
 # What a run's binaries take: the data and model of the run, how to read it, and
 # how its losses are made.

@@ -10,6 +10,7 @@ new checkpoint until stopped.
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -20,6 +21,7 @@ import readers
 import record_checks
 import run_config
 import runtime
+import vocabulary
 from runtime import UserError
 from settings import EvaluationSettings
 
@@ -95,7 +97,37 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
         summary["rep_loss"] = rep_loss_sum / result["num_examples"]
     if settings.inputs.skip_bad_records:
         summary["skipped_records"] = bad_records.count
+    if settings.per_class_report:
+        summary.update(
+            per_class_report(
+                result["aps"],
+                metrics.map_calculator.num_positives,
+                settings.per_class_report,
+                vocabulary.read_vocabulary(settings.vocabulary) if settings.vocabulary else {},
+            )
+        )
     return summary
+
+
+def per_class_report(aps, positives, count, names):
+    """The `count` classes with the best and the worst AP among those with a
+    positive: {"best_classes": [...], "worst_classes": [...]}, each entry the
+    class, its name (when `names` has it), AP and positives."""
+    present = [int(c) for c in np.flatnonzero(np.asarray(positives) > 0)]
+    ranked = sorted(present, key=lambda c: (-aps[c], c))
+
+    def entry(c):
+        return {
+            "class": c,
+            "name": names.get(c, ""),
+            "ap": float(aps[c]),
+            "positives": int(positives[c]),
+        }
+
+    return {
+        "best_classes": [entry(c) for c in ranked[:count]],
+        "worst_classes": [entry(c) for c in reversed(ranked[-count:])],
+    }
 
 
 def format_result(result):
@@ -113,6 +145,13 @@ def format_result(result):
         parts.append(f"L_REP: {result['rep_loss']:.4f}")
     if "skipped_records" in result:
         parts.append(f"Skipped bad records: {result['skipped_records']}")
+    for end in ("best", "worst"):
+        if f"{end}_classes" in result:
+            listed = ", ".join(
+                f"{entry['name'] or entry['class']} {entry['ap']:.3f}"
+                for entry in result[f"{end}_classes"]
+            )
+            parts.append(f"{end.capitalize()} classes (AP): {listed}")
     return "| ".join(parts)
 
 

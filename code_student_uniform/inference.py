@@ -5,8 +5,11 @@ and one row per video, `<id>,<label> <score> <label> <score> ...` with the
 --top_k best labels in descending score. Works with teacher-student,
 student-only and teacher-only runs, on data with or without labels. Rows are
 written as batches arrive (memory stays flat), into a temporary file that is
-renamed to --output_file at the end.
+renamed to --output_file at the end. With --vocabulary, a readable JSON-lines
+file with the class names is written beside it (--named_output_file).
 """
+
+import contextlib
 
 import tensorflow as tf
 from absl import flags, logging
@@ -14,22 +17,30 @@ from absl import flags, logging
 import checkpoints
 import command_line
 import model_graph
+import prediction_files
 import readers
 import runtime
 import settings
+import vocabulary
 
 command_line.define(
-    *command_line.RUN_TOPICS, "checkpoint", batch_size=settings.EVALUATION_BATCH_SIZE
+    *command_line.RUN_TOPICS, "checkpoint", "vocabulary", batch_size=settings.EVALUATION_BATCH_SIZE
 )
 flags.DEFINE_string("input_data_pattern", "./yt8m/test*.tfrecord", "Videos to predict (glob).")
 flags.DEFINE_string("output_file", "predictions.csv", "CSV to write.")
+flags.DEFINE_string(
+    "named_output_file",
+    "",
+    "With --vocabulary: a JSON line per video (its id, its top classes with names and "
+    "scores); empty: --output_file with .jsonl for .csv.",
+)
 
 FLAGS = flags.FLAGS
 
 
-def format_row(video_id, indexes, scores):
-    pairs = " ".join(f"{index} {score:.6f}" for index, score in zip(indexes, scores, strict=True))
-    return f"{video_id.decode()},{pairs}\n"
+def named_output_path(output_file):
+    stem = output_file[: -len(".csv")] if output_file.endswith(".csv") else output_file
+    return stem + ".jsonl"
 
 
 def run_inference(
@@ -41,28 +52,39 @@ def run_inference(
     inputs=None,
     session_settings=None,
     checkpoint_path="",
+    names=None,
+    named_output_file="",
 ):
     """Writes the predictions of the only model of `config` (the run in
-    `train_dir`; its latest readable checkpoint, or `checkpoint_path`)."""
+    `train_dir`; its latest readable checkpoint, or `checkpoint_path`); with
+    `names` ({class: name}), also the readable `named_output_file`."""
     inputs = inputs or settings.EVALUATION_INPUT
     session_settings = session_settings or settings.SessionSettings()
     top_k = min(settings.checked_top_k(top_k), config.num_classes)
     videos = 0
     reader = config.reader()
-    with runtime.atomic_output(output_file) as temporary, tf.Graph().as_default():
+    with contextlib.ExitStack() as outputs, tf.Graph().as_default():
+        temporary = outputs.enter_context(runtime.atomic_output(output_file))
+        stream = outputs.enter_context(tf.io.gfile.GFile(temporary, "w"))
+        stream.write(prediction_files.HEADER + "\n")
+        named = None
+        if names is not None:
+            named_temporary = outputs.enter_context(runtime.atomic_output(named_output_file))
+            named = outputs.enter_context(tf.io.gfile.GFile(named_temporary, "w"))
         batch = readers.input_tensors(inputs, reader, data_pattern, num_epochs=1, shuffle=False)
         fetches = model_graph.top_k_predictions(config, batch, top_k)
-        with tf.io.gfile.GFile(temporary, "w") as stream:
-            stream.write("VideoId,LabelConfidencePairs\n")
-            with tf.compat.v1.Session(config=session_settings.session_config()) as session:
-                checkpoint = checkpoints.restore_latest(
-                    session, train_dir, config.models, checkpoint_path
-                )
-                for ids, indexes, scores in readers.run_to_end(
-                    session, fetches, reader, data_pattern
-                ):
-                    stream.write("".join(map(format_row, ids, indexes, scores)))
-                    videos += len(ids)
+        with tf.compat.v1.Session(config=session_settings.session_config()) as session:
+            checkpoint = checkpoints.restore_latest(
+                session, train_dir, config.models, checkpoint_path
+            )
+            for ids, indexes, scores in readers.run_to_end(session, fetches, reader, data_pattern):
+                stream.write("".join(map(prediction_files.format_row, ids, indexes, scores)))
+                if named is not None:
+                    rows = zip(ids, indexes, scores, strict=True)
+                    named.write(
+                        "".join(prediction_files.format_named_row(*row, names) for row in rows)
+                    )
+                videos += len(ids)
     logging.info(
         "Wrote the top %d labels of %d videos (%s of %s) to %s",
         top_k,
@@ -86,6 +108,8 @@ def main(argv):
         command_line.input_settings(),
         command_line.session_settings(),
         FLAGS.checkpoint_path,
+        vocabulary.read_vocabulary(FLAGS.vocabulary) if FLAGS.vocabulary else None,
+        FLAGS.named_output_file or named_output_path(FLAGS.output_file),
     )
 
 

@@ -393,3 +393,27 @@ def run_to_end(session, fetches, reader, data_pattern):
             except tf.errors.OutOfRangeError:
                 return
             yield values
+
+
+def labels_by_video(data_pattern, frame_features, id_feature, num_classes, batch_size=1024):
+    """{video id: its sorted labels} of every record a pattern matches, parsing only
+    the id and the labels (eager mode). A missing id or a label outside the
+    classes is a UserError naming the file."""
+    labels = {}
+    context = dict(_id_features(id_feature), labels=tf.io.VarLenFeature(tf.int64))
+    for path in match_files(data_pattern):
+        for records in tf.data.TFRecordDataset(path).batch(batch_size):
+            if frame_features:
+                parsed = tf.io.parse_sequence_example(records, context_features=context)[0]
+            else:
+                parsed = tf.io.parse_example(records, context)
+            values = tf.sparse.to_dense(parsed["labels"], default_value=-1).numpy()
+            for video_id, row in zip(parsed[id_feature].numpy(), values, strict=True):
+                row = sorted(int(label) for label in row if label >= 0)
+                if not video_id or any(label >= num_classes for label in row):
+                    raise UserError(
+                        f"{path} holds a record without {id_feature!r} or with a label outside "
+                        f"0..{num_classes - 1}; check --dataset_version and --frame_features"
+                    )
+                labels[video_id.decode()] = row
+    return labels

@@ -123,6 +123,8 @@ class EvaluationSettings:
     eval_interval_secs: int = 60
     checkpoint_path: str = ""  # evaluate this checkpoint once, instead of following the run
     progress_every_secs: int = 30
+    per_class_report: int = 0  # classes listed at each end of the per-class AP ranking
+    vocabulary: str = ""  # class names for that list (vocabulary.py)
     label_loss: str = DistillationSettings.label_loss
     inputs: InputSettings = EVALUATION_INPUT
     session: SessionSettings = SessionSettings()

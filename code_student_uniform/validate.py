@@ -11,6 +11,7 @@ command_line.define(
     *command_line.RUN_TOPICS,
     "checkpoint",
     "evaluation",
+    "vocabulary",
     batch_size=settings.EVALUATION_BATCH_SIZE,
 )
 FLAGS = flags.FLAGS

@@ -25,6 +25,7 @@ BINARIES = {
     "inference",
     "export_model",
     "benchmark",
+    "ensemble",
     "make_sample_data",
     "experiments",
 }
