@@ -105,6 +105,15 @@ def _define_input():
         "Skip (count and log) records that are corrupted or do not fit the flags, instead of "
         "stopping. Slower: every record is checked in Python.",
     )
+    flags.DEFINE_bool(
+        "segment_labels",
+        _INPUT.segment_labels,
+        "Read the rated 5-second segments of 2019 Segments records instead of whole videos: "
+        "each segment is an example, its labels the rated scores, weighted 1 where rated.",
+    )
+    flags.DEFINE_integer(
+        "segment_size", _INPUT.segment_size, "--segment_labels: frames per segment."
+    )
 
 
 def _hyperparameters():
@@ -268,6 +277,20 @@ def _define_evaluation():
     )
 
 
+def _define_segments():
+    flags.DEFINE_string(
+        "segment_classes",
+        _EVALUATION.segment_classes,
+        "--segment_labels: the classes scored and submitted, a file of class ids (the 2019 "
+        "segment_label_ids.csv, 1,000 classes); empty: every class.",
+    )
+    flags.DEFINE_integer(
+        "segment_top_k",
+        _EVALUATION.segment_top_k,
+        "--segment_labels: K of MAP@K, the segments ranked per class.",
+    )
+
+
 def _define_vocabulary():
     flags.DEFINE_string(
         "vocabulary",
@@ -288,6 +311,7 @@ TOPICS = {
     "training": _define_training,
     "evaluation": _define_evaluation,
     "vocabulary": _define_vocabulary,
+    "segments": _define_segments,
 }
 # What a run's binaries take: the data and model of the run, how to read it, and
 # how its losses are made.

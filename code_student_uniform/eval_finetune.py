@@ -12,6 +12,7 @@ command_line.define(
     "checkpoint",
     "evaluation",
     "vocabulary",
+    "segments",
     batch_size=settings.EVALUATION_BATCH_SIZE,
     train_dir=settings.FINETUNE_DIR,
 )

@@ -21,6 +21,7 @@ import readers
 import record_checks
 import run_config
 import runtime
+import segment_metrics
 import vocabulary
 from runtime import UserError
 from settings import EvaluationSettings
@@ -47,10 +48,69 @@ class _Progress:
         return self.done / max(time.time() - self.start, 1e-9)
 
 
+class _VideoScores:
+    """The video-level metrics of an evaluation: Hit@1, PERR, GAP, mAP (eval_util)."""
+
+    def __init__(self, settings, num_classes):
+        self.settings = settings
+        self.metrics = eval_util.EvaluationMetrics(num_classes, settings.top_k)
+
+    def accumulate(self, values):
+        self.metrics.accumulate(values["predictions"], values["labels"], values["loss"])
+
+    def summary(self):
+        result = self.metrics.get()
+        summary = {
+            "num_examples": result["num_examples"],
+            "hit_at_one": result["avg_hit_at_one"],
+            "perr": result["avg_perr"],
+            "gap": result["gap"],
+            "map": result["map"],
+            "map_present_classes": result["map_present_classes"],
+            "loss": result["avg_loss"],
+        }
+        if self.settings.per_class_report:
+            names = self.settings.vocabulary
+            summary.update(
+                per_class_report(
+                    result["aps"],
+                    self.metrics.map_calculator.num_positives,
+                    self.settings.per_class_report,
+                    vocabulary.read_vocabulary(names) if names else {},
+                )
+            )
+        return summary
+
+
+class _SegmentScores:
+    """The metrics of an evaluation on rated segments: MAP@K and the segment GAP
+    (segment_metrics.py), and the label loss over the rated pairs."""
+
+    def __init__(self, settings, num_classes):
+        classes = settings.segment_classes
+        whitelist = segment_metrics.read_class_list(classes) if classes else range(num_classes)
+        self.metrics = segment_metrics.SegmentMetrics(whitelist, settings.segment_top_k)
+        self.loss_sum = 0.0
+
+    def accumulate(self, values):
+        self.metrics.accumulate(
+            values["ids"], values["predictions"], values["labels"], values["label_weights"]
+        )
+        self.loss_sum += float(values["loss"]) * len(values["labels"])
+
+    def summary(self):
+        result = self.metrics.get()
+        result["num_examples"] = result.pop("num_segments")
+        result["loss"] = self.loss_sum / max(result["num_examples"], 1)
+        return result
+
+
 def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None):
-    """Scores `evaluated` of `config` at `checkpoint_path` on --eval_data_pattern."""
+    """Scores `evaluated` of `config` at `checkpoint_path` on --eval_data_pattern
+    (whole videos, or rated segments with --segment_labels)."""
     pattern = settings.eval_data_pattern
-    reader = config.reader()
+    segments = settings.inputs.segments()
+    reader = config.reader(segment_size=segments)
     with tf.Graph().as_default():
         bad_records = record_checks.BadRecordCounter()  # this evaluation's
         batch = readers.input_tensors(
@@ -64,7 +124,9 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
             "labels": outputs["labels"],
             **loss_tensors,
         }
-        metrics = eval_util.EvaluationMetrics(config.num_classes, settings.top_k)
+        if segments:
+            fetches.update(ids=batch["video_ids"], label_weights=outputs["label_weights"])
+        scores = (_SegmentScores if segments else _VideoScores)(settings, config.num_classes)
         rep_loss_sum = 0.0
         progress = _Progress(settings.progress_every_secs, total)
         with tf.compat.v1.Session(config=settings.session.session_config()) as session:
@@ -73,39 +135,23 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
             step = int(session.run(global_step))
             for values in readers.run_to_end(session, fetches, reader, pattern):
                 count = len(values["labels"])
-                metrics.accumulate(values["predictions"], values["labels"], values["loss"])
+                scores.accumulate(values)
                 rep_loss_sum += float(values.get("rep_loss", 0.0)) * count
                 progress.add(count)
-    result = metrics.get()
-    if not result["num_examples"]:
+    summary = scores.summary()
+    if not summary["num_examples"]:
         raise UserError(f"--eval_data_pattern={pattern} holds no records")
-    summary = {
-        "global_step": step,
-        "num_examples": result["num_examples"],
-        "hit_at_one": result["avg_hit_at_one"],
-        "perr": result["avg_perr"],
-        "gap": result["gap"],
-        "map": result["map"],
-        "map_present_classes": result["map_present_classes"],
-        "loss": result["avg_loss"],
-        "model": evaluated,
-        "checkpoint": checkpoint_path,
-        "eval_data_pattern": pattern,
-        "videos_per_second": progress.rate(),
-    }
+    summary.update(
+        global_step=step,
+        model=evaluated,
+        checkpoint=checkpoint_path,
+        eval_data_pattern=pattern,
+        videos_per_second=progress.rate(),
+    )
     if "rep_loss" in loss_tensors:
-        summary["rep_loss"] = rep_loss_sum / result["num_examples"]
+        summary["rep_loss"] = rep_loss_sum / summary["num_examples"]
     if settings.inputs.skip_bad_records:
         summary["skipped_records"] = bad_records.count
-    if settings.per_class_report:
-        summary.update(
-            per_class_report(
-                result["aps"],
-                metrics.map_calculator.num_positives,
-                settings.per_class_report,
-                vocabulary.read_vocabulary(settings.vocabulary) if settings.vocabulary else {},
-            )
-        )
     return summary
 
 
@@ -134,13 +180,22 @@ def format_result(result):
     parts = [
         f"evaluation of {result['model']} at global step {result['global_step']}",
         f"Examples: {result['num_examples']}",
-        f"Avg_Hit@1: {result['hit_at_one']:.4f}",
-        f"Avg_PERR: {result['perr']:.4f}",
-        f"MAP: {result['map']:.4f}",
-        f"MAP_present_classes: {result['map_present_classes']:.4f}",
-        f"GAP: {result['gap']:.4f}",
-        f"Avg_Loss: {result['loss']:.4f}",
     ]
+    if "segment_map" in result:
+        parts += [
+            f"Segment MAP@{result['segment_top_k']}: {result['segment_map']:.4f} "
+            f"({result['classes_scored']} classes)",
+            f"Segment GAP: {result['segment_gap']:.4f}",
+        ]
+    else:
+        parts += [
+            f"Avg_Hit@1: {result['hit_at_one']:.4f}",
+            f"Avg_PERR: {result['perr']:.4f}",
+            f"MAP: {result['map']:.4f}",
+            f"MAP_present_classes: {result['map_present_classes']:.4f}",
+            f"GAP: {result['gap']:.4f}",
+        ]
+    parts.append(f"Avg_Loss: {result['loss']:.4f}")
     if "rep_loss" in result:
         parts.append(f"L_REP: {result['rep_loss']:.4f}")
     if "skipped_records" in result:
@@ -162,6 +217,8 @@ def _write_summaries(writer, result):
         "gap",
         "map",
         "map_present_classes",
+        "segment_map",
+        "segment_gap",
         "loss",
         "rep_loss",
         "videos_per_second",

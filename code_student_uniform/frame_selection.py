@@ -172,10 +172,19 @@ def gather_frames(video_matrix, indices, student_num_frames):
     return frames * valid[:, :, None]
 
 
-def select_frames(video_matrix, num_frames, selection, is_training=False, video_ids=None):
+def select_frames(
+    video_matrix, num_frames, selection, is_training=False, video_ids=None, segments=False
+):
     """Applies a FrameSelection to a padded [B, max_frames, D] batch.
 
-    Returns (student input [B, k, D], student num_frames [B]).
+    Returns (student input [B, k, D], student num_frames [B]). A rated segment
+    (`segments`: a few frames at the start of the input) is already a short
+    glimpse of its video: its student reads its first k frames, all of them
+    when k is at least the segment's length (a stride over 5 frames would leave
+    the student one frame, or none under the original's count).
     """
+    if segments:
+        budget = selection.frame_budget
+        return video_matrix[:, :budget], tf.minimum(num_frames, budget)
     indices, student_num_frames = selection.indices(num_frames, is_training, video_ids)
     return gather_frames(video_matrix, indices, student_num_frames), student_num_frames

@@ -20,20 +20,24 @@ EPSILON = 1e-5
 
 
 class BaseLoss:
-    """A loss between predictions [B, C] (probabilities) and labels [B, C] (0/1)."""
+    """A loss between predictions [B, C] (probabilities) and labels [B, C] (0/1, or
+    a rated score); `label_weights` [B, C], when given, weighs each (example,
+    class) term (rated segments: 1 where rated, 0 elsewhere)."""
 
-    def calculate_loss(self, predictions, labels):
+    def calculate_loss(self, predictions, labels, label_weights=None):
         raise NotImplementedError()
 
 
 class CrossEntropyLoss(BaseLoss):
     """Multi-label cross-entropy, summed over classes, averaged over the batch."""
 
-    def calculate_loss(self, predictions, labels, epsilon=EPSILON):
+    def calculate_loss(self, predictions, labels, label_weights=None, epsilon=EPSILON):
         labels = tf.cast(labels, predictions.dtype)
         cross_entropy = labels * tf.math.log(predictions + epsilon) + (1 - labels) * tf.math.log(
             1 - predictions + epsilon
         )
+        if label_weights is not None:
+            cross_entropy *= tf.cast(label_weights, predictions.dtype)
         return tf.reduce_mean(-tf.reduce_sum(cross_entropy, axis=1))
 
 
@@ -78,12 +82,13 @@ def distillation_loss(
     student_predictions,
     settings=DistillationSettings(),
     label_loss=None,
+    label_weights=None,
 ):
     """The parts of the student's loss, {ce, rep, pred} (`weighted_total` sums them;
     the towers of a step sum their parts first). `label_loss` (a loss object)
-    replaces the one `settings` names."""
+    replaces the one `settings` names; `label_weights` weigh L_CE's terms."""
     label_loss = label_loss or get_label_loss(settings.label_loss)
-    ce = label_loss.calculate_loss(student_predictions, labels)
+    ce = label_loss.calculate_loss(student_predictions, labels, label_weights)
     rep = representation_loss(teacher_representation, student_representation)
     pred = prediction_loss(teacher_predictions, student_predictions, settings.pred_loss)
     return {"ce": ce, "rep": rep, "pred": pred}

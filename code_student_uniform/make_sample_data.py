@@ -15,6 +15,12 @@ every frame has an edge over a student that sees every n-th frame:
   a sparse sample of frames often misses;
 - lengths vary: a few videos of 1-10 frames, most of 100-300, some above 300
   (the readers cap them at 300).
+With --segments it also writes segments_{train,validate,test}0000.tfrecord in the
+2019 Segments format: each video's context adds `segment_start_times`,
+`segment_labels` and `segment_scores` (test: none), rating 5-frame segments
+(starts at multiples of 5) of its classes: 1 where the class happens in the
+segment (everywhere for a global class, only in its bursts for a burst class),
+0 elsewhere, and a few 0 ratings of classes the video does not have.
 The same flags give the same bytes on every run.
 """
 
@@ -40,6 +46,7 @@ flags.DEFINE_integer("num_validate_files", 2, "Number of validate*.tfrecord file
 flags.DEFINE_integer("num_test_files", 1, "Number of test*.tfrecord files (no labels).")
 flags.DEFINE_integer("videos_per_file", 200, "Videos in each file.")
 flags.DEFINE_integer("max_video_frames", 360, "Longest video written (above 300 tests the cap).")
+flags.DEFINE_bool("segments", False, "Also write segment-rated records (2019 format).")
 
 RGB_SIZE = 1024
 AUDIO_SIZE = 128
@@ -89,8 +96,9 @@ def _active_frames(rng, num_frames, is_burst):
     return mask
 
 
-def _make_video(rng, spec, max_video_frames):
-    """Returns (label class ids, rgb codes [T, 1024] uint8, audio codes [T, 128] uint8)."""
+def _make_video(rng, spec, max_video_frames, active=None):
+    """Returns (label class ids, rgb codes [T, 1024] uint8, audio codes [T, 128] uint8);
+    fills `active` (a dict, when given) with {class id: the frames it happens in}."""
     num_frames = _video_length(rng, max_video_frames)
     num_labels = int(rng.choice([1, 2, 3, 4, 5], p=[0.3, 0.3, 0.2, 0.12, 0.08]))
     picked = rng.choice(len(spec.classes), size=num_labels, replace=False, p=spec.frequency)
@@ -103,6 +111,8 @@ def _make_video(rng, spec, max_video_frames):
         strength = rng.uniform(0.6, 1.4)
         rgb[frames] += strength * spec.rgb_patterns[index]
         audio[frames] += strength * spec.audio_patterns[index]
+        if active is not None:
+            active[int(spec.classes[index])] = frames
     labels = np.sort(spec.classes[picked])
     return labels, utils.quantize(rgb), utils.quantize(audio)
 
@@ -112,11 +122,36 @@ def _video_id(rng, version):
     return "".join(rng.choice(ID_ALPHABET, size=length)).encode()
 
 
-def _sequence_example(video_id, labels, rgb, audio, id_feature):
+SEGMENT_SIZE = 5
+
+
+def _segment_ratings(rng, spec, active, num_frames):
+    """[(start, class, score)] of one video: per class of the video up to 3 segments
+    where it happens (1) and 2 where it does not (0), and 0 ratings of 2 classes
+    it does not have; starts are multiples of SEGMENT_SIZE within the frames."""
+    starts = np.arange(0, min(num_frames, 300), SEGMENT_SIZE)
+    ratings = []
+    for label, frames in sorted(active.items()):
+        present = np.array([frames[s : s + SEGMENT_SIZE].any() for s in starts])
+        for wanted, count, score in ((present, 3, 1.0), (~present, 2, 0.0)):
+            chosen = rng.permutation(starts[wanted])[:count]
+            ratings += [(int(start), label, score) for start in chosen]
+    absent = [int(c) for c in spec.classes if int(c) not in active]
+    for label in rng.choice(absent, size=min(2, len(absent)), replace=False):
+        ratings.append((int(rng.choice(starts)), int(label), 0.0))
+    return sorted(ratings)
+
+
+def _sequence_example(video_id, labels, rgb, audio, id_feature, ratings=None):
     example = tf.train.SequenceExample()
     example.context.feature[id_feature].bytes_list.value.append(video_id)
     if labels is not None:
         example.context.feature["labels"].int64_list.value.extend(int(x) for x in labels)
+    if ratings:
+        context = example.context.feature
+        context["segment_start_times"].int64_list.value.extend(r[0] for r in ratings)
+        context["segment_labels"].int64_list.value.extend(r[1] for r in ratings)
+        context["segment_scores"].float_list.value.extend(r[2] for r in ratings)
     for name, codes in (("rgb", rgb), ("audio", audio)):
         feature_list = example.feature_lists.feature_list[name]
         for frame in codes:
@@ -124,10 +159,21 @@ def _sequence_example(video_id, labels, rgb, audio, id_feature):
     return example.SerializeToString(deterministic=True)
 
 
+SPLITS = {
+    "train": 1,
+    "validate": 2,
+    "test": 3,
+    "segments_train": 4,
+    "segments_validate": 5,
+    "segments_test": 6,
+}
+
+
 def write_split(output_dir, split, num_files, spec, version, seed, videos_per_file, max_frames):
     """Writes one split; returns the number of videos and frames written."""
     id_feature, _ = utils.dataset_version_info(version)
-    split_index = {"train": 1, "validate": 2, "test": 3}[split]
+    split_index = SPLITS[split]
+    rated = split.startswith("segments_") and not split.endswith("test")
     num_videos = num_frames = 0
     for file_index in range(num_files):
         rng = np.random.default_rng([seed, split_index, file_index])
@@ -135,10 +181,14 @@ def write_split(output_dir, split, num_files, spec, version, seed, videos_per_fi
         temporary = path + ".tmp"
         with tf.io.TFRecordWriter(temporary) as writer:
             for _ in range(videos_per_file):
-                labels, rgb, audio = _make_video(rng, spec, max_frames)
+                active = {}
+                labels, rgb, audio = _make_video(rng, spec, max_frames, active)
                 video_id = _video_id(rng, version)
-                kept_labels = None if split == "test" else labels
-                writer.write(_sequence_example(video_id, kept_labels, rgb, audio, id_feature))
+                kept_labels = None if split.endswith("test") else labels
+                ratings = _segment_ratings(rng, spec, active, len(rgb)) if rated else None
+                writer.write(
+                    _sequence_example(video_id, kept_labels, rgb, audio, id_feature, ratings)
+                )
                 num_videos += 1
                 num_frames += len(rgb)
         tf.io.gfile.rename(temporary, path, overwrite=True)
@@ -155,8 +205,10 @@ def make_sample(
     num_test_files=1,
     videos_per_file=200,
     max_video_frames=360,
+    segments=False,
 ):
-    """Writes the sample and a `sample_manifest.json`; returns the manifest dict."""
+    """Writes the sample and a `sample_manifest.json`; returns the manifest dict.
+    With `segments`, one file of each segments_* split besides."""
     _, num_classes = utils.dataset_version_info(dataset_version)
     tf.io.gfile.makedirs(output_dir)
     spec = SampleSpec(seed, num_classes, num_active_classes)
@@ -168,11 +220,14 @@ def make_sample(
         "burst_classes": spec.classes[spec.is_burst].tolist(),
         "splits": {},
     }
-    for split, num_files in (
+    splits = [
         ("train", num_train_files),
         ("validate", num_validate_files),
         ("test", num_test_files),
-    ):
+    ]
+    if segments:
+        splits += [(f"segments_{split}", 1) for split in ("train", "validate", "test")]
+    for split, num_files in splits:
         videos, frames = write_split(
             output_dir,
             split,
@@ -201,6 +256,7 @@ def main(argv):
         num_test_files=FLAGS.num_test_files,
         videos_per_file=FLAGS.videos_per_file,
         max_video_frames=FLAGS.max_video_frames,
+        segments=FLAGS.segments,
     )
     logging.info("Wrote sample to %s: %s", FLAGS.output_dir, json.dumps(manifest["splits"]))
 

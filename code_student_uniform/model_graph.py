@@ -35,11 +35,14 @@ def build_models(config, batch, is_training=False, frozen=()):
 
     Returns a dict with `teacher_representation`, `teacher_predictions` (if the
     config holds a teacher), `student_representation`, `student_predictions`,
-    `student_num_frames` (if it holds a student), and `labels`.
+    `student_num_frames` (if it holds a student), `labels`, and `label_weights`
+    when the batch has them (rated segments).
     """
     model = model_class(config.model)()
     model_input = utils.l2_normalize_frames(batch["video_matrix"])
     outputs = {"labels": batch["labels"]}
+    if "label_weights" in batch:
+        outputs["label_weights"] = batch["label_weights"]
     if "teacher" in config.models:
         with tf.compat.v1.variable_scope(TEACHER_SCOPE):
             representation, predictions = _create(
@@ -61,6 +64,7 @@ def build_models(config, batch, is_training=False, frozen=()):
                 config.selection(),
                 is_training=is_training,
                 video_ids=batch.get("video_ids"),
+                segments="segment_starts" in batch,
             )
         with tf.compat.v1.variable_scope(STUDENT_SCOPE):
             representation, predictions = _create(
@@ -115,11 +119,16 @@ def placeholder_batch(config):
     }
 
 
+def predictions(config, batch):
+    """(video ids, predictions [B, num_classes]) of the config's only model."""
+    return batch["video_ids"], build_models(config, batch)[f"{config.models[0]}_predictions"]
+
+
 def top_k_predictions(config, batch, top_k):
     """(video ids, top-k class indexes, top-k scores) of the config's only model."""
-    outputs = build_models(config, batch)
-    scores, indexes = tf.math.top_k(outputs[f"{config.models[0]}_predictions"], k=top_k)
-    return batch["video_ids"], indexes, scores
+    video_ids, scores = predictions(config, batch)
+    scores, indexes = tf.math.top_k(scores, k=top_k)
+    return video_ids, indexes, scores
 
 
 def evaluation_losses(outputs, evaluated, label_loss):
@@ -127,7 +136,9 @@ def evaluation_losses(outputs, evaluated, label_loss):
     teacher and a student exist."""
     label_loss = losses.get_label_loss(label_loss)
     result = {
-        "loss": label_loss.calculate_loss(outputs[f"{evaluated}_predictions"], outputs["labels"])
+        "loss": label_loss.calculate_loss(
+            outputs[f"{evaluated}_predictions"], outputs["labels"], outputs.get("label_weights")
+        )
     }
     if "teacher_representation" in outputs and "student_representation" in outputs:
         result["rep_loss"] = losses.representation_loss(

@@ -10,11 +10,14 @@ parsed. A record that would give wrong tensors (missing id, frames of the
 wrong size, unequal frame counts, no frames, labels out of range, NaN) stops
 the pipeline with an error naming it (see record_checks.py). A frame reader
 given a frame selection (a student-only run) copies just the selected frames
-out of each record (record_slicing.py) instead of parsing every frame.
+out of each record (record_slicing.py) instead of parsing every frame. A frame
+reader with a `segment_size` reads the rated segments of the 2019 Segments
+release instead of whole videos (see `YT8MFrameFeatureReader`).
 `get_input_data_tensors` builds the `tf.data` pipeline around a reader for every
 binary.
 """
 
+import copy
 import dataclasses
 
 import tensorflow as tf
@@ -23,13 +26,16 @@ import record_checks
 import record_slicing
 import settings
 import utils
+from frame_selection import select_frames
 from runtime import UserError
 
 
 def input_tensors(inputs, reader, data_pattern, **options):
     """`get_input_data_tensors` with the settings.InputSettings `inputs` (`options`:
-    its other keyword arguments)."""
-    return get_input_data_tensors(reader, data_pattern, **options, **dataclasses.asdict(inputs))
+    its other keyword arguments; the reader already reads segments or not)."""
+    pipeline = dataclasses.asdict(inputs)
+    del pipeline["segment_labels"], pipeline["segment_size"]
+    return get_input_data_tensors(reader, data_pattern, **options, **pipeline)
 
 
 def _dense_labels(sparse_labels, num_classes):
@@ -65,6 +71,14 @@ def _id_features(id_feature):
     return {id_feature: tf.io.FixedLenFeature([], tf.string, default_value="")}
 
 
+# The rating lists of a 2019 Segments record, one entry per rating.
+SEGMENT_LISTS = (
+    ("segment_start_times", tf.int64),
+    ("segment_labels", tf.int64),
+    ("segment_scores", tf.float32),
+)
+
+
 class BaseReader:
     """Contract of every reader."""
 
@@ -84,10 +98,21 @@ class YT8MFrameFeatureReader(BaseReader):
         id_feature="id",
         frame_selection=None,
         is_training=False,
+        segment_size=0,
     ):
         """With a `frame_selection` (frame_selection.FrameSelection), only the
         frames it picks are decoded: `video_matrix` is then the student's input
-        [B, k, D] and `num_frames` the student's frame count."""
+        [B, k, D] and `num_frames` the student's frame count.
+
+        With `segment_size` > 0, each record (2019 format: context
+        `segment_start_times`, `segment_labels`, `segment_scores`, one entry per
+        rating) gives its rated segments instead of itself: the frames [start,
+        start + segment_size) at the start of a max_frames input (the rest 0),
+        `video_ids` "<id>:<start>", `labels` the rated scores and
+        `label_weights` 1 on each rated (segment, class), 0 elsewhere. A batch of
+        records gives a batch of all their segments (the pipeline re-batches
+        them). A start past the frames read, or lists of unequal length, make
+        the record bad."""
         self.feature_names, self.feature_sizes = utils.parse_feature_list(
             feature_names, feature_sizes
         )
@@ -98,6 +123,9 @@ class YT8MFrameFeatureReader(BaseReader):
         self.id_feature = id_feature
         self.frame_selection = frame_selection
         self.is_training = is_training
+        if segment_size < 0 or segment_size > max_frames:
+            raise UserError(f"--segment_size={segment_size} must be in 1..{max_frames}")
+        self.segment_size = segment_size
 
     def _context_features(self):
         return dict(_id_features(self.id_feature), labels=tf.io.VarLenFeature(tf.int64))
@@ -189,7 +217,77 @@ class YT8MFrameFeatureReader(BaseReader):
                 "decoded_by_slicing": tf.fill(tf.shape(video_ids), sliced),
             }
 
+    def _segment_batch(self, serialized_batch, example_names):
+        """The rated segments of a batch of records (see __init__)."""
+        whole = copy.copy(self)
+        whole.frame_selection, whole.segment_size = None, 0
+        videos = whole._parsed_batch(serialized_batch, example_names)
+        ratings = tf.io.parse_sequence_example(
+            serialized_batch,
+            context_features={name: tf.io.VarLenFeature(dtype) for name, dtype in SEGMENT_LISTS},
+            example_names=example_names,
+        )[0]
+        records = tf.shape(videos["video_ids"])[0]
+        starts, classes, scores = (ratings[name] for name, _ in SEGMENT_LISTS)
+        per_record = [
+            tf.math.bincount(tf.cast(values.indices[:, 0], tf.int32), minlength=records)
+            for values in (starts, classes, scores)
+        ]
+        unequal = tf.not_equal(per_record[0], per_record[1]) | tf.not_equal(
+            per_record[0], per_record[2]
+        )
+        with tf.control_dependencies([_assert_good(unequal, example_names)]):
+            # Paired entry by entry only once the lists are known to be of one length.
+            rows, start, label, score = (
+                tf.identity(values)
+                for values in (starts.indices[:, 0], starts.values, classes.values, scores.values)
+            )
+        wrong = (start < 0) | (start >= tf.cast(tf.gather(videos["num_frames"], rows), tf.int64))
+        wrong |= (label < 0) | (label >= self.num_classes)
+        bad = tf.math.unsorted_segment_max(tf.cast(wrong, tf.int32), rows, records) > 0
+        with tf.control_dependencies([_assert_good(bad, example_names)]):
+            # One segment per (record, start); its ratings scattered into its rows.
+            keys, entry_segment = tf.unique(rows * self.max_frames + start)
+        segment_rows, segment_starts = keys // self.max_frames, keys % self.max_frames
+        rated = tf.stack([tf.cast(entry_segment, tf.int64), label], axis=1)
+        shape = tf.stack([tf.size(keys, out_type=tf.int64), self.num_classes])
+        zeros = tf.zeros(tf.cast(shape, tf.int32), tf.float32)
+        labels = tf.tensor_scatter_nd_max(zeros, rated, score)
+        weights = tf.tensor_scatter_nd_max(zeros, rated, tf.ones_like(score))
+        offsets = tf.range(self.segment_size, dtype=tf.int64)
+        frame_indices = tf.minimum(segment_starts[:, None] + offsets, self.max_frames - 1)
+        frames = tf.gather(
+            tf.gather(videos["video_matrix"], segment_rows), frame_indices, batch_dims=1
+        )
+        num_frames = tf.cast(tf.gather(videos["num_frames"], segment_rows), tf.int64)
+        num_frames = tf.cast(
+            tf.clip_by_value(num_frames - segment_starts, 0, self.segment_size), tf.int32
+        )
+        frames *= tf.sequence_mask(num_frames, self.segment_size, dtype=frames.dtype)[:, :, None]
+        matrix = tf.pad(frames, [[0, 0], [0, self.max_frames - self.segment_size], [0, 0]])
+        ids = tf.strings.join(
+            [tf.gather(videos["video_ids"], segment_rows), tf.strings.as_string(segment_starts)],
+            separator=":",
+        )
+        if self.frame_selection is not None:
+            matrix, num_frames = select_frames(
+                matrix, num_frames, self.frame_selection, segments=True
+            )
+        return {
+            "video_ids": ids,
+            "segment_starts": segment_starts,
+            "video_matrix": tf.ensure_shape(
+                matrix, [None, matrix.shape[1], sum(self.feature_sizes)]
+            ),
+            "labels": labels,
+            "label_weights": weights,
+            "num_frames": num_frames,
+            "decoded_by_slicing": tf.zeros_like(num_frames, tf.bool),
+        }
+
     def prepare_serialized_examples(self, serialized_batch, example_names=None):
+        if self.segment_size:
+            return self._segment_batch(serialized_batch, example_names)
         if self.frame_selection is None:
             return self._parsed_batch(serialized_batch, example_names)
         # Only a student's few frames make slicing pay; a batch with any record
@@ -250,9 +348,10 @@ def make_reader(
     max_frames=300,
     frame_selection=None,
     is_training=False,
+    segment_size=0,
 ):
     """Builds the reader the flags describe (see YT8MFrameFeatureReader for
-    `frame_selection`)."""
+    `frame_selection` and `segment_size`)."""
     id_feature, num_classes = utils.dataset_version_info(dataset_version, num_classes)
     if frame_features:
         return YT8MFrameFeatureReader(
@@ -263,7 +362,10 @@ def make_reader(
             id_feature=id_feature,
             frame_selection=frame_selection,
             is_training=is_training,
+            segment_size=segment_size,
         )
+    if segment_size:
+        raise UserError("--segment_labels needs frame-level records (--frame_features=True)")
     return YT8MAggregatedFeatureReader(
         num_classes=num_classes,
         feature_sizes=feature_sizes,
@@ -379,6 +481,9 @@ def get_input_data_tensors(
         num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE,
         deterministic=deterministic or not shuffle,
     )
+    if getattr(reader, "segment_size", 0):
+        # A batch of records gave all their segments: batches of segments instead.
+        dataset = dataset.unbatch().batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()
 
@@ -417,3 +522,26 @@ def labels_by_video(data_pattern, frame_features, id_feature, num_classes, batch
                     )
                 labels[video_id.decode()] = row
     return labels
+
+
+def segment_ratings(data_pattern, id_feature, batch_size=1024):
+    """{class: {"<video id>:<start>": rated score}} of the 2019 records a pattern
+    matches, parsing only their context (eager mode); lists of unequal length are
+    a UserError naming the file."""
+    ratings = {}
+    context = dict(
+        _id_features(id_feature),
+        **{name: tf.io.VarLenFeature(dtype) for name, dtype in SEGMENT_LISTS},
+    )
+    for path in match_files(data_pattern):
+        for records in tf.data.TFRecordDataset(path).batch(batch_size):
+            parsed = tf.io.parse_sequence_example(records, context_features=context)[0]
+            lists = [tf.RaggedTensor.from_sparse(parsed[name]) for name, _ in SEGMENT_LISTS]
+            for video_id, starts, classes, scores in zip(
+                parsed[id_feature].numpy(), *(values.to_list() for values in lists), strict=True
+            ):
+                if not len(starts) == len(classes) == len(scores):
+                    raise UserError(f"{path} holds a record with segment lists of unequal length")
+                for start, c, score in zip(starts, classes, scores, strict=True):
+                    ratings.setdefault(int(c), {})[f"{video_id.decode()}:{start}"] = float(score)
+    return ratings

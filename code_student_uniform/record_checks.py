@@ -136,7 +136,31 @@ def describe_problem(serialized, reader):
     problem = _check_id_and_labels(features, reader)
     if problem:
         return problem
-    return (_frame_level_problem if frame_level else _video_level_problem)(example, reader)
+    problem = (_frame_level_problem if frame_level else _video_level_problem)(example, reader)
+    if problem or not getattr(reader, "segment_size", 0):
+        return problem
+    return _segment_problem(example, reader)
+
+
+def _segment_problem(example, reader):
+    """What is wrong with the segment ratings of a 2019 record, or None."""
+    context = example.context.feature
+    starts = list(context["segment_start_times"].int64_list.value)
+    classes = list(context["segment_labels"].int64_list.value)
+    scores = list(context["segment_scores"].float_list.value)
+    if not len(starts) == len(classes) == len(scores):
+        return (
+            f"has segment lists of unequal length ({len(starts)} segment_start_times, "
+            f"{len(classes)} segment_labels, {len(scores)} segment_scores)"
+        )
+    frames = min(len(example.feature_lists.feature_list[reader.feature_names[0]].feature),
+                 reader.max_frames)  # fmt: skip
+    for start, label in zip(starts, classes, strict=True):
+        if not 0 <= start < frames:
+            return f"has a segment starting at frame {start}, past its {frames} frames read"
+        if not 0 <= label < reader.num_classes:
+            return f"has segment label {label}, outside 0..{reader.num_classes - 1}"
+    return None
 
 
 def _records(path):

@@ -168,8 +168,9 @@ class ModelConfig:
         """A frame-level run with only a student needs only the student's frames."""
         return self.frame_features and self.models == ["student"]
 
-    def reader(self, is_training=False):
-        """The run's reader; a student-only run's decodes only the selected frames."""
+    def reader(self, is_training=False, segment_size=0):
+        """The run's reader; a student-only run's decodes only the selected frames;
+        with `segment_size`, it reads rated segments (readers.py)."""
         return readers.make_reader(
             self.frame_features,
             dataset_version=self.dataset_version,
@@ -179,6 +180,7 @@ class ModelConfig:
             max_frames=self.max_num_frames,
             frame_selection=self.selection() if self.decodes_student_frames_only() else None,
             is_training=is_training,
+            segment_size=segment_size,
         )
 
     def with_models(self, models):

@@ -57,6 +57,12 @@ class InputSettings:
     num_readers: int = 4
     num_parallel_calls: int = 0
     skip_bad_records: bool = False
+    segment_labels: bool = False  # read the rated segments of 2019 records (readers.py)
+    segment_size: int = 5
+
+    def segments(self):
+        """Frames per rated segment when reading segments, else 0 (whole videos)."""
+        return self.segment_size if self.segment_labels else 0
 
 
 EVALUATION_INPUT = InputSettings(batch_size=EVALUATION_BATCH_SIZE)
@@ -125,6 +131,8 @@ class EvaluationSettings:
     progress_every_secs: int = 30
     per_class_report: int = 0  # classes listed at each end of the per-class AP ranking
     vocabulary: str = ""  # class names for that list (vocabulary.py)
+    segment_classes: str = ""  # --segment_labels: the whitelist file (empty: every class)
+    segment_top_k: int = 100_000  # --segment_labels: K of MAP@K, segments per class
     label_loss: str = DistillationSettings.label_loss
     inputs: InputSettings = EVALUATION_INPUT
     session: SessionSettings = SessionSettings()

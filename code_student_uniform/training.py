@@ -198,7 +198,7 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
         tf.config.experimental.enable_op_determinism()
     with tf.Graph().as_default(), tf.compat.v1.device(role.device_setter() if role else None):
         tf.compat.v1.set_random_seed(training.random_seed)
-        reader = config.reader(is_training=True)
+        reader = config.reader(is_training=True, segment_size=settings.inputs.segments())
         bad_records = record_checks.BadRecordCounter()
         with tf.compat.v1.device(f"{worker_device}/device:CPU:0"):  # the input stays on the CPU
             batch = readers.input_tensors(

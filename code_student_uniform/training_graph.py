@@ -69,10 +69,12 @@ def _tower_losses(config, batch, frozen, label_loss, distillation):
     """One tower: the models on its batch, and their losses (batch means; L_pred
     a batch sum)."""
     outputs = model_graph.build_models(config, batch, is_training=True, frozen=frozen)
-    labels = batch["labels"]
+    labels, weights = batch["labels"], batch.get("label_weights")
     values = {}
     if "teacher" in config.models:
-        values["teacher_loss"] = label_loss.calculate_loss(outputs["teacher_predictions"], labels)
+        values["teacher_loss"] = label_loss.calculate_loss(
+            outputs["teacher_predictions"], labels, weights
+        )
     if "student" in config.models:
         if "teacher" in config.models:
             parts = losses.distillation_loss(
@@ -83,10 +85,13 @@ def _tower_losses(config, batch, frozen, label_loss, distillation):
                 outputs["student_predictions"],
                 distillation,
                 label_loss=label_loss,
+                label_weights=weights,
             )
             values.update(rep_loss=parts["rep"], pred_loss=parts["pred"])
         else:
-            parts = {"ce": label_loss.calculate_loss(outputs["student_predictions"], labels)}
+            parts = {
+                "ce": label_loss.calculate_loss(outputs["student_predictions"], labels, weights)
+            }
         values["ce_loss"] = parts["ce"]
     return values, outputs
 

@@ -12,6 +12,7 @@ command_line.define(
     "checkpoint",
     "evaluation",
     "vocabulary",
+    "segments",
     batch_size=settings.EVALUATION_BATCH_SIZE,
 )
 FLAGS = flags.FLAGS

@@ -26,6 +26,7 @@ BINARIES = {
     "export_model",
     "benchmark",
     "ensemble",
+    "score_segments",
     "make_sample_data",
     "experiments",
 }

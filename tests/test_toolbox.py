@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+import evaluation_loop
 from testlib import read_csv, read_json, run_binary
 
 VOCABULARY_2018 = os.path.join(
@@ -208,3 +209,17 @@ def test_both_vocabulary_formats_and_a_wrong_file(small_sample, shared_run, tmp_
     wrong.write_text("a,b\n1,2\n")
     result = run_binary("inference.py", *flags, f"--vocabulary={wrong}", check=False)
     assert result.returncode == 1 and f"--vocabulary: {wrong} is neither" in result.stderr
+
+
+def test_the_per_class_report_by_hand():
+    aps = [0.5, 0.1, 0.9, 0.0, 0.3]
+    positives = [1, 2, 0, 1, 3]  # class 2 has no positive: left out, whatever its AP
+    report = evaluation_loop.per_class_report(aps, positives, 2, {0: "zero", 3: "three"})
+    assert report["best_classes"] == [
+        {"class": 0, "name": "zero", "ap": 0.5, "positives": 1},
+        {"class": 4, "name": "", "ap": 0.3, "positives": 3},
+    ]
+    assert report["worst_classes"] == [
+        {"class": 3, "name": "three", "ap": 0.0, "positives": 1},
+        {"class": 1, "name": "", "ap": 0.1, "positives": 2},
+    ]
