@@ -17,7 +17,16 @@ import readers
 import record_checks
 import segment_metrics
 from runtime import UserError
-from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN, read_json, run_binary, run_session
+from testlib import (
+    CODE_DIR,
+    PROJECT_ROOT,
+    REAL_DATA_DIR,
+    TINY_RUN,
+    event_values,
+    read_json,
+    run_binary,
+    run_session,
+)
 
 
 def segment_record(video_id=b"vid1", frames=12, ratings=(), lists=None):
@@ -291,6 +300,23 @@ def test_fine_tune_on_segments_evaluate_submit_and_score(segment_sample, shared_
     )
     assert read_json(scored)["segment_map"] == pytest.approx(after["segment_map"], abs=1e-12)
     assert f"Segment MAP@50: {after['segment_map']:.6f}" in result.stdout
+    summaries = event_values(str(finetune_dir / "eval"))
+    assert summaries["eval/segment_map"][150] == pytest.approx(after["segment_map"], abs=1e-6)
+    assert summaries["eval/segment_gap"][150] == pytest.approx(after["segment_gap"], abs=1e-6)
+    # The challenge's 1,000-class list: only the sample's classes on it are scored.
+    whitelist = os.path.join(REAL_DATA_DIR, "segment_label_ids_2019.csv")
+    listed = set(segment_metrics.read_class_list(whitelist))
+    assert len(listed) == 1000
+    on_list = run_binary(
+        "score_segments.py",
+        f"--submission_file={submission}",
+        f"--eval_data_pattern={rated}",
+        "--segment_top_k=50",
+        f"--segment_classes={whitelist}",
+        f"--metrics_json={scored}",
+    )
+    rated_classes = {c for _, c, score in _ratings_by_protobuf(rated.replace("*", "0000")) if score}
+    assert read_json(scored)["classes_scored"] == len(rated_classes & listed) > 0, on_list.stdout
 
 
 TRACED_PEAK = """
