@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import eval_util
-from testlib import CODE_DIR, PROJECT_ROOT, read_csv, run_binary
+from testlib import read_csv, run_binary, traced_inference_peak
 
 
 @pytest.fixture
@@ -88,24 +88,6 @@ def test_inference_csv_matches_evaluation(run, flags, scored, runs, small_sample
 # One file with the 60 test videos once, then one with them 40 times (2,400
 # videos): the same file count, so only the number of videos differs.
 FEW_COPIES, COPIES = 1, 40
-# Runs inference.py in this process with Python's allocations traced (TensorFlow
-# imported first, outside the trace) and prints their peak in bytes. Fetched
-# predictions are numpy arrays, which tracemalloc sees; TensorFlow's own buffers
-# (tf.data's autotuned prefetching, whose peak varies by tens of MB with the
-# machine's load) are not counted.
-TRACED_PEAK = """
-import os, runpy, sys, tracemalloc
-sys.path.insert(0, sys.argv[1])
-import tensorflow, checkpoints, command_line, model_graph, readers
-sys.argv = [os.path.join(sys.argv[1], "inference.py"), *sys.argv[2:]]
-tracemalloc.start()
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-except SystemExit as exit:
-    if exit.code:
-        raise
-print(tracemalloc.get_traced_memory()[1])
-"""
 
 
 def test_inference_on_unlabelled_data_and_flat_memory(runs, small_sample, tmp_path):
@@ -117,24 +99,12 @@ def test_inference_on_unlabelled_data_and_flat_memory(runs, small_sample, tmp_pa
         (tmp_path / name / "test0000.tfrecord").write_bytes(records * copies)
 
     def traced_peak_bytes(name):
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                TRACED_PEAK,
-                CODE_DIR,
-                f"--train_dir={runs['teacher_student']}",
-                f"--input_data_pattern={tmp_path / name}/test*.tfrecord",
-                f"--output_file={tmp_path / name}.csv",
-                "--batch_size=64",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=PROJECT_ROOT,
-            timeout=300,
+        return traced_inference_peak(
+            f"--train_dir={runs['teacher_student']}",
+            f"--input_data_pattern={tmp_path / name}/test*.tfrecord",
+            f"--output_file={tmp_path / name}.csv",
+            "--batch_size=64",
         )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return int(result.stdout.split()[-1])
 
     few = traced_peak_bytes("few")
     many = traced_peak_bytes("many")

@@ -4,8 +4,6 @@ write the submission, score it)."""
 
 import os
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,14 +16,13 @@ import record_checks
 import segment_metrics
 from runtime import UserError
 from testlib import (
-    CODE_DIR,
-    PROJECT_ROOT,
     REAL_DATA_DIR,
     TINY_RUN,
     event_values,
     read_json,
     run_binary,
     run_session,
+    traced_inference_peak,
 )
 
 
@@ -319,21 +316,6 @@ def test_fine_tune_on_segments_evaluate_submit_and_score(segment_sample, shared_
     assert read_json(scored)["classes_scored"] == len(rated_classes & listed) > 0, on_list.stdout
 
 
-TRACED_PEAK = """
-import os, runpy, sys, tracemalloc
-sys.path.insert(0, sys.argv[1])
-import tensorflow, checkpoints, command_line, model_graph, readers, segment_metrics
-sys.argv = [os.path.join(sys.argv[1], "inference.py"), *sys.argv[2:]]
-tracemalloc.start()
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-except SystemExit as exit:
-    if exit.code:
-        raise
-print(tracemalloc.get_traced_memory()[1])
-"""
-
-
 def test_segment_inference_memory_stays_flat(segment_sample, shared_run, tmp_path):
     with open(f"{segment_sample}/segments_validate0000.tfrecord", "rb") as handle:
         records = handle.read()
@@ -344,29 +326,18 @@ def test_segment_inference_memory_stays_flat(segment_sample, shared_run, tmp_pat
         folder = tmp_path / str(copies)
         folder.mkdir()
         (folder / "rated.tfrecord").write_bytes(records * copies)
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                TRACED_PEAK,
-                CODE_DIR,
-                f"--train_dir={shared_run('teacher_student')}",
-                f"--input_data_pattern={folder}/rated.tfrecord",
-                f"--output_file={folder}/submission.csv",
-                "--segment_labels",
-                "--segment_top_k=20",
-                f"--segment_classes={classes}",
-                "--batch_size=64",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=PROJECT_ROOT,
-            timeout=300,
+        peak = traced_inference_peak(
+            f"--train_dir={shared_run('teacher_student')}",
+            f"--input_data_pattern={folder}/rated.tfrecord",
+            f"--output_file={folder}/submission.csv",
+            "--segment_labels",
+            "--segment_top_k=20",
+            f"--segment_classes={classes}",
+            "--batch_size=64",
         )
-        assert result.returncode == 0, result.stderr[-3000:]
         lines = (folder / "submission.csv").read_text().splitlines()
         assert len(lines) == 1 + 552 and lines[1].startswith("0,")
-        return int(result.stdout.split()[-1])
+        return peak
 
     few, many = traced_peak_bytes(1), traced_peak_bytes(8)
     # Keeping every segment's scores and ids for the 552 classes would add about

@@ -282,3 +282,36 @@ def validated_gap(train_dir, sample_dir, model, metrics_path):
         f"--metrics_json={metrics_path}",
     )
     return read_json(metrics_path)["gap"]
+
+
+# Runs inference.py in a new interpreter with Python's allocations traced (the
+# project's modules imported first, outside the trace) and prints their peak in
+# bytes. Fetched predictions are numpy arrays, which tracemalloc sees;
+# TensorFlow's own buffers (tf.data's autotuned prefetching, whose peak varies by
+# tens of MB with the machine's load) are not counted.
+_TRACED_INFERENCE = """
+import os, runpy, sys, tracemalloc
+sys.path.insert(0, sys.argv[1])
+import tensorflow, checkpoints, command_line, model_graph, readers, segment_metrics
+sys.argv = [os.path.join(sys.argv[1], "inference.py"), *sys.argv[2:]]
+tracemalloc.start()
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as exit:
+    if exit.code:
+        raise
+print(tracemalloc.get_traced_memory()[1])
+"""
+
+
+def traced_inference_peak(*flags):
+    """The peak of Python's allocations (bytes) of inference.py with `flags`."""
+    result = subprocess.run(
+        [sys.executable, "-c", _TRACED_INFERENCE, CODE_DIR, *flags],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return int(result.stdout.split()[-1])
