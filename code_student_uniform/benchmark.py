@@ -14,7 +14,7 @@
   flags' size (by default the paper's: 1024 cells, every 10th frame, 4716
   classes): parameters, FLOPs per video, model-only videos/s on synthetic
   input, end-to-end evaluation videos/s reading --data_pattern, peak memory,
-  and the teacher/student ratios.
+  and the teacher/student ratios; --precision and --xla apply to both models.
 
 FLOPs are counted analytically (flops.py).
 """
@@ -42,7 +42,7 @@ import runtime
 import towers
 import training_graph
 
-command_line.define(*command_line.RUN_TOPICS, "training")
+command_line.define(*command_line.RUN_TOPICS, "training", "precision")
 
 flags.DEFINE_enum(
     "what",
@@ -275,6 +275,12 @@ def _timed_rate(session, fetch, batches):
     return videos / (time.time() - start)
 
 
+def _scored(config, batch, role):
+    """The predictions of `role`, in --precision, compiled with --xla."""
+    outputs = model_graph.build_models(config, batch, precision=FLAGS.precision, xla=FLAGS.xla)
+    return outputs[f"{role}_predictions"]
+
+
 def bench_one_model():
     """Figures of one model (--role) of the models benchmark, in this process."""
     role = FLAGS.role
@@ -286,7 +292,7 @@ def bench_one_model():
         synthetic = _synthetic_batch(config, batch_size)
         synthetic["video_matrix"] = synthetic["video_matrix"][:, :frames]
         synthetic["num_frames"] = tf.minimum(synthetic["num_frames"], frames)
-        predictions = model_graph.build_models(config, synthetic)[f"{role}_predictions"]
+        predictions = _scored(config, synthetic, role)
         scope = run_config.scopes_of([role])[0]
         params = sum(
             int(np.prod(v.shape.as_list())) for v in tf.compat.v1.trainable_variables(scope + "/")
@@ -305,13 +311,15 @@ def bench_one_model():
             shuffle=False,
             num_readers=FLAGS.num_readers,
         )
-        predictions = model_graph.build_models(config, batch)[f"{role}_predictions"]
+        predictions = _scored(config, batch, role)
         with tf.compat.v1.Session(
             config=command_line.session_settings().session_config()
         ) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             end_to_end_rate = _timed_rate(session, predictions, FLAGS.model_batches)
     return {
+        "precision": FLAGS.precision,
+        "xla": FLAGS.xla,
         "params": params,
         "flops_per_video": flops.flops_per_video(config, student),
         "frames_per_video": frames,

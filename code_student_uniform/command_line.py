@@ -44,6 +44,12 @@ def _define_runtime():
         _SESSION.gpu_memory_growth,
         "Take GPU memory as needed (--nogpu_memory_growth: all of it at the start).",
     )
+    flags.DEFINE_bool(
+        "xla",
+        _SESSION.xla,
+        "Compile the graph's clusters with XLA (auto-clustering; on the CPU too): the LSTM's "
+        "element-wise ops fuse. The same outputs to float32 rounding.",
+    )
 
 
 def _define_run_directory():
@@ -291,6 +297,17 @@ def _define_segments():
     )
 
 
+def _define_precision():
+    flags.DEFINE_enum(
+        "precision",
+        _EVALUATION.precision,
+        settings.PRECISIONS,
+        "The scored model's numeric type: bfloat16 runs its matmuls and cells in bfloat16 "
+        "(on CPUs with AVX-512 BF16 or AMX, and on GPUs), reading the same float32 "
+        "checkpoints; its outputs are float32.",
+    )
+
+
 def _define_vocabulary():
     flags.DEFINE_string(
         "vocabulary",
@@ -312,6 +329,7 @@ TOPICS = {
     "evaluation": _define_evaluation,
     "vocabulary": _define_vocabulary,
     "segments": _define_segments,
+    "precision": _define_precision,
 }
 # What a run's binaries take: the data and model of the run, how to read it, and
 # how its losses are made.

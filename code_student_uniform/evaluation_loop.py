@@ -116,7 +116,9 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
         batch = readers.input_tensors(
             settings.inputs, reader, pattern, num_epochs=1, shuffle=False, bad_records=bad_records
         )
-        outputs = model_graph.build_models(config, batch)
+        outputs = model_graph.build_models(
+            config, batch, precision=settings.precision, xla=settings.session.xla
+        )
         loss_tensors = model_graph.evaluation_losses(outputs, evaluated, settings.label_loss)
         global_step = tf.compat.v1.train.get_or_create_global_step()
         fetches = {

@@ -16,16 +16,17 @@ import model_graph
 import runtime
 import settings
 
-command_line.define(*command_line.RUN_TOPICS, "checkpoint")
+command_line.define(*command_line.RUN_TOPICS, "checkpoint", "precision")
 flags.DEFINE_string("export_dir", "", "Where to write the SavedModel (must not exist yet).")
 
 FLAGS = flags.FLAGS
 INPUT_NAME = "input_batch_unparsed"
 
 
-def export(config, train_dir, export_dir, top_k, checkpoint_path=""):
+def export(config, train_dir, export_dir, top_k, checkpoint_path="", precision="float32"):
     """Exports the only model of `config` (the run in `train_dir`; its latest
-    readable checkpoint, or `checkpoint_path`) to `export_dir`."""
+    readable checkpoint, or `checkpoint_path`) to `export_dir`, computing in
+    `precision` (its variables stay float32)."""
     if not export_dir:
         raise runtime.UserError("--export_dir is required")
     if tf.io.gfile.exists(export_dir):
@@ -35,7 +36,7 @@ def export(config, train_dir, export_dir, top_k, checkpoint_path=""):
         serialized = tf.compat.v1.placeholder(tf.string, [None], name=INPUT_NAME)
         batch = config.reader().prepare_serialized_examples(serialized)
         video_ids, indexes, scores = model_graph.top_k_predictions(
-            config, batch, min(top_k, config.num_classes)
+            config, batch, min(top_k, config.num_classes), precision
         )
         with tf.compat.v1.Session() as session:
             checkpoint = checkpoints.restore_latest(
@@ -57,7 +58,14 @@ def export(config, train_dir, export_dir, top_k, checkpoint_path=""):
 
 def main(argv):
     config, _ = checkpoints.scored_run(command_line.requested_model(), FLAGS.train_dir)
-    export(config, FLAGS.train_dir, FLAGS.export_dir, FLAGS.top_k, FLAGS.checkpoint_path)
+    export(
+        config,
+        FLAGS.train_dir,
+        FLAGS.export_dir,
+        FLAGS.top_k,
+        FLAGS.checkpoint_path,
+        FLAGS.precision,
+    )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ command_line.define(
     "checkpoint",
     "vocabulary",
     "segments",
+    "precision",
     batch_size=settings.EVALUATION_BATCH_SIZE,
 )
 flags.DEFINE_string("input_data_pattern", "./yt8m/test*.tfrecord", "Videos to predict (glob).")
@@ -66,6 +67,7 @@ def run_inference(
     checkpoint_path="",
     names=None,
     named_output_file="",
+    precision="float32",
 ):
     """Writes the predictions of the only model of `config` (the run in
     `train_dir`; its latest readable checkpoint, or `checkpoint_path`); with
@@ -84,7 +86,9 @@ def run_inference(
             named_temporary = outputs.enter_context(runtime.atomic_output(named_output_file))
             named = outputs.enter_context(tf.io.gfile.GFile(named_temporary, "w"))
         batch = readers.input_tensors(inputs, reader, data_pattern, num_epochs=1, shuffle=False)
-        fetches = model_graph.top_k_predictions(config, batch, top_k)
+        fetches = model_graph.top_k_predictions(
+            config, batch, top_k, precision, session_settings.xla
+        )
         with tf.compat.v1.Session(config=session_settings.session_config()) as session:
             checkpoint = checkpoints.restore_latest(
                 session, train_dir, config.models, checkpoint_path
@@ -118,6 +122,7 @@ def run_segment_inference(
     inputs=None,
     session_settings=None,
     checkpoint_path="",
+    precision="float32",
 ):
     """Writes the Segments submission of the only model of `config` for the rated
     segments of `data_pattern`: per class of `classes`, its `top_k` segments."""
@@ -127,7 +132,7 @@ def run_segment_inference(
     ranked = segment_metrics.TopSegments(classes, top_k)
     with tf.Graph().as_default():
         batch = readers.input_tensors(inputs, reader, data_pattern, num_epochs=1, shuffle=False)
-        fetches = model_graph.predictions(config, batch)
+        fetches = model_graph.predictions(config, batch, precision, session_settings.xla)
         with tf.compat.v1.Session(config=session_settings.session_config()) as session:
             checkpoint = checkpoints.restore_latest(
                 session, train_dir, config.models, checkpoint_path
@@ -169,6 +174,7 @@ def main(argv):
             inputs,
             command_line.session_settings(),
             FLAGS.checkpoint_path,
+            FLAGS.precision,
         )
         return
     run_inference(
@@ -182,6 +188,7 @@ def main(argv):
         FLAGS.checkpoint_path,
         vocabulary.read_vocabulary(FLAGS.vocabulary) if FLAGS.vocabulary else None,
         FLAGS.named_output_file or named_output_path(FLAGS.output_file),
+        FLAGS.precision,
     )
 
 

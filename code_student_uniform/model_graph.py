@@ -3,6 +3,7 @@ its `ModelConfig` (run_config.py): the teacher under the variable scope `model/`
 the student under `model_student/`, as in the original checkpoints.
 """
 
+import contextlib
 import dataclasses
 
 import tensorflow as tf
@@ -11,10 +12,24 @@ import frame_selection
 import losses
 import utils
 from run_config import STUDENT_SCOPE, TEACHER_SCOPE, model_class, scopes_of
+from runtime import UserError
+from settings import PRECISIONS
+
+
+def _read_as(dtype):
+    """A variable-scope custom getter: each float32 variable is created and saved
+    as float32 (the checkpoints are the same) and read cast to `dtype`."""
+
+    def read_cast(getter, *args, **kwargs):
+        variable = getter(*args, **kwargs)
+        return tf.cast(variable, dtype) if variable.dtype.base_dtype == tf.float32 else variable
+
+    return read_cast
 
 
 def _create(model, model_input, num_frames, config, student, is_training):
-    """Calls the model's teacher or student builder; returns (representation, predictions)."""
+    """Calls the model's teacher or student builder; returns (representation,
+    predictions), in float32 whatever the input's type."""
     build = model.create_student if student else model.create_model
     result = build(
         model_input,
@@ -25,13 +40,18 @@ def _create(model, model_input, num_frames, config, student, is_training):
         **dataclasses.asdict(config.model_params),
     )
     # A video-level model (a classifier) has its input as its representation.
-    return result.get("representation", model_input), result["predictions"]
+    representation = result.get("representation", model_input)
+    return tf.cast(representation, tf.float32), tf.cast(result["predictions"], tf.float32)
 
 
-def build_models(config, batch, is_training=False, frozen=()):
+def build_models(config, batch, is_training=False, frozen=(), precision="float32", xla=False):
     """Builds the config's models on an input batch and registers their variables
     as model variables; models named in `frozen` are built in inference mode
-    (e.g. batch norm with its moving statistics).
+    (e.g. batch norm with its moving statistics). With `precision` bfloat16 the
+    models compute in bfloat16 (their input and every variable read cast; the
+    variables stay float32), their outputs cast back to float32. With `xla`,
+    the models' ops are compiled by XLA (a jit scope: on the CPU too, without
+    TensorFlow's global XLA flags); the input pipeline is not.
 
     Returns a dict with `teacher_representation`, `teacher_predictions` (if the
     config holds a teacher), `student_representation`, `student_predictions`,
@@ -39,47 +59,53 @@ def build_models(config, batch, is_training=False, frozen=()):
     when the batch has them (rated segments).
     """
     model = model_class(config.model)()
-    model_input = utils.l2_normalize_frames(batch["video_matrix"])
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision={precision}: one of {', '.join(PRECISIONS)}")
+    dtype = tf.as_dtype(precision)
+    getter = _read_as(dtype) if dtype != tf.float32 else None
+    model_input = tf.cast(utils.l2_normalize_frames(batch["video_matrix"]), dtype)
     outputs = {"labels": batch["labels"]}
     if "label_weights" in batch:
         outputs["label_weights"] = batch["label_weights"]
-    if "teacher" in config.models:
-        with tf.compat.v1.variable_scope(TEACHER_SCOPE):
-            representation, predictions = _create(
-                model,
-                model_input,
-                batch["num_frames"],
-                config,
-                student=False,
-                is_training=is_training and "teacher" not in frozen,
+    compiled = tf.xla.experimental.jit_scope() if xla else contextlib.nullcontext()
+    with compiled:
+        if "teacher" in config.models:
+            with tf.compat.v1.variable_scope(TEACHER_SCOPE, custom_getter=getter):
+                representation, predictions = _create(
+                    model,
+                    model_input,
+                    batch["num_frames"],
+                    config,
+                    student=False,
+                    is_training=is_training and "teacher" not in frozen,
+                )
+            outputs.update(teacher_representation=representation, teacher_predictions=predictions)
+        if "student" in config.models:
+            if config.decodes_student_frames_only():  # the reader selected them already
+                student_input, student_num_frames = model_input, batch["num_frames"]
+            else:
+                student_input, student_num_frames = frame_selection.select_frames(
+                    model_input,
+                    batch["num_frames"],
+                    config.selection(),
+                    is_training=is_training,
+                    video_ids=batch.get("video_ids"),
+                    segments="segment_starts" in batch,
+                )
+            with tf.compat.v1.variable_scope(STUDENT_SCOPE, custom_getter=getter):
+                representation, predictions = _create(
+                    model,
+                    student_input,
+                    student_num_frames,
+                    config,
+                    student=True,
+                    is_training=is_training and "student" not in frozen,
+                )
+            outputs.update(
+                student_representation=representation,
+                student_predictions=predictions,
+                student_num_frames=student_num_frames,
             )
-        outputs.update(teacher_representation=representation, teacher_predictions=predictions)
-    if "student" in config.models:
-        if config.decodes_student_frames_only():  # the reader selected them already
-            student_input, student_num_frames = model_input, batch["num_frames"]
-        else:
-            student_input, student_num_frames = frame_selection.select_frames(
-                model_input,
-                batch["num_frames"],
-                config.selection(),
-                is_training=is_training,
-                video_ids=batch.get("video_ids"),
-                segments="segment_starts" in batch,
-            )
-        with tf.compat.v1.variable_scope(STUDENT_SCOPE):
-            representation, predictions = _create(
-                model,
-                student_input,
-                student_num_frames,
-                config,
-                student=True,
-                is_training=is_training and "student" not in frozen,
-            )
-        outputs.update(
-            student_representation=representation,
-            student_predictions=predictions,
-            student_num_frames=student_num_frames,
-        )
     register_model_variables(scopes_of(config.models))
     return outputs
 
@@ -119,14 +145,15 @@ def placeholder_batch(config):
     }
 
 
-def predictions(config, batch):
+def predictions(config, batch, precision="float32", xla=False):
     """(video ids, predictions [B, num_classes]) of the config's only model."""
-    return batch["video_ids"], build_models(config, batch)[f"{config.models[0]}_predictions"]
+    outputs = build_models(config, batch, precision=precision, xla=xla)
+    return batch["video_ids"], outputs[f"{config.models[0]}_predictions"]
 
 
-def top_k_predictions(config, batch, top_k):
+def top_k_predictions(config, batch, top_k, precision="float32", xla=False):
     """(video ids, top-k class indexes, top-k scores) of the config's only model."""
-    video_ids, scores = predictions(config, batch)
+    video_ids, scores = predictions(config, batch, precision, xla)
     scores, indexes = tf.math.top_k(scores, k=top_k)
     return video_ids, indexes, scores
 

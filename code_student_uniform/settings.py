@@ -14,6 +14,9 @@ import tensorflow as tf
 
 from runtime import UserError
 
+# The numeric types a model can be scored in (model_graph.build_models).
+PRECISIONS = ("float32", "bfloat16")
+
 # The seed's run directories and evaluation batch.
 TRAIN_DIR = "./model_HLSTM_TeaStud_every10_train/"
 FINETUNE_DIR = "./model_HLSTM_TeaStud_every10_finetune/"
@@ -30,11 +33,13 @@ def checked_top_k(top_k):
 
 @dataclasses.dataclass(frozen=True)
 class SessionSettings:
-    """A TensorFlow session's thread pools (0: TensorFlow's choice) and GPU memory."""
+    """How TensorFlow runs: thread pools (0: TensorFlow's choice), GPU memory, and
+    XLA compilation of the models."""
 
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     gpu_memory_growth: bool = True
+    xla: bool = False  # compile the models' ops with XLA (model_graph.build_models)
 
     def session_config(self, cpu_devices=1):
         """A session's settings; `cpu_devices` logical CPU devices (CPU towers)."""
@@ -129,6 +134,7 @@ class EvaluationSettings:
     eval_interval_secs: int = 60
     checkpoint_path: str = ""  # evaluate this checkpoint once, instead of following the run
     progress_every_secs: int = 30
+    precision: str = "float32"  # of the scored model's matmuls (model_graph.py)
     per_class_report: int = 0  # classes listed at each end of the per-class AP ranking
     vocabulary: str = ""  # class names for that list (vocabulary.py)
     segment_classes: str = ""  # --segment_labels: the whitelist file (empty: every class)

@@ -65,10 +65,10 @@ def _regularization(scope):
     return tf.compat.v1.losses.get_regularization_loss(scope=scope + "/")
 
 
-def _tower_losses(config, batch, frozen, label_loss, distillation):
+def _tower_losses(config, batch, frozen, label_loss, distillation, xla=False):
     """One tower: the models on its batch, and their losses (batch means; L_pred
     a batch sum)."""
-    outputs = model_graph.build_models(config, batch, is_training=True, frozen=frozen)
+    outputs = model_graph.build_models(config, batch, is_training=True, frozen=frozen, xla=xla)
     labels, weights = batch["labels"], batch.get("label_weights")
     values = {}
     if "teacher" in config.models:
@@ -96,7 +96,7 @@ def _tower_losses(config, batch, frozen, label_loss, distillation):
     return values, outputs
 
 
-def _build_towers(config, batch, devices, frozen, label_loss, distillation):
+def _build_towers(config, batch, devices, frozen, label_loss, distillation, xla=False):
     """The models and losses on every tower; the losses of the whole batch and
     the predictions of every model, in batch order."""
     tower_values, tower_outputs = [], []
@@ -110,7 +110,9 @@ def _build_towers(config, batch, devices, frozen, label_loss, distillation):
                 scope = tf.compat.v1.get_variable_scope()
                 stack.enter_context(tf.compat.v1.variable_scope(scope, reuse=True))
                 stack.enter_context(tf.name_scope(f"tower_{index}"))
-            values, outputs = _tower_losses(config, tower_batch, frozen, label_loss, distillation)
+            values, outputs = _tower_losses(
+                config, tower_batch, frozen, label_loss, distillation, xla
+            )
         tower_values.append(values)
         tower_outputs.append(outputs)
     summed = {f"{part}_loss" for part in losses.SUMMED_PARTS}
@@ -138,7 +140,7 @@ def build_training_graph(config, mode, batch, settings=RunSettings(), devices=(N
     )
     label_loss = losses.get_label_loss(settings.distillation.label_loss)
     fetches, predictions = _build_towers(
-        config, batch, devices, frozen, label_loss, settings.distillation
+        config, batch, devices, frozen, label_loss, settings.distillation, settings.session.xla
     )
     totals, train_ops = {}, []
     if "teacher" in trained:

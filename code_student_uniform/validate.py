@@ -13,6 +13,7 @@ command_line.define(
     "evaluation",
     "vocabulary",
     "segments",
+    "precision",
     batch_size=settings.EVALUATION_BATCH_SIZE,
 )
 FLAGS = flags.FLAGS

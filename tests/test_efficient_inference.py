@@ -1,0 +1,138 @@
+"""Compiled graphs (--xla) and reduced precision (--precision=bfloat16): the same
+predictions as the plain float32 graph, to a stated tolerance, through the
+binaries."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from testlib import TINY_RUN, read_csv, read_json, run_binary
+
+XLA_COMPILED = "Compiled cluster using XLA"
+# TensorFlow's INFO lines (the tests hide them) say whether XLA compiled.
+INFO_LOG = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+# bfloat16 keeps 8 bits of mantissa: scores within this of float32's.
+BFLOAT16_SCORE_TOLERANCE = 0.02
+BFLOAT16_GAP_TOLERANCE = 0.005
+
+
+def _inference(run, data, output, *flags, env=None):
+    result = run_binary(
+        "inference.py",
+        f"--train_dir={run}",
+        f"--input_data_pattern={data}",
+        f"--output_file={output}",
+        *flags,
+        env=env,
+    )
+    return read_csv(output), result.stderr
+
+
+def _scores_by_class(rows):
+    return {video: dict(zip(c.tolist(), s.tolist(), strict=True)) for video, (c, s) in rows.items()}
+
+
+@pytest.fixture
+def plain(small_sample, shared_run, tmp_path):
+    sample_dir, _ = small_sample
+    data = f"{sample_dir}/validate*.tfrecord"
+    run = shared_run("teacher_student")
+    rows, _ = _inference(run, data, tmp_path / "plain.csv")
+    return run, data, rows
+
+
+def test_xla_gives_the_plain_graphs_predictions(plain, tmp_path):
+    run, data, rows = plain
+    compiled, log = _inference(run, data, tmp_path / "xla.csv", "--xla", env=INFO_LOG)
+    assert XLA_COMPILED in log
+    assert list(compiled) == list(rows)
+    expected, got = _scores_by_class(rows), _scores_by_class(compiled)
+    for video in rows:
+        common = expected[video].keys() & got[video].keys()
+        assert len(common) >= 18  # the top 20 alike but for near-ties at the end
+        for c in common:
+            assert got[video][c] == pytest.approx(expected[video][c], abs=2e-6)
+
+
+def test_bfloat16_predictions_and_gap_within_tolerance(plain, tmp_path):
+    run, data, rows = plain
+    reduced, _ = _inference(run, data, tmp_path / "bf16.csv", "--precision=bfloat16")
+    expected, got = _scores_by_class(rows), _scores_by_class(reduced)
+    agreement, differences = [], []
+    for video in rows:
+        common = expected[video].keys() & got[video].keys()
+        agreement.append(len(common) / len(expected[video]))
+        differences += [abs(got[video][c] - expected[video][c]) for c in common]
+    assert max(differences) < BFLOAT16_SCORE_TOLERANCE
+    assert max(differences) > 1e-4  # computed in bfloat16 indeed, not float32
+    assert np.mean(agreement) > 0.8, np.mean(agreement)
+    gaps = {}
+    for precision in ("float32", "bfloat16"):
+        metrics = tmp_path / f"{precision}.json"
+        run_binary(
+            "validate.py",
+            f"--train_dir={run}",
+            f"--eval_data_pattern={data}",
+            "--run_once",
+            f"--metrics_json={metrics}",
+            f"--precision={precision}",
+        )
+        gaps[precision] = read_json(metrics)["gap"]
+    assert gaps["bfloat16"] == pytest.approx(gaps["float32"], abs=BFLOAT16_GAP_TOLERANCE)
+
+
+def test_a_bfloat16_export_reads_the_float32_checkpoint(plain, small_sample, tmp_path):
+    run, _, _ = plain
+    sample_dir, _ = small_sample
+    export_dir = tmp_path / "export"
+    run_binary(
+        "export_model.py",
+        f"--train_dir={run}",
+        f"--export_dir={export_dir}",
+        "--precision=bfloat16",
+        "--top_k=5",
+    )
+    expected, _ = _inference(
+        run, f"{sample_dir}/test*.tfrecord", tmp_path / "bf16.csv", "--precision=bfloat16"
+    )
+    code = f"""
+import json, tensorflow as tf
+serve = tf.saved_model.load({str(export_dir)!r}).signatures["serving_default"]
+records = [r.numpy() for r in tf.data.TFRecordDataset({sample_dir + "/test0000.tfrecord"!r})]
+out = serve(input_batch_unparsed=tf.constant(records))
+print(json.dumps([out["predictions"].dtype.name, out["predictions"].numpy().tolist()]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    dtype, scores = json.loads(result.stdout.splitlines()[-1])
+    assert dtype == "float32"
+    want = np.array([s[:5] for _, s in expected.values()])
+    np.testing.assert_allclose(np.array(scores), want, atol=2e-6)
+
+
+def test_training_with_xla_takes_the_same_first_step(small_sample, tmp_path):
+    sample_dir, _ = small_sample
+    losses = {}
+    for name, flags in (("plain", []), ("xla", ["--xla"])):
+        result = run_binary(
+            "train.py",
+            f"--train_dir={tmp_path / name}",
+            f"--train_data_pattern={sample_dir}/train*.tfrecord",
+            *TINY_RUN,
+            "--max_steps=1",
+            "--deterministic",
+            "--log_every_steps=1",
+            *flags,
+            env=INFO_LOG,
+        )
+        losses[name] = result.stderr
+    assert XLA_COMPILED in losses["xla"] and XLA_COMPILED not in losses["plain"]
+
+    def first_loss(log):
+        line = next(line for line in log.splitlines() if "training step 1|" in line)
+        return float(line.split("L_CE: ")[1].split("|")[0])
+
+    assert first_loss(losses["xla"]) == pytest.approx(first_loss(losses["plain"]), abs=1e-5)
