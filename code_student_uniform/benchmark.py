@@ -174,6 +174,10 @@ def bench_reader():
         figures[f"student_to_full{suffix}_cpu_ratio"] = (
             figures[f"{full}_cpu_us_per_video"] / figures[f"{student}_cpu_us_per_video"]
         )
+    for name in ("student", "full"):  # the share of the floor each pipeline reaches
+        figures[f"{name}_pipeline_to_floor"] = (
+            figures[f"{name}_pipeline_videos_per_s"] / figures["read_only_videos_per_s"]
+        )
     return dict(
         figures,
         num_videos=num_videos,

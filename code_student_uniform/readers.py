@@ -165,8 +165,10 @@ class YT8MFrameFeatureReader(BaseReader):
 
         return self._batch(context, first, bad, example_names, frame_codes, sliced=False)
 
-    def _sliced_batch(self, serialized_batch, example_names, layout):
-        """The fast path for canonical records: only the selected frames are copied."""
+    def _sliced_batch(self, serialized_batch, example_names, layout, every_frame=None):
+        """The fast path for canonical records: only the selected frames are copied,
+        or with `every_frame` ({name: codes} of record_slicing.all_frames) the
+        first max_frames frames, already copied."""
         context = tf.io.parse_example(
             record_slicing.context_examples(serialized_batch, layout),
             self._context_features(),
@@ -174,6 +176,8 @@ class YT8MFrameFeatureReader(BaseReader):
         )
 
         def frame_codes(name, size, indices):
+            if every_frame is not None:
+                return every_frame[name]
             return record_slicing.slice_frames(serialized_batch, layout, name, size, indices)
 
         first = layout.counts[self.feature_names[0]]
@@ -217,11 +221,30 @@ class YT8MFrameFeatureReader(BaseReader):
                 "decoded_by_slicing": tf.fill(tf.shape(video_ids), sliced),
             }
 
+    def _every_frame_batch(self, serialized_batch, example_names):
+        """Every frame (up to max_frames) of canonical records copied at once
+        (record_slicing.all_frames); a batch with any record in another layout
+        goes the general way."""
+        layout = record_slicing.locate(
+            serialized_batch, self.feature_names, self.feature_sizes, check_headers=False
+        )
+        canonical, every_frame = layout.canonical, {}
+        for name, size in zip(self.feature_names, self.feature_sizes, strict=True):
+            every_frame[name], headers_ok = record_slicing.all_frames(
+                serialized_batch, layout, name, size, self.max_frames
+            )
+            canonical &= headers_ok
+        return tf.cond(
+            tf.reduce_all(canonical),
+            lambda: self._sliced_batch(serialized_batch, example_names, layout, every_frame),
+            lambda: self._parsed_batch(serialized_batch, example_names),
+        )
+
     def _segment_batch(self, serialized_batch, example_names):
         """The rated segments of a batch of records (see __init__)."""
         whole = copy.copy(self)
         whole.frame_selection, whole.segment_size = None, 0
-        videos = whole._parsed_batch(serialized_batch, example_names)
+        videos = whole._every_frame_batch(serialized_batch, example_names)
         ratings = tf.io.parse_sequence_example(
             serialized_batch,
             context_features={name: tf.io.VarLenFeature(dtype) for name, dtype in SEGMENT_LISTS},
@@ -289,9 +312,9 @@ class YT8MFrameFeatureReader(BaseReader):
         if self.segment_size:
             return self._segment_batch(serialized_batch, example_names)
         if self.frame_selection is None:
-            return self._parsed_batch(serialized_batch, example_names)
-        # Only a student's few frames make slicing pay; a batch with any record
-        # in another layout goes the general way (which also names bad records).
+            return self._every_frame_batch(serialized_batch, example_names)
+        # A batch with any record in another layout goes the general way (which
+        # also names bad records).
         layout = record_slicing.locate(serialized_batch, self.feature_names, self.feature_sizes)
         return tf.cond(
             tf.reduce_all(layout.canonical),

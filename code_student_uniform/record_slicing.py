@@ -128,7 +128,7 @@ def _headers_match(records, start, count, size):
     return tf.reduce_all(tf.equal(headers, header) | ~wanted, axis=1)
 
 
-def locate(records, feature_names, feature_sizes):
+def locate(records, feature_names, feature_sizes, check_headers=True):
     """Where each feature's frames are in a batch of serialized SequenceExamples.
 
     Returns a Layout: `canonical` [B] bool, true when the record is a context
@@ -136,7 +136,9 @@ def locate(records, feature_names, feature_sizes):
     canonical frames of its size, the same number of frames in each, at least
     one; `context_end` [B] int64 where the context field ends; `starts`
     {name: [B] int64} the byte offset of frame 0 and `counts` {name: [B]
-    int64} the frame count (all meaningful only where canonical).
+    int64} the frame count (all meaningful only where canonical). Without
+    `check_headers`, the frames' headers are left for the caller to check
+    (`all_frames` does, on the bytes it copies anyway).
     """
     context_ok, context_length, after_tag = _tagged_length(
         records, tf.zeros_like(_lengths(records)), 0x0A
@@ -158,8 +160,31 @@ def locate(records, feature_names, feature_sizes):
     canonical &= first > 0
     for name, size in zip(feature_names, feature_sizes, strict=True):
         canonical &= tf.equal(counts[name], first)
-        canonical &= _headers_match(records, starts[name], counts[name], size)
+        if check_headers:
+            canonical &= _headers_match(records, starts[name], counts[name], size)
     return Layout(canonical, after_tag + context_length, starts, counts)
+
+
+def all_frames(records, layout, name, size, max_frames):
+    """(uint8 codes [B, max_frames, size] of the first max_frames frames of feature
+    `name`, zeros past its count; [B] bool: their headers are all canonical).
+
+    Every frame at once: one copy of the feature list's bytes per record, cut
+    into frames by a reshape, instead of a string per frame. The frame headers
+    come with the copy, so checking them costs a comparison. (Frames past
+    max_frames are not copied, and their headers not checked: their bytes
+    cannot reach the output.)
+    """
+    header = frame_header(size)
+    stride = frame_stride(size)
+    count = tf.minimum(layout.counts[name], max_frames)
+    raw = _substr(records, layout.starts[name], count * stride)
+    rows = tf.io.decode_raw(raw, tf.uint8, fixed_length=max_frames * stride)  # zero-padded
+    rows = tf.reshape(rows, [-1, max_frames, stride])
+    wanted = tf.range(max_frames, dtype=tf.int64)[None, :] < count[:, None]
+    expected = tf.constant(list(header), tf.uint8)
+    headers_ok = tf.reduce_all(tf.equal(rows[:, :, : len(header)], expected), axis=2)
+    return rows[:, :, len(header) :], tf.reduce_all(headers_ok | ~wanted, axis=1)
 
 
 def slice_frames(records, layout, name, size, indices):

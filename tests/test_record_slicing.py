@@ -8,7 +8,7 @@ import tensorflow as tf
 import frame_selection
 import readers
 import record_slicing
-from testlib import read_all_batches
+from testlib import read_all_batches, run_session
 
 SIZES = {"rgb": 1024, "audio": 128}
 
@@ -148,8 +148,18 @@ def test_other_encodings_are_not_taken_for_canonical():
         "empty record": (b"", False),
         "not a proto": (b"\xff" * 50, False),
     }
-    layout, _ = _locate([record for record, _ in cases.values()])
+    records = [record for record, _ in cases.values()]
+    layout, _ = _locate(records)
     found = dict(zip(cases, layout.canonical.tolist(), strict=True))
+    assert found == {name: expected for name, (_, expected) in cases.items()}
+    # The full reader's way: headers checked on the bytes all_frames copies.
+    unchecked = record_slicing.locate(
+        tf.constant(records), ["rgb", "audio"], [1024, 128], check_headers=False
+    )
+    canonical = unchecked.canonical
+    for name, size in SIZES.items():
+        canonical &= record_slicing.all_frames(tf.constant(records), unchecked, name, size, 30)[1]
+    found = dict(zip(cases, run_session(canonical).tolist(), strict=True))
     assert found == {name: expected for name, (_, expected) in cases.items()}
 
 
@@ -162,7 +172,7 @@ def _read(path, selection, batch_size):
     )
 
 
-@pytest.mark.parametrize("rule", ["uniform", "random", "middle"])
+@pytest.mark.parametrize("rule", ["uniform", "random", "middle", "every frame"])
 def test_student_reader_gives_the_same_batches_for_any_valid_encoding(tmp_path, rule):
     videos = _videos(9, seed=11)
     canonical = [_record(video, reverse=index % 2 == 1) for index, video in enumerate(videos)]
@@ -176,9 +186,11 @@ def test_student_reader_gives_the_same_batches_for_any_valid_encoding(tmp_path, 
         with tf.io.TFRecordWriter(path) as writer:
             for record in records:
                 writer.write(record)
-        selection = frame_selection.FrameSelection(
-            rule, every_n=4, num_student_frames=0 if rule == "uniform" else 6, max_frames=30
-        )
+        selection = None  # the full reader: every frame up to max_frames
+        if rule != "every frame":
+            selection = frame_selection.FrameSelection(
+                rule, every_n=4, num_student_frames=0 if rule == "uniform" else 6, max_frames=30
+            )
         outputs.append(_read(path, selection, batch_size=3))
     # The canonical file goes the byte-slicing way; in the mixed one, only the
     # first batch (all canonical) does.
@@ -186,6 +198,18 @@ def test_student_reader_gives_the_same_batches_for_any_valid_encoding(tmp_path, 
     assert outputs[1].pop("decoded_by_slicing").tolist() == [True] * 3 + [False] * 6
     for key in outputs[0]:
         np.testing.assert_array_equal(outputs[0][key], outputs[1][key])
+    if rule == "every frame":  # every frame, as the protobuf holds it
+        for row, (video_id, _, frames) in enumerate(videos):
+            length = min(len(frames["rgb"]), 30)
+            assert outputs[0]["video_ids"][row] == video_id
+            assert outputs[0]["num_frames"][row] == length
+            for index in range(length):
+                codes = np.frombuffer(frames["rgb"][index] + frames["audio"][index], np.uint8)
+                expected = codes * (4.0 / 255.0) + 4.0 / 512.0 - 2.0
+                np.testing.assert_allclose(
+                    outputs[0]["video_matrix"][row, index], expected, atol=1e-6
+                )
+            assert not outputs[0]["video_matrix"][row, length:].any()
     # And the uniform rule picks frames 0, n, 2n, ..., as many as the original's count.
     if rule == "uniform":
         for row, (video_id, labels, frames) in enumerate(videos):
