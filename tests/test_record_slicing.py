@@ -129,6 +129,8 @@ def test_other_encodings_are_not_taken_for_canonical():
     video = _videos(1)[0]
     video_id, labels, frames = video
     short_frame = dict(frames, rgb=[frames["rgb"][0][:1000]] + frames["rgb"][1:])
+    first, second = frames["rgb"][0], frames["rgb"][1]
+    uneven_frames = dict(frames, rgb=[first[:1023], second + b"x"] + frames["rgb"][2:])
     cases = {
         "canonical": (_record(video), True),
         "rgb list first": (_record(video, reverse=True), True),
@@ -139,6 +141,8 @@ def test_other_encodings_are_not_taken_for_canonical():
         "five feature lists": (_record(video, extra_lists=3), False),
         "a field after the feature lists": (_record(video, trailing_field=True), False),
         "a frame of 1000 bytes": (_record((video_id, labels, short_frame)), False),
+        # The lengths add up to canonical frames: only the frame headers tell.
+        "frames of 1023 and 1025 bytes": (_record((video_id, labels, uneven_frames)), False),
         "one frame more of rgb": (
             _record((video_id, labels, dict(frames, rgb=frames["rgb"] + frames["rgb"][:1]))),
             False,
