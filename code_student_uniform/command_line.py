@@ -334,6 +334,9 @@ TOPICS = {
 # What a run's binaries take: the data and model of the run, how to read it, and
 # how its losses are made.
 RUN_TOPICS = ("runtime", "run_directory", "data", "input", "model", "distillation")
+# What an evaluation binary takes besides: which checkpoint, the evaluation's own
+# settings, class names, segments and precision.
+EVALUATION_TOPICS = (*RUN_TOPICS, "checkpoint", "evaluation", "vocabulary", "segments", "precision")
 
 
 def define(*topics, **defaults):

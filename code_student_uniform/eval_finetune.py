@@ -8,12 +8,7 @@ import runtime
 import settings
 
 command_line.define(
-    *command_line.RUN_TOPICS,
-    "checkpoint",
-    "evaluation",
-    "vocabulary",
-    "segments",
-    "precision",
+    *command_line.EVALUATION_TOPICS,
     batch_size=settings.EVALUATION_BATCH_SIZE,
     train_dir=settings.FINETUNE_DIR,
 )

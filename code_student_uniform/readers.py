@@ -126,9 +126,14 @@ class YT8MFrameFeatureReader(BaseReader):
         if segment_size < 0 or segment_size > max_frames:
             raise UserError(f"--segment_size={segment_size} must be in 1..{max_frames}")
         self.segment_size = segment_size
+        self._rating_lists = ()  # context lists parsed with the rest and passed on
 
     def _context_features(self):
-        return dict(_id_features(self.id_feature), labels=tf.io.VarLenFeature(tf.int64))
+        return dict(
+            _id_features(self.id_feature),
+            labels=tf.io.VarLenFeature(tf.int64),
+            **{name: tf.io.VarLenFeature(dtype) for name, dtype in self._rating_lists},
+        )
 
     def _bad_context(self, context):
         """[B] bool: no id, or a label outside the classes."""
@@ -219,6 +224,7 @@ class YT8MFrameFeatureReader(BaseReader):
                 "labels": _dense_labels(context["labels"], self.num_classes),
                 "num_frames": num_frames,
                 "decoded_by_slicing": tf.fill(tf.shape(video_ids), sliced),
+                **{name: context[name] for name, _ in self._rating_lists},
             }
 
     def _every_frame_batch(self, serialized_batch, example_names):
@@ -242,14 +248,12 @@ class YT8MFrameFeatureReader(BaseReader):
 
     def _segment_batch(self, serialized_batch, example_names):
         """The rated segments of a batch of records (see __init__)."""
+        # The whole videos, their rating lists parsed with their context.
         whole = copy.copy(self)
         whole.frame_selection, whole.segment_size = None, 0
+        whole._rating_lists = SEGMENT_LISTS
         videos = whole._every_frame_batch(serialized_batch, example_names)
-        ratings = tf.io.parse_sequence_example(
-            serialized_batch,
-            context_features={name: tf.io.VarLenFeature(dtype) for name, dtype in SEGMENT_LISTS},
-            example_names=example_names,
-        )[0]
+        ratings = {name: videos[name] for name, _ in SEGMENT_LISTS}
         records = tf.shape(videos["video_ids"])[0]
         starts, classes, scores = (ratings[name] for name, _ in SEGMENT_LISTS)
         per_record = [

@@ -153,8 +153,8 @@ def _segment_problem(example, reader):
             f"has segment lists of unequal length ({len(starts)} segment_start_times, "
             f"{len(classes)} segment_labels, {len(scores)} segment_scores)"
         )
-    frames = min(len(example.feature_lists.feature_list[reader.feature_names[0]].feature),
-                 reader.max_frames)  # fmt: skip
+    first_feature = example.feature_lists.feature_list[reader.feature_names[0]]
+    frames = min(len(first_feature.feature), reader.max_frames)
     for start, label in zip(starts, classes, strict=True):
         if not 0 <= start < frames:
             return f"has a segment starting at frame {start}, past its {frames} frames read"

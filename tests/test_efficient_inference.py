@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from testlib import TINY_RUN, read_csv, read_json, run_binary
+from testlib import TINY_RUN, read_csv, read_json, run_binary, run_inference
 
 XLA_COMPILED = "Compiled cluster using XLA"
 # TensorFlow's INFO lines (the tests hide them) say whether XLA compiled.
@@ -20,14 +20,7 @@ BFLOAT16_GAP_TOLERANCE = 0.005
 
 
 def _inference(run, data, output, *flags, env=None):
-    result = run_binary(
-        "inference.py",
-        f"--train_dir={run}",
-        f"--input_data_pattern={data}",
-        f"--output_file={output}",
-        *flags,
-        env=env,
-    )
+    result = run_inference(run, data, output, *flags, env=env)
     return read_csv(output), result.stderr
 
 

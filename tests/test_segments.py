@@ -21,6 +21,7 @@ from testlib import (
     event_values,
     read_json,
     run_binary,
+    run_inference,
     run_session,
     traced_inference_peak,
 )
@@ -277,13 +278,7 @@ def test_fine_tune_on_segments_evaluate_submit_and_score(segment_sample, shared_
     assert after["segment_map"] > before["segment_map"] + 0.05, (before, after)
     assert after["segment_gap"] > before["segment_gap"]
     submission = tmp_path / "submission.csv"
-    run_binary(
-        "inference.py",
-        f"--train_dir={finetune_dir}",
-        f"--input_data_pattern={rated}",
-        f"--output_file={submission}",
-        *segments,
-    )
+    run_inference(finetune_dir, rated, submission, *segments)
     lines = submission.read_text().splitlines()
     assert lines[0] == "Class,Segments" and len(lines) == 1 + 3862
     assert all(len(line.split(",")[1].split()) == 50 for line in lines[1:])

@@ -8,7 +8,7 @@ import os
 import pytest
 
 import evaluation_loop
-from testlib import read_csv, read_json, run_binary
+from testlib import read_csv, read_json, run_binary, run_inference
 
 VOCABULARY_2018 = os.path.join(
     os.path.dirname(__file__), "..", "..", "shared", "data", "yt8m_real", "vocabulary_2018.csv"
@@ -114,10 +114,7 @@ def test_ensemble_metrics_of_one_input_equal_validate(small_sample, shared_run, 
     run = shared_run("teacher_student")
     data = f"{sample_dir}/validate*.tfrecord"
     predictions = str(tmp_path / "predictions.csv")
-    run_binary(
-        "inference.py", f"--train_dir={run}", f"--input_data_pattern={data}",
-        f"--output_file={predictions}",
-    )  # fmt: skip
+    run_inference(run, data, predictions)
     validated = str(tmp_path / "validate.json")
     run_binary(
         "validate.py", f"--train_dir={run}", f"--eval_data_pattern={data}", "--run_once",
@@ -148,11 +145,10 @@ def _vocabulary_by_csv(path, index, name):
 def test_inference_writes_class_names_beside_the_csv(small_sample, shared_run, tmp_path):
     sample_dir, _ = small_sample
     output = tmp_path / "predictions.csv"
-    run_binary(
-        "inference.py",
-        f"--train_dir={shared_run('teacher_student')}",
-        f"--input_data_pattern={sample_dir}/validate*.tfrecord",
-        f"--output_file={output}",
+    run_inference(
+        shared_run("teacher_student"),
+        f"{sample_dir}/validate*.tfrecord",
+        output,
         f"--vocabulary={VOCABULARY_2018}",
         "--top_k=5",
     )

@@ -155,6 +155,18 @@ class Started:
         return self.process.wait(timeout=timeout), self.log()
 
 
+def run_inference(train_dir, data_pattern, output_file, *flags, **options):
+    """inference.py on a run and its data (`options`: run_binary's); the CompletedProcess."""
+    return run_binary(
+        "inference.py",
+        f"--train_dir={train_dir}",
+        f"--input_data_pattern={data_pattern}",
+        f"--output_file={output_file}",
+        *flags,
+        **options,
+    )
+
+
 def dequantize(codes):
     """The YouTube-8M dequantisation as SPEC.md writes it: q * 4/255 + 4/512 - 2."""
     return codes * (4.0 / 255.0) + (4.0 / 512.0 - 2.0)
