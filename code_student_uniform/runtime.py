@@ -146,7 +146,23 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+def _report_failed_clean_up(unraisable):
+    print(
+        "(while stopping, a clean-up left half-done failed: "
+        f"{type(unraisable.exc_value).__name__}: {unraisable.exc_value})",
+        file=sys.stderr,
+    )
+
+
+def _stopping():
+    """From here on the process is stopping: a context manager the signal left
+    half-entered (TensorFlow's function-graph scope) can fail when Python collects
+    it, and Python would print that with a traceback; one line says it instead."""
+    sys.unraisablehook = _report_failed_clean_up
+
+
 def _raise_interrupted(signum, frame):
+    _stopping()
     raise Interrupted(signum)
 
 
@@ -226,6 +242,7 @@ def run(main, graph_mode=True):
             stop = _interruption_behind(error)
             if stop is None or isinstance(error, SystemExit):
                 raise  # a bug keeps its traceback; an exit already reported stays
+            _stopping()
             then = "" if error is stop else f" (then, unwinding: {error_summary(error)})"
             print(f"Stopped by {stop}{then}", file=sys.stderr)
             sys.exit(128 + stop.signum)
