@@ -126,8 +126,11 @@ class HierarchicalLstmModel(BaseModel):
             )
         chunk = num_steps // num_chunks
         num_frames = tf.cast(num_frames, tf.int32)
-        starts = tf.range(num_chunks, dtype=tf.int32) * chunk
-        chunk_lengths = tf.clip_by_value(num_frames[:, None] - starts[None, :], 0, chunk)
+        # A chunk's valid length, min(chunk, max(0, num_frames - its start)), as a
+        # count of its valid positions: LiteRT has no integer form of the clip.
+        positions = tf.reshape(tf.range(num_steps, dtype=tf.int32), [num_chunks, chunk])
+        valid = positions[None] < num_frames[:, None, None]
+        chunk_lengths = tf.reduce_sum(tf.cast(valid, tf.int32), axis=2)
         chunks = tf.reshape(model_input, [-1, num_chunks, chunk, feature_size])
         with tf.compat.v1.variable_scope("RNN_L1"):
             if own.fold_chunks:

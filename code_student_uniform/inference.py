@@ -18,11 +18,13 @@ class, not by the data).
 import contextlib
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
 import checkpoints
 import command_line
+import litert_model
 import model_graph
 import prediction_files
 import readers
@@ -42,6 +44,12 @@ command_line.define(
 flags.DEFINE_string("input_data_pattern", "./yt8m/test*.tfrecord", "Videos to predict (glob).")
 flags.DEFINE_string("output_file", "predictions.csv", "CSV to write.")
 flags.DEFINE_string(
+    "litert_model",
+    "",
+    "A LiteRT export (export_model.py --format=litert) to predict with instead of the run "
+    "in --train_dir; needs requirements-litert.txt.",
+)
+flags.DEFINE_string(
     "named_output_file",
     "",
     "With --vocabulary: a JSON line per video (its id, its top classes with names and "
@@ -54,6 +62,28 @@ FLAGS = flags.FLAGS
 def named_output_path(output_file):
     stem = output_file[: -len(".csv")] if output_file.endswith(".csv") else output_file
     return stem + ".jsonl"
+
+
+def _write_predictions(output_file, batches, names=None, named_output_file=""):
+    """Writes `batches` of (video ids, top-k class indexes, scores) as the CSV,
+    and with `names` ({class: name}) the readable `named_output_file`, each
+    under a temporary name until the last row; returns the videos written."""
+    videos = 0
+    with contextlib.ExitStack() as outputs:
+        temporary = outputs.enter_context(runtime.atomic_output(output_file))
+        stream = outputs.enter_context(tf.io.gfile.GFile(temporary, "w"))
+        stream.write(prediction_files.HEADER + "\n")
+        named = None
+        if names is not None:
+            named_temporary = outputs.enter_context(runtime.atomic_output(named_output_file))
+            named = outputs.enter_context(tf.io.gfile.GFile(named_temporary, "w"))
+        for ids, indexes, scores in batches:
+            stream.write("".join(map(prediction_files.format_row, ids, indexes, scores)))
+            if named is not None:
+                rows = zip(ids, indexes, scores, strict=True)
+                named.write("".join(prediction_files.format_named_row(*row, names) for row in rows))
+            videos += len(ids)
+    return videos
 
 
 def run_inference(
@@ -75,38 +105,72 @@ def run_inference(
     inputs = inputs or settings.EVALUATION_INPUT
     session_settings = session_settings or settings.SessionSettings()
     top_k = min(settings.checked_top_k(top_k), config.num_classes)
-    videos = 0
     reader = config.reader(segment_size=inputs.segments())
-    with contextlib.ExitStack() as outputs, tf.Graph().as_default():
-        temporary = outputs.enter_context(runtime.atomic_output(output_file))
-        stream = outputs.enter_context(tf.io.gfile.GFile(temporary, "w"))
-        stream.write(prediction_files.HEADER + "\n")
-        named = None
-        if names is not None:
-            named_temporary = outputs.enter_context(runtime.atomic_output(named_output_file))
-            named = outputs.enter_context(tf.io.gfile.GFile(named_temporary, "w"))
-        batch = readers.input_tensors(inputs, reader, data_pattern, num_epochs=1, shuffle=False)
-        fetches = model_graph.top_k_predictions(
-            config, batch, top_k, precision, session_settings.xla
-        )
-        with tf.compat.v1.Session(config=session_settings.session_config()) as session:
-            checkpoint = checkpoints.restore_latest(
-                session, train_dir, config.models, checkpoint_path
+    restored = []
+
+    def batches():
+        with tf.Graph().as_default():
+            batch = readers.input_tensors(inputs, reader, data_pattern, num_epochs=1, shuffle=False)
+            fetches = model_graph.top_k_predictions(
+                config, batch, top_k, precision, session_settings.xla
             )
-            for ids, indexes, scores in readers.run_to_end(session, fetches, reader, data_pattern):
-                stream.write("".join(map(prediction_files.format_row, ids, indexes, scores)))
-                if named is not None:
-                    rows = zip(ids, indexes, scores, strict=True)
-                    named.write(
-                        "".join(prediction_files.format_named_row(*row, names) for row in rows)
-                    )
-                videos += len(ids)
+            with tf.compat.v1.Session(config=session_settings.session_config()) as session:
+                restored.append(
+                    checkpoints.restore_latest(session, train_dir, config.models, checkpoint_path)
+                )
+                yield from readers.run_to_end(session, fetches, reader, data_pattern)
+
+    videos = _write_predictions(output_file, batches(), names, named_output_file)
     logging.info(
         "Wrote the top %d labels of %d videos (%s of %s) to %s",
         top_k,
         videos,
         config.models[0],
-        checkpoint,
+        restored[0],
+        output_file,
+    )
+    return videos
+
+
+def run_litert_inference(
+    export_dir,
+    data_pattern,
+    output_file,
+    top_k,
+    inputs=None,
+    threads=0,
+    names=None,
+    named_output_file="",
+):
+    """Writes the predictions of the LiteRT export in `export_dir`
+    (export_model.py --format=litert) like `run_inference`: TensorFlow's reader
+    decodes the frames the model takes, the LiteRT interpreter scores them."""
+    inputs = inputs or settings.EVALUATION_INPUT
+    config = litert_model.read_config(export_dir)
+    model = litert_model.LiteRTModel(f"{export_dir}/{litert_model.MODEL_FILE}", threads)
+    top_k = min(settings.checked_top_k(top_k), config.num_classes)
+    reader = config.reader()
+
+    def batches():
+        with tf.Graph().as_default():
+            batch = readers.input_tensors(inputs, reader, data_pattern, num_epochs=1, shuffle=False)
+            fetches = [batch["video_ids"], *(batch[name] for name in litert_model.INPUTS)]
+            with tf.compat.v1.Session() as session:
+                for ids, *model_inputs in readers.run_to_end(
+                    session, fetches, reader, data_pattern
+                ):
+                    scores = model.predict(*model_inputs)
+                    # Best first; equal scores by class index, as tf.math.top_k orders them.
+                    indexes = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
+                    yield ids, indexes, np.take_along_axis(scores, indexes, axis=1)
+
+    videos = _write_predictions(output_file, batches(), names, named_output_file)
+    logging.info(
+        "Wrote the top %d labels of %d videos (LiteRT model %s, %s kernels) to %s",
+        top_k,
+        videos,
+        export_dir,
+        model.delegate,
         output_file,
     )
     return videos
@@ -159,9 +223,25 @@ def run_segment_inference(
 
 
 def main(argv):
+    inputs = command_line.input_settings()
+    names = vocabulary.read_vocabulary(FLAGS.vocabulary) if FLAGS.vocabulary else None
+    named_output_file = FLAGS.named_output_file or named_output_path(FLAGS.output_file)
+    if FLAGS.litert_model:
+        if inputs.segment_labels:
+            raise runtime.UserError("--litert_model predicts whole videos, not --segment_labels")
+        run_litert_inference(
+            FLAGS.litert_model,
+            FLAGS.input_data_pattern,
+            FLAGS.output_file,
+            FLAGS.top_k,
+            inputs,
+            command_line.session_settings().intra_op_threads,
+            names,
+            named_output_file,
+        )
+        return
     # Only the scored model is built: a student reads only its own frames.
     config, _ = checkpoints.scored_run(command_line.requested_model(), FLAGS.train_dir)
-    inputs = command_line.input_settings()
     if inputs.segment_labels:
         classes = FLAGS.segment_classes
         run_segment_inference(
@@ -186,8 +266,8 @@ def main(argv):
         inputs,
         command_line.session_settings(),
         FLAGS.checkpoint_path,
-        vocabulary.read_vocabulary(FLAGS.vocabulary) if FLAGS.vocabulary else None,
-        FLAGS.named_output_file or named_output_path(FLAGS.output_file),
+        names,
+        named_output_file,
         FLAGS.precision,
     )
 

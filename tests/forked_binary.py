@@ -23,9 +23,11 @@ def run(script, args, cwd, env, stdout_path, stderr_path, project_root):
     for fd, path in ((1, stdout_path), (2, stderr_path)):
         os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
     # The import path of `python <script>`: the script's folder first, none of the
-    # test runner's additions.
+    # test runner's additions (its virtual environment's packages stay).
     sys.path[:] = [os.path.dirname(script)] + [
-        path for path in sys.path if path and not path.startswith(project_root)
+        path
+        for path in sys.path
+        if path and (not path.startswith(project_root) or path.startswith(sys.prefix))
     ]
     sys.argv = [script, *args]
     code = 0

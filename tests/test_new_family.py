@@ -3,11 +3,10 @@ trains, evaluates, is benchmarked and runs in a Table 1 grid with no other edit.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
-from testlib import PROJECT_ROOT, read_json
+from testlib import project_with_a_family, read_json
 
 FAMILY = '''"""A family in one file: the mean of the real frames through one hidden layer."""
 
@@ -50,22 +49,6 @@ def _flops(classes):
     return 2 * 1152 * HIDDEN + 2 * HIDDEN * classes * (2 * 2 + 1)
 
 
-def _project_with_the_family(tmp_path):
-    """A copy of the project (its code, scripts and requirements; not its data,
-    virtual environment or runs) with the family's file added."""
-    root = tmp_path / "project"
-    shutil.copytree(
-        PROJECT_ROOT,
-        root,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", "yt8m", "__pycache__", ".*_cache", "model_HLSTM_*", "runs"
-        ),
-    )
-    os.symlink(os.path.join(PROJECT_ROOT, ".venv"), root / ".venv")
-    (root / "code_student_uniform" / "meanpool_models.py").write_text(FAMILY)
-    return root
-
-
 def _run(root, *command, env=None):
     result = subprocess.run(
         list(command),
@@ -81,7 +64,7 @@ def _run(root, *command, env=None):
 
 def test_a_family_in_one_new_file_works_everywhere(small_sample, tmp_path):
     sample_dir, _ = small_sample
-    root = _project_with_the_family(tmp_path)
+    root = project_with_a_family(tmp_path, "meanpool_models.py", FAMILY)
     code = root / "code_student_uniform"
     model = ["--model=MeanPoolModel", f"--meanpool_hidden_size={HIDDEN}"]
     benchmark = tmp_path / "models.json"

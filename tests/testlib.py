@@ -327,3 +327,19 @@ def traced_inference_peak(*flags):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return int(result.stdout.split()[-1])
+
+
+def project_with_a_family(tmp_path, file_name, source):
+    """A copy of the project (its code, scripts and requirements; not its data,
+    virtual environment or runs) with a model family's file added."""
+    root = tmp_path / "project"
+    shutil.copytree(
+        PROJECT_ROOT,
+        root,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "yt8m", "__pycache__", ".*_cache", "model_HLSTM_*", "runs"
+        ),
+    )
+    os.symlink(os.path.join(PROJECT_ROOT, ".venv"), root / ".venv")
+    (root / "code_student_uniform" / file_name).write_text(source)
+    return root

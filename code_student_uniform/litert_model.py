@@ -1,0 +1,199 @@
+"""A run's scored model as a LiteRT (.tflite) file, and running one.
+
+A LiteRT export is a directory holding `model.tflite` and the run's
+`model_flags.json`. The model takes what the model itself sees, after the
+reader: `video_matrix`, [batch, frames, features] dequantised frames (for a
+student only its selected frames, so a device decodes no other), and
+`num_frames`, [batch] int32 (the valid frames of each row); it returns
+`predictions`, [batch, classes] scores. The frames' L2 normalisation is inside.
+
+Quantisations: `none` (float32), `dynamic_range` (int8 weights, float32
+activations: the converter's default optimisation) and `full_integer` (int8
+weights and activations, calibrated on a representative set of videos; inputs
+and outputs stay float32). The converter is TensorFlow's; running a file needs
+the LiteRT interpreter (`ai-edge-litert`, requirements-litert.txt).
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+import checkpoints
+import model_graph
+import readers
+import run_config
+from runtime import UserError
+
+MODEL_FILE = "model.tflite"
+QUANTIZATIONS = ("none", "dynamic_range", "full_integer")
+INPUTS = ("video_matrix", "num_frames")
+OUTPUT = "predictions"
+
+
+def _checked_quantization(quantize):
+    if quantize not in QUANTIZATIONS:
+        raise UserError(f"--quantize={quantize}: one of {', '.join(QUANTIZATIONS)}")
+    return quantize
+
+
+def representative_batches(config, data_pattern, batches, batch_size):
+    """Up to `batches` batches of the model's inputs ([video_matrix, num_frames])
+    read from `data_pattern`, as the converter's calibration set."""
+    with tf.Graph().as_default():
+        reader = config.reader()
+        batch = readers.get_input_data_tensors(
+            reader, data_pattern, batch_size=batch_size, num_epochs=1, shuffle=False
+        )
+        fetches = [batch[name] for name in INPUTS]
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.local_variables_initializer())
+            held = []
+            for values in readers.run_to_end(session, fetches, reader, data_pattern):
+                held.append(values)
+                if len(held) == batches:
+                    break
+    if not held:
+        raise UserError(f"no videos to calibrate with in {data_pattern}")
+    return held
+
+
+def convert(config, train_dir, quantize="none", checkpoint_path="", representative=None):
+    """(the .tflite bytes of the only model of `config`, the checkpoint they
+    hold): the run in `train_dir`, its latest readable checkpoint or
+    `checkpoint_path`; `representative` (batches of inputs) for full_integer."""
+    _checked_quantization(quantize)
+    if quantize == "full_integer" and not representative:
+        raise UserError("--quantize=full_integer needs videos to calibrate with")
+    with tf.Graph().as_default():
+        batch = model_graph.placeholder_batch(config)
+        _, scores = model_graph.predictions(config, batch)
+        scores = tf.identity(scores, name=OUTPUT)
+        with tf.compat.v1.Session() as session:
+            checkpoint = checkpoints.restore_latest(
+                session, train_dir, config.models, checkpoint_path
+            )
+            converter = tf.compat.v1.lite.TFLiteConverter.from_session(
+                session, [batch[name] for name in INPUTS], [scores]
+            )
+            if quantize != "none":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            if quantize == "full_integer":
+                converter.representative_dataset = lambda: iter(representative)
+            try:
+                return converter.convert(), checkpoint
+            except Exception as error:  # the converter raises ConverterError and others
+                raise UserError(
+                    f"LiteRT cannot convert the {config.models[0]} ({config.model}) of "
+                    f"{checkpoint}: {_conversion_problem(error)}"
+                ) from error
+
+
+def _conversion_problem(error):
+    """The converter's own words on what it cannot take (its message is long)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    wanted = [line for line in lines if "error:" in line or line.startswith("tf.")]
+    text = " ".join(wanted[:3] or lines[:1]) or type(error).__name__
+    return text[:600]
+
+
+def save(directory, content, config):
+    """Writes the model file and its config into `directory` (a new one)."""
+    tf.io.gfile.makedirs(directory)
+    with tf.io.gfile.GFile(os.path.join(directory, MODEL_FILE), "wb") as stream:
+        stream.write(content)
+    config.save(directory)
+
+
+def read_config(directory):
+    """The ModelConfig saved with a LiteRT export (what its reader must decode)."""
+    path = os.path.join(directory, run_config.MODEL_FLAGS_FILE)
+    if not tf.io.gfile.exists(os.path.join(directory, MODEL_FILE)) or not tf.io.gfile.exists(path):
+        raise UserError(
+            f"{directory} is not a LiteRT export (it needs {MODEL_FILE} and "
+            f"{run_config.MODEL_FLAGS_FILE}; export_model.py --format=litert writes them)"
+        )
+    return run_config.ModelConfig.read(path)
+
+
+def _interpreter_module():
+    try:
+        from ai_edge_litert import interpreter
+    except ImportError as error:
+        raise UserError(
+            "running a .tflite model needs the LiteRT interpreter: "
+            "pip install -r requirements-litert.txt"
+        ) from error
+    return interpreter
+
+
+class LiteRTModel:
+    """A .tflite model of this project run by the LiteRT interpreter: the XNNPACK
+    delegate where it takes the model, the builtin kernels where it does not (it
+    refuses some integer ops of the full-integer LSTM)."""
+
+    def __init__(self, path, threads=0):
+        self.path = path
+        litert = _interpreter_module()
+        try:
+            with tf.io.gfile.GFile(path, "rb") as stream:
+                self._content = stream.read()
+        except tf.errors.OpError as error:
+            raise UserError(f"cannot read {path}: {error.message}") from error
+        self._threads = threads or os.cpu_count()
+        self._resolvers = [
+            ("xnnpack", litert.OpResolverType.AUTO),
+            ("builtin", litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES),
+        ]
+        self._batch = None
+        self._load(litert, batch=1)
+
+    def _load(self, litert, batch):
+        problems = []
+        for name, resolver in self._resolvers:
+            try:
+                interpreter = litert.Interpreter(
+                    model_content=self._content,
+                    num_threads=self._threads,
+                    experimental_op_resolver_type=resolver,
+                )
+                inputs = {d["name"]: d for d in interpreter.get_input_details()}
+                if sorted(inputs) != sorted(INPUTS):
+                    raise UserError(
+                        f"{self.path} takes inputs {sorted(inputs)}, not this project's "
+                        f"{list(INPUTS)}"
+                    )
+                for input_name in INPUTS:
+                    shape = list(inputs[input_name]["shape"])
+                    interpreter.resize_tensor_input(
+                        inputs[input_name]["index"], [batch, *shape[1:]]
+                    )
+                interpreter.allocate_tensors()
+                # The delegate takes the graph at the first run: try one here.
+                for input_name in INPUTS:
+                    details = interpreter.get_input_details()
+                    index = inputs[input_name]["index"]
+                    shape = next(d["shape"] for d in details if d["index"] == index)
+                    interpreter.set_tensor(index, np.zeros(shape, inputs[input_name]["dtype"]))
+                interpreter.invoke()
+            except (RuntimeError, ValueError) as error:
+                problems.append(f"{name}: {error}")
+                self._resolvers = [r for r in self._resolvers if r[0] != name]
+                continue
+            self.delegate = name
+            self._interpreter, self._inputs, self._batch = interpreter, inputs, batch
+            (self._output,) = interpreter.get_output_details()
+            return
+        raise UserError(f"the LiteRT interpreter cannot run {self.path}: {'; '.join(problems)}")
+
+    def predict(self, video_matrix, num_frames):
+        """Scores [batch, classes] of a batch of the model's inputs."""
+        video_matrix = np.asarray(video_matrix, np.float32)
+        if len(video_matrix) != self._batch:
+            self._load(_interpreter_module(), batch=len(video_matrix))
+        self._interpreter.set_tensor(self._inputs["video_matrix"]["index"], video_matrix)
+        self._interpreter.set_tensor(
+            self._inputs["num_frames"]["index"], np.asarray(num_frames, np.int32)
+        )
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output["index"]).copy()
