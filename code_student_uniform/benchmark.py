@@ -15,6 +15,13 @@
   classes): parameters, FLOPs per video, model-only videos/s on synthetic
   input, end-to-end evaluation videos/s reading --data_pattern, peak memory,
   and the teacher/student ratios; --precision and --xla apply to both models.
+--what=deploy: the scored model of the run in --train_dir (its student unless
+  --eval_model) exported as a SavedModel in float32, with XLA and in bfloat16,
+  and as LiteRT float32, dynamic-range int8 and full-integer int8 (calibrated on
+  the run's training data), each measured in a process of its own on the same
+  --deploy_videos of --data_pattern (deployment.py): videos/s at --batch_size,
+  latency per video at batch 1, peak memory, size on disk, GAP, top-20
+  agreement with float32; and the run's teacher as a float32 SavedModel.
 
 FLOPs are counted analytically (flops.py).
 """
@@ -32,8 +39,12 @@ import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
+import checkpoints
 import command_line
+import deployment
+import exports
 import flops
+import litert_model
 import memory
 import model_graph
 import readers
@@ -42,12 +53,12 @@ import runtime
 import towers
 import training_graph
 
-command_line.define(*command_line.RUN_TOPICS, "training", "precision")
+command_line.define(*command_line.RUN_TOPICS, "training", "precision", "checkpoint")
 
 flags.DEFINE_enum(
     "what",
     "reader",
-    ["reader", "train_step", "models", "one_model", "memory"],
+    ["reader", "train_step", "models", "one_model", "memory", "deploy", "one_deployment"],
     "What to measure (memory: computed, see memory.py).",
 )
 flags.DEFINE_enum("role", "teacher", ["teacher", "student"], "one_model: which model.")
@@ -66,6 +77,20 @@ flags.DEFINE_integer(
     "reader: records held in memory for the *_decode figures (~700 MB at most).",
 )
 flags.DEFINE_integer("steps", 3, "train_step: timed steps (after one warm-up step).")
+flags.DEFINE_integer("deploy_videos", 512, "deploy: videos of --data_pattern measured.")
+flags.DEFINE_integer(
+    "latency_videos", 64, "deploy: videos predicted one at a time for the latency."
+)
+flags.DEFINE_integer(
+    "representative_batches",
+    4,
+    "deploy: batches of the run's training data the full-integer model calibrates on.",
+)
+flags.DEFINE_string("deployment", "", "one_deployment: the export to measure.")
+flags.DEFINE_enum(
+    "deployment_format", "saved_model", ["saved_model", "litert"], "one_deployment: its format."
+)
+flags.DEFINE_string("held_records", "", "one_deployment: the TFRecord file of the videos.")
 
 FLAGS = flags.FLAGS
 
@@ -329,43 +354,52 @@ def bench_one_model():
         "frames_per_video": frames,
         "model_videos_per_s": model_rate,
         "end_to_end_videos_per_s": end_to_end_rate,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": deployment.peak_resident_mb(),
     }
+
+
+def _passed_flags(*own):
+    """This run's flags, for a child of it, less --what, --output_json and `own`."""
+    return [
+        arg
+        for arg in sys.argv[1:]
+        if not arg.startswith(("--what", "--output_json", *(f"--{name}" for name in own)))
+    ]
+
+
+def _child_figures(description, *flags_for_child):
+    """The figures a child process of this binary writes (--output_json)."""
+    with tempfile.TemporaryDirectory() as folder:
+        output = os.path.join(folder, "figures.json")
+        command = [sys.executable, os.path.abspath(__file__), *flags_for_child]
+        command.append(f"--output_json={output}")
+        logging.info("measuring the %s", description)
+        child = subprocess.run(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        if child.returncode:
+            errors = [line for line in child.stderr.splitlines() if line.startswith("ERROR:")]
+            if not errors:  # not a user error: show the child's traceback
+                sys.stderr.write(child.stderr)
+            reason = errors[-1].removeprefix("ERROR: ") if errors else "see the traceback above"
+            raise runtime.UserError(f"measuring the {description} failed: {reason}")
+        with open(output) as handle:
+            return json.load(handle)
 
 
 def bench_models():
     """Teacher and student, each measured by a child process of this binary."""
-    passed = [arg for arg in sys.argv[1:] if not arg.startswith(("--what", "--output_json"))]
+    passed = _passed_flags()
     if not FLAGS["num_classes"].present:
         passed.append("--num_classes=4716")  # the paper's (2017) vocabulary
     if not FLAGS["batch_size"].present:
         # At 64 the student's matmuls are large enough to run near the matmul rate.
         passed.append("--batch_size=64")
     readers.match_files(FLAGS.data_pattern)  # fail here, in one line, not in each child
-    figures = {}
-    for role in ("teacher", "student"):
-        with tempfile.TemporaryDirectory() as folder:
-            output = os.path.join(folder, "figures.json")
-            command = [
-                sys.executable,
-                os.path.abspath(__file__),
-                "--what=one_model",
-                f"--role={role}",
-                f"--output_json={output}",
-                *passed,
-            ]
-            logging.info("measuring the %s", role)
-            child = subprocess.run(
-                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-            )
-            if child.returncode:
-                errors = [line for line in child.stderr.splitlines() if line.startswith("ERROR:")]
-                if not errors:  # not a user error: show the child's traceback
-                    sys.stderr.write(child.stderr)
-                reason = errors[-1].removeprefix("ERROR: ") if errors else "see the traceback above"
-                raise runtime.UserError(f"measuring the {role} failed: {reason}")
-            with open(output) as handle:
-                figures[role] = json.load(handle)
+    figures = {
+        role: _child_figures(f"the {role}", "--what=one_model", f"--role={role}", *passed)
+        for role in ("teacher", "student")
+    }
     teacher, student = figures["teacher"], figures["student"]
     figures["ratios"] = {
         "flops": teacher["flops_per_video"] / student["flops_per_video"],
@@ -376,6 +410,66 @@ def bench_models():
     }
     figures["flops_counted"] = "analytic (matmuls, forward pass)"
     return figures
+
+
+def bench_deploy():
+    """The run's scored model (--train_dir, --eval_model) exported every way,
+    each measured by a child process on the same --deploy_videos videos."""
+    requested = command_line.requested_model()
+    config, scored = checkpoints.scored_run(requested, FLAGS.train_dir)
+    whole = checkpoints.existing_run(requested, FLAGS.train_dir)
+    teacher = (
+        whole.with_models(["teacher"])
+        if "teacher" in whole.models and scored != "teacher"
+        else None
+    )
+    held = deployment.records(readers.match_files(FLAGS.data_pattern), FLAGS.deploy_videos)
+    calibration = exports.calibration_data_pattern(FLAGS.train_dir, "")
+    passed = _passed_flags("deployment", "deployment_format", "held_records")
+    figures, sizes = {}, {}
+    with tempfile.TemporaryDirectory() as folder:
+        held_path = os.path.join(folder, "held.tfrecord")
+        deployment.write_records(held_path, held)
+        representative = litert_model.representative_batches(
+            config, calibration, FLAGS.representative_batches, FLAGS.batch_size
+        )
+        made = deployment.export_variants(
+            config, FLAGS.train_dir, folder, representative, teacher, FLAGS.checkpoint_path
+        )
+        for name, (kind, path) in made.items():
+            sizes[name] = deployment.disk_bytes(path)
+            figures[name] = _child_figures(
+                name,
+                "--what=one_deployment",
+                f"--deployment={path}",
+                f"--deployment_format={kind}",
+                f"--held_records={held_path}",
+                *passed,
+            )
+    return {
+        "model": config.model,
+        "scored": scored,
+        "videos": len(held),
+        "batch_size": FLAGS.batch_size,
+        "latency_videos": min(FLAGS.latency_videos, len(held)),
+        "calibration_data": calibration,
+        "variants": deployment.summary(figures, sizes),
+    }
+
+
+def bench_one_deployment():
+    """Figures of one export of the deployment benchmark, in this process."""
+    config, _ = checkpoints.scored_run(command_line.requested_model(), FLAGS.train_dir)
+    held = deployment.records([FLAGS.held_records])
+    return deployment.measure(
+        FLAGS.deployment_format,
+        FLAGS.deployment,
+        held,
+        deployment.labels_of(config, held),
+        FLAGS.batch_size,
+        FLAGS.latency_videos,
+        command_line.session_settings(),
+    )
 
 
 def bench_memory():
@@ -402,6 +496,8 @@ def main(argv):
         "train_step": bench_train_step,
         "models": bench_models,
         "one_model": bench_one_model,
+        "deploy": bench_deploy,
+        "one_deployment": bench_one_deployment,
         "memory": bench_memory,
     }[FLAGS.what]()
     figures.setdefault("towers", 1)

@@ -18,7 +18,6 @@ class, not by the data).
 import contextlib
 import dataclasses
 
-import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
@@ -159,10 +158,7 @@ def run_litert_inference(
                 for ids, *model_inputs in readers.run_to_end(
                     session, fetches, reader, data_pattern
                 ):
-                    scores = model.predict(*model_inputs)
-                    # Best first; equal scores by class index, as tf.math.top_k orders them.
-                    indexes = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
-                    yield ids, indexes, np.take_along_axis(scores, indexes, axis=1)
+                    yield ids, *litert_model.top_k(model.predict(*model_inputs), top_k)
 
     videos = _write_predictions(output_file, batches(), names, named_output_file)
     logging.info(

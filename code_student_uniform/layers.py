@@ -10,8 +10,10 @@ def l2_regularizer(scale):
     return lambda weights: scale * tf.nn.l2_loss(weights)
 
 
-def dense(inputs, num_outputs, scope, l2_penalty=0.0, use_bias=True):
-    """A fully connected layer with variables `<scope>/weights` and `<scope>/biases`."""
+def dense(inputs, num_outputs, scope, l2_penalty=0.0, use_bias=True, output_dtype=None):
+    """A fully connected layer with variables `<scope>/weights` and `<scope>/biases`;
+    with `output_dtype`, the product is cast to it before the bias is added (the
+    matmul in reduced precision, the sum and what follows in float32)."""
     with tf.compat.v1.variable_scope(scope):
         weights = tf.compat.v1.get_variable(
             "weights",
@@ -23,11 +25,13 @@ def dense(inputs, num_outputs, scope, l2_penalty=0.0, use_bias=True):
             if inputs.shape.ndims > 2
             else (tf.matmul(inputs, weights))
         )
+        if output_dtype is not None:
+            outputs = tf.cast(outputs, output_dtype)
         if use_bias:
             biases = tf.compat.v1.get_variable(
                 "biases", [num_outputs], initializer=tf.compat.v1.zeros_initializer()
             )
-            outputs = outputs + biases
+            outputs = outputs + tf.cast(biases, outputs.dtype)
     return outputs
 
 

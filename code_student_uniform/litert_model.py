@@ -31,6 +31,13 @@ INPUTS = ("video_matrix", "num_frames")
 OUTPUT = "predictions"
 
 
+def top_k(scores, k):
+    """(class indexes, scores) of the `k` best of each row, best first; equal
+    scores by class index, as tf.math.top_k orders them."""
+    indexes = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return indexes, np.take_along_axis(scores, indexes, axis=1)
+
+
 def _checked_quantization(quantize):
     if quantize not in QUANTIZATIONS:
         raise UserError(f"--quantize={quantize}: one of {', '.join(QUANTIZATIONS)}")

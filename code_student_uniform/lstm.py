@@ -43,10 +43,14 @@ def _lstm_layer(inputs, valid, num_units, forget_bias):
     batch_size, num_steps = tf.shape(inputs)[0], inputs.shape[1]
     projected = tf.matmul(tf.reshape(inputs, [-1, input_size]), input_kernel) + bias
     projected = tf.reshape(projected, [batch_size, num_steps, 4 * num_units])
-    c = h = tf.zeros([batch_size, num_units], dtype=inputs.dtype)
+    # In reduced precision only the matmuls run in it: the gates' sums, the cell
+    # state and the output are float32 (a cast to the same type adds no op).
+    compute = inputs.dtype
+    c = h = tf.zeros([batch_size, num_units], dtype=tf.float32)
     outputs = []
     for step, step_input in enumerate(tf.unstack(projected, num=num_steps, axis=1)):
-        gates = step_input + tf.matmul(h, recurrent_kernel)
+        recurrent = tf.matmul(tf.cast(h, compute), recurrent_kernel)
+        gates = tf.cast(step_input, tf.float32) + tf.cast(recurrent, tf.float32)
         i, j, f, o = tf.split(gates, 4, axis=1)
         new_c = c * tf.sigmoid(f + forget_bias) + tf.sigmoid(i) * tf.tanh(j)
         new_h = tf.tanh(new_c) * tf.sigmoid(o)
@@ -54,7 +58,7 @@ def _lstm_layer(inputs, valid, num_units, forget_bias):
         c = tf.where(keep, new_c, c)
         h = tf.where(keep, new_h, h)
         outputs.append(tf.where(keep, new_h, tf.zeros_like(new_h)))
-    return tf.stack(outputs, axis=1), c, h
+    return tf.cast(tf.stack(outputs, axis=1), compute), tf.cast(c, compute), tf.cast(h, compute)
 
 
 def stacked_lstm(inputs, sequence_length, num_units, num_layers, forget_bias=1.0):

@@ -14,6 +14,10 @@ import utils
 from layers import dense
 from models import BaseModel, hyperparameter
 
+# The classifiers' logits, and so their nonlinearities and the scores, are
+# float32 in any precision: scores rounded to bfloat16's 8 bits would tie.
+SCORES = tf.float32
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierParams:
@@ -70,7 +74,7 @@ class LogisticModel(BaseClassifier):
         return 3 * vocab_size  # logits, probabilities, their gradient
 
     def predictions(self, model_input, vocab_size, params):
-        logits = dense(model_input, vocab_size, "logistic", self.l2_penalty)
+        logits = dense(model_input, vocab_size, "logistic", self.l2_penalty, output_dtype=SCORES)
         return tf.sigmoid(logits)
 
 
@@ -95,9 +99,16 @@ class MoeModel(BaseClassifier):
     def predictions(self, model_input, vocab_size, params):
         num_mixtures = params.moe_num_mixtures
         gate_logits = dense(
-            model_input, vocab_size * (num_mixtures + 1), "gates", self.l2_penalty, use_bias=False
+            model_input,
+            vocab_size * (num_mixtures + 1),
+            "gates",
+            self.l2_penalty,
+            use_bias=False,
+            output_dtype=SCORES,
         )
-        expert_logits = dense(model_input, vocab_size * num_mixtures, "experts", self.l2_penalty)
+        expert_logits = dense(
+            model_input, vocab_size * num_mixtures, "experts", self.l2_penalty, output_dtype=SCORES
+        )
         gates = tf.nn.softmax(tf.reshape(gate_logits, [-1, num_mixtures + 1]))
         experts = tf.sigmoid(tf.reshape(expert_logits, [-1, num_mixtures]))
         probabilities = tf.reduce_sum(gates[:, :num_mixtures] * experts, axis=1)

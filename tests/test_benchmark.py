@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 import flops
 import memory
 import run_config
@@ -194,3 +196,65 @@ def test_memory_counts_weights_and_activations_by_hand(tmp_path):
     fits = figures["largest_batch_per_tower"]
     assert 0 < fits["16 GiB"] < fits["80 GiB"]
     assert figures["towers"] == 1 and "CPU:0" in figures["devices"]
+
+
+def test_deploy_mode_measures_every_export_of_the_student(small_sample, shared_run, tmp_path):
+    sample_dir, _ = small_sample
+    run = shared_run("teacher_student")
+    validate = f"{sample_dir}/validate*.tfrecord"
+    output = tmp_path / "deploy.json"
+    run_binary(
+        "benchmark.py",
+        "--what=deploy",
+        f"--train_dir={run}",
+        f"--data_pattern={validate}",
+        "--batch_size=16",
+        "--latency_videos=4",
+        "--representative_batches=1",
+        f"--output_json={output}",
+    )
+    figures = json.loads(output.read_text())
+    assert figures["scored"] == "student" and figures["videos"] == 60
+    variants = figures["variants"]
+    assert set(variants) == {
+        "saved_model_float32",
+        "saved_model_xla",
+        "saved_model_bfloat16",
+        "litert_float32",
+        "litert_dynamic_range",
+        "litert_full_integer",
+        "teacher_saved_model_float32",
+    }
+    for name, row in variants.items():
+        assert row["videos_per_s"] > 0 and row["latency_ms_batch_1"] > 0, name
+        assert row["peak_rss_mb"] > 0 and row["disk_bytes"] > 0, name
+    reference = variants["saved_model_float32"]
+    # The float32 export scores the 60 videos as the evaluation binary does.
+    metrics = tmp_path / "metrics.json"
+    run_binary(
+        "validate.py",
+        f"--train_dir={run}",
+        "--run_once",
+        f"--eval_data_pattern={validate}",
+        f"--metrics_json={metrics}",
+    )
+    assert reference["gap"] == pytest.approx(json.loads(metrics.read_text())["gap"], abs=2e-3)
+    for name in ("saved_model_xla", "litert_float32"):  # the same model, other runtimes
+        assert variants[name]["top_20_agreement_with_float32"] >= 0.999, name
+        assert abs(variants[name]["gap_change_from_float32"]) < 1e-4, name
+    for name in ("saved_model_bfloat16", "litert_dynamic_range", "litert_full_integer"):
+        assert variants[name]["top_20_agreement_with_float32"] >= 0.9, name
+        assert abs(variants[name]["gap_change_from_float32"]) <= 0.01, name
+    teacher = variants["teacher_saved_model_float32"]
+    for name, row in variants.items():
+        if name != "teacher_saved_model_float32":
+            ratio = row["videos_per_s"] / reference["videos_per_s"]
+            assert row["speed_vs_float32"] == pytest.approx(ratio), name
+            assert row["speed_vs_teacher"] == pytest.approx(
+                row["videos_per_s"] / teacher["videos_per_s"]
+            ), name
+    assert (
+        variants["litert_dynamic_range"]["disk_bytes"]
+        < 0.5 * variants["litert_float32"]["disk_bytes"]
+    )
+    assert variants["litert_float32"]["litert_kernels"] == "xnnpack"

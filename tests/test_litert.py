@@ -4,6 +4,7 @@ against the run's own predictions; and the errors of what cannot be exported."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -236,12 +237,9 @@ def test_what_cannot_be_exported_or_run_is_a_clear_error(small_sample, shared_ru
 
 def test_full_integer_without_calibration_data_is_refused(shared_run, tmp_path):
     run = tmp_path / "run"
-    shared = shared_run("teacher_student")
-    os.makedirs(run)
-    for name in os.listdir(shared):
-        if name != "train_flags.json":
-            with open(os.path.join(shared, name), "rb") as source:
-                (run / name).write_bytes(source.read())
+    shutil.copytree(
+        shared_run("teacher_student"), run, ignore=shutil.ignore_patterns("train_flags.json")
+    )
     result = run_binary(
         "export_model.py",
         f"--train_dir={run}",

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import checkpoints
 import evaluation_loop
-import export_model
+import exports
 import inference
 import run_config
 import runtime
@@ -117,7 +117,7 @@ def _every_output(train_dir, sample_dir, out):
     )
     config, _ = checkpoints.scored_run(run_config.RequestedModel(), train_dir)
     inference.run_inference(config, train_dir, pattern, f"{out}/predictions.csv", 20, inputs)
-    export_model.export(config, train_dir, f"{out}/export", 20)
+    exports.saved_model(config, train_dir, f"{out}/export", 20)
     with tf.io.gfile.GFile(f"{out}/predictions.csv") as stream:
         predictions = stream.read()
     return {
