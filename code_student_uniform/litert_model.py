@@ -23,6 +23,7 @@ import checkpoints
 import model_graph
 import readers
 import run_config
+import runtime
 from runtime import UserError
 
 MODEL_FILE = "model.tflite"
@@ -142,11 +143,15 @@ class LiteRTModel:
     def __init__(self, path, threads=0):
         self.path = path
         litert = _interpreter_module()
-        try:
-            with tf.io.gfile.GFile(path, "rb") as stream:
-                self._content = stream.read()
-        except tf.errors.OpError as error:
-            raise UserError(f"cannot read {path}: {error.message}") from error
+        # A local file is mapped by the interpreter; another filesystem's is read
+        # into memory first (the model is then held twice).
+        self._model = {"model_path": runtime.local_path(path)}
+        if not runtime.is_local(path) or not os.path.isfile(runtime.local_path(path)):
+            try:
+                with tf.io.gfile.GFile(path, "rb") as stream:
+                    self._model = {"model_content": stream.read()}
+            except tf.errors.OpError as error:
+                raise UserError(f"cannot read {path}: {error.message}") from error
         self._threads = threads or os.cpu_count()
         self._resolvers = [
             ("xnnpack", litert.OpResolverType.AUTO),
@@ -160,7 +165,7 @@ class LiteRTModel:
         for name, resolver in self._resolvers:
             try:
                 interpreter = litert.Interpreter(
-                    model_content=self._content,
+                    **self._model,
                     num_threads=self._threads,
                     experimental_op_resolver_type=resolver,
                 )

@@ -101,6 +101,8 @@ def test_a_ram_run_directory_holds_the_whole_run(small_sample, tmp_path, monkeyp
         key: value for key, value in local["metrics"].items() if key not in where
     }
     assert outputs["predictions"] == local["predictions"]
+    assert outputs["litert_predictions"] == local["litert_predictions"]
+    assert len(outputs["litert_predictions"].splitlines()) == 61  # the header and 60 videos
 
 
 def _every_output(train_dir, sample_dir, out):
@@ -118,11 +120,17 @@ def _every_output(train_dir, sample_dir, out):
     config, _ = checkpoints.scored_run(run_config.RequestedModel(), train_dir)
     inference.run_inference(config, train_dir, pattern, f"{out}/predictions.csv", 20, inputs)
     exports.saved_model(config, train_dir, f"{out}/export", 20)
-    with tf.io.gfile.GFile(f"{out}/predictions.csv") as stream:
-        predictions = stream.read()
+    # A LiteRT model there, and predictions from it (read into memory from ram://).
+    exports.litert(config, train_dir, f"{out}/litert")
+    inference.run_litert_inference(f"{out}/litert", pattern, f"{out}/litert.csv", 20, inputs)
+    texts = {}
+    for name in ("predictions", "litert"):
+        with tf.io.gfile.GFile(f"{out}/{name}.csv") as stream:
+            texts[name] = stream.read()
     return {
         "metrics": runtime.read_json(metrics_json),
-        "predictions": predictions,
+        "predictions": texts["predictions"],
+        "litert_predictions": texts["litert"],
         "export": f"{out}/export",
     }
 
