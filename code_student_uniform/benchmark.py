@@ -330,6 +330,7 @@ def bench_one_model():
             config=command_line.session_settings().session_config()
         ) as session:
             session.run(tf.compat.v1.global_variables_initializer())
+            session.run(tf.compat.v1.local_variables_initializer())  # weights' copies
             model_rate = _timed_rate(session, predictions, FLAGS.model_batches)
     with tf.Graph().as_default():
         batch = readers.get_input_data_tensors(
@@ -345,6 +346,7 @@ def bench_one_model():
             config=command_line.session_settings().session_config()
         ) as session:
             session.run(tf.compat.v1.global_variables_initializer())
+            session.run(tf.compat.v1.local_variables_initializer())  # weights' copies
             end_to_end_rate = _timed_rate(session, predictions, FLAGS.model_batches)
     return {
         "precision": FLAGS.precision,

@@ -217,6 +217,7 @@ def restore(session, checkpoint_path, required, optional=()):
             tf.compat.v1.train.Saver(var_list=by_name).restore(session, checkpoint_path)
         for var in by_value:
             var.load(reader.get_tensor(var.op.name), session)
+        model_graph.fill_precision_copies(session, by_name + by_value)
     except (
         tf.errors.OutOfRangeError,
         tf.errors.DataLossError,

@@ -132,8 +132,9 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
         rep_loss_sum = 0.0
         progress = _Progress(settings.progress_every_secs, total)
         with tf.compat.v1.Session(config=settings.session.session_config()) as session:
-            session.run(tf.compat.v1.local_variables_initializer())
             checkpoints.restore_models(session, checkpoint_path, config.models)
+            # After the restore: local variables include copies of the weights.
+            session.run(tf.compat.v1.local_variables_initializer())
             step = int(session.run(global_step))
             for values in readers.run_to_end(session, fetches, reader, pattern):
                 count = len(values["labels"])

@@ -50,6 +50,8 @@ def saved_model(
                 session,
                 [tf.compat.v1.saved_model.tag_constants.SERVING],
                 signature_def_map={"serving_default": signature},
+                # Run after the variables are restored: fills bfloat16's weight copies.
+                main_op=tf.compat.v1.local_variables_initializer(),
             )
             builder.save()
     logging.info("Exported the %s of %s to %s", config.models[0], checkpoint, export_dir)

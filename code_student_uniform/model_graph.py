@@ -15,14 +15,42 @@ from run_config import STUDENT_SCOPE, TEACHER_SCOPE, model_class, scopes_of
 from runtime import UserError
 from settings import PRECISIONS
 
+PRECISION_COPIES = "precision_copies"  # graph collection of _read_as's copies
+
+
+def fill_precision_copies(session, restored):
+    """Fills the reduced-precision copies of the variables `restored` (after a
+    restore: the copies were made from the values before it)."""
+    names = {variable.op.name for variable in restored}
+    copies = [
+        copy
+        for copy in tf.compat.v1.get_collection(PRECISION_COPIES)
+        if copy.op.name.rsplit("/", 1)[0] in names
+    ]
+    if copies:
+        session.run(tf.compat.v1.variables_initializer(copies))
+
 
 def _read_as(dtype):
     """A variable-scope custom getter: each float32 variable is created and saved
-    as float32 (the checkpoints are the same) and read cast to `dtype`."""
+    as float32 (the checkpoints are the same) and read through a `dtype` copy, a
+    local variable that `local_variables_initializer` fills from it once (after
+    a restore), instead of a cast of every weight at every run."""
+    copies = {}
 
     def read_cast(getter, *args, **kwargs):
         variable = getter(*args, **kwargs)
-        return tf.cast(variable, dtype) if variable.dtype.base_dtype == tf.float32 else variable
+        if variable.dtype.base_dtype != tf.float32:
+            return variable
+        if variable.op.name not in copies:
+            with tf.init_scope(), variable.graph.name_scope(None):
+                copies[variable.op.name] = tf.compat.v1.Variable(
+                    tf.cast(variable.read_value(), dtype),
+                    trainable=False,
+                    collections=[tf.compat.v1.GraphKeys.LOCAL_VARIABLES, PRECISION_COPIES],
+                    name=f"{variable.op.name}/{dtype.name}_copy",
+                )
+        return copies[variable.op.name].read_value()
 
     return read_cast
 
