@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from testlib import TINY_RUN, read_csv, read_json, run_binary, run_inference
 
@@ -136,3 +137,31 @@ def test_training_with_xla_takes_the_same_first_step(small_sample, tmp_path):
         return float(line.split("L_CE: ")[1].split("|")[0])
 
     assert first_loss(losses["xla"]) == pytest.approx(first_loss(losses["plain"]), abs=1e-5)
+
+
+def test_bfloat16_models_compute_in_bfloat16_and_give_float32(fresh_graph):
+    import model_graph
+    import run_config
+
+    config = run_config.ModelConfig(
+        models=["teacher", "student"],
+        num_classes=50,
+        model_params={"lstm_cells": 8, "lstm_layers": 1, "moe_num_mixtures": 2},
+    )
+    outputs = model_graph.build_models(
+        config, model_graph.placeholder_batch(config), precision="bfloat16"
+    )
+    floats = {name: t.dtype for name, t in outputs.items() if t.dtype.is_floating}
+    assert set(floats) >= {
+        "teacher_representation",
+        "teacher_predictions",
+        "student_representation",
+        "student_predictions",
+    }
+    assert set(floats.values()) == {tf.float32}, floats
+    matmuls = [op for op in fresh_graph.get_operations() if op.type in ("MatMul", "BatchMatMulV2")]
+    assert matmuls and all(op.get_attr("T") == tf.bfloat16 for op in matmuls)
+    # Every weight is read through one bfloat16 copy, filled after a restore.
+    copies = tf.compat.v1.get_collection(model_graph.PRECISION_COPIES)
+    assert len(copies) == len(tf.compat.v1.trainable_variables())
+    assert {c.dtype.base_dtype for c in copies} == {tf.bfloat16}
