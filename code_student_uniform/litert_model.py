@@ -175,19 +175,17 @@ class LiteRTModel:
                         f"{self.path} takes inputs {sorted(inputs)}, not this project's "
                         f"{list(INPUTS)}"
                     )
-                for input_name in INPUTS:
-                    shape = list(inputs[input_name]["shape"])
-                    interpreter.resize_tensor_input(
-                        inputs[input_name]["index"], [batch, *shape[1:]]
-                    )
+                shapes = {n: [batch, *inputs[n]["shape"][1:]] for n in INPUTS}
+                for input_name, shape in shapes.items():
+                    interpreter.resize_tensor_input(inputs[input_name]["index"], shape)
                 interpreter.allocate_tensors()
                 # The delegate takes the graph at the first run: try one here.
-                for input_name in INPUTS:
-                    details = interpreter.get_input_details()
-                    index = inputs[input_name]["index"]
-                    shape = next(d["shape"] for d in details if d["index"] == index)
-                    interpreter.set_tensor(index, np.zeros(shape, inputs[input_name]["dtype"]))
+                for input_name, shape in shapes.items():
+                    zeros = np.zeros(shape, inputs[input_name]["dtype"])
+                    interpreter.set_tensor(inputs[input_name]["index"], zeros)
                 interpreter.invoke()
+            except UserError:
+                raise  # not this project's model: no other kernels will do
             except (RuntimeError, ValueError) as error:
                 problems.append(f"{name}: {error}")
                 self._resolvers = [r for r in self._resolvers if r[0] != name]

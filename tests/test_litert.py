@@ -234,6 +234,21 @@ def test_what_cannot_be_exported_or_run_is_a_clear_error(small_sample, shared_ru
     )
     assert not (tmp_path / "p.csv").exists()
 
+    # A damaged model file: named, in one line, and no output.
+    broken = tmp_path / "broken"
+    shutil.copytree(good, broken)
+    (broken / "model.tflite").write_bytes(b"not a flatbuffer" * 64)
+    damaged = run_binary(
+        "inference.py",
+        f"--litert_model={broken}",
+        f"--input_data_pattern={sample_dir}/test*.tfrecord",
+        f"--output_file={tmp_path / 'p.csv'}",
+        check=False,
+    )
+    assert damaged.returncode == 1, damaged.stderr[-3000:]
+    assert f"ERROR: the LiteRT interpreter cannot run {broken}/model.tflite: " in damaged.stderr
+    assert "Traceback" not in damaged.stderr and not (tmp_path / "p.csv").exists()
+
 
 def test_full_integer_without_calibration_data_is_refused(shared_run, tmp_path):
     run = tmp_path / "run"
