@@ -196,11 +196,23 @@ class LiteRTModel:
             return
         raise UserError(f"the LiteRT interpreter cannot run {self.path}: {'; '.join(problems)}")
 
+    def _resize(self, batch):
+        """The same interpreter for another batch size (its kernels keep their
+        prepared weights); a new one where the delegate cannot take the change."""
+        try:
+            for name in INPUTS:
+                shape = [batch, *self._inputs[name]["shape"][1:]]
+                self._interpreter.resize_tensor_input(self._inputs[name]["index"], shape)
+            self._interpreter.allocate_tensors()
+            self._batch = batch
+        except (RuntimeError, ValueError):
+            self._load(_interpreter_module(), batch)
+
     def predict(self, video_matrix, num_frames):
         """Scores [batch, classes] of a batch of the model's inputs."""
         video_matrix = np.asarray(video_matrix, np.float32)
         if len(video_matrix) != self._batch:
-            self._load(_interpreter_module(), batch=len(video_matrix))
+            self._resize(len(video_matrix))
         self._interpreter.set_tensor(self._inputs["video_matrix"]["index"], video_matrix)
         self._interpreter.set_tensor(
             self._inputs["num_frames"]["index"], np.asarray(num_frames, np.int32)
