@@ -19,11 +19,11 @@ The export is written beside --export_dir and renamed into place.
 
 from absl import flags
 
-import checkpoints
-import command_line
-import exports
-import litert_model
-import runtime
+from fewer_frames.config import command_line
+from fewer_frames.run_dirs import run_directory
+from fewer_frames.serving import exports, litert_model
+from fewer_frames.system import runtime
+from fewer_frames.system.errors import UserError
 
 command_line.define(*command_line.RUN_TOPICS, "checkpoint", "precision")
 flags.DEFINE_string("export_dir", "", "Where to write the export (must not exist yet).")
@@ -49,7 +49,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    config, _ = checkpoints.scored_run(command_line.requested_model(), FLAGS.train_dir)
+    config, _ = run_directory.scored_run(command_line.requested_model(), FLAGS.train_dir)
     if FLAGS.format == "saved_model":
         exports.saved_model(
             config,
@@ -62,7 +62,7 @@ def main(argv):
         )
         return
     if FLAGS.precision != "float32" or FLAGS.xla:
-        raise runtime.UserError(
+        raise UserError(
             "--format=litert takes neither --precision nor --xla (LiteRT runs the model its "
             "own way; --quantize makes it smaller)"
         )

@@ -2,9 +2,9 @@
 
 from absl import flags
 
-import command_line
-import runtime
-import training
+from fewer_frames.config import command_line
+from fewer_frames.system import runtime
+from fewer_frames.training import training_loop
 
 command_line.define(*command_line.RUN_TOPICS, "training")
 flags.DEFINE_enum(
@@ -20,7 +20,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    training.run_training(
+    training_loop.run_training(
         FLAGS.training_mode,
         FLAGS.train_dir,
         FLAGS.teacher_dir,

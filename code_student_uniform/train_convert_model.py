@@ -2,9 +2,9 @@
 
 from absl import flags, logging
 
-import checkpoints
-import command_line
-import runtime
+from fewer_frames.config import command_line
+from fewer_frames.run_dirs import run_directory, student_conversion
+from fewer_frames.system import runtime
 
 command_line.define(*command_line.RUN_TOPICS)
 flags.DEFINE_string(
@@ -15,9 +15,9 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    target = FLAGS.finetune_dir or checkpoints.default_finetune_dir(FLAGS.train_dir)
-    config = checkpoints.saved_config(command_line.requested_model(), FLAGS.train_dir)
-    path = checkpoints.convert_to_student(config, FLAGS.train_dir, target, FLAGS.overwrite)
+    target = FLAGS.finetune_dir or run_directory.default_finetune_dir(FLAGS.train_dir)
+    config = run_directory.saved_config(command_line.requested_model(), FLAGS.train_dir)
+    path = student_conversion.convert_to_student(config, FLAGS.train_dir, target, FLAGS.overwrite)
     logging.info("Student-only checkpoint: %s", path)
 
 

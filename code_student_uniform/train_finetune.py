@@ -2,17 +2,16 @@
 
 from absl import flags
 
-import command_line
-import runtime
-import settings
-import training
+from fewer_frames.config import command_line, settings
+from fewer_frames.system import runtime
+from fewer_frames.training import training_loop
 
 command_line.define(*command_line.RUN_TOPICS, "training", train_dir=settings.FINETUNE_DIR)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
-    training.run_training(
+    training_loop.run_training(
         "finetune",
         FLAGS.train_dir,
         requested=command_line.requested_model(),

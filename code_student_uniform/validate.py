@@ -2,10 +2,9 @@
 
 from absl import flags
 
-import command_line
-import evaluation_loop
-import runtime
-import settings
+from fewer_frames.config import command_line, settings
+from fewer_frames.evaluation import evaluation_loop
+from fewer_frames.system import runtime
 
 command_line.define(
     *command_line.EVALUATION_TOPICS,

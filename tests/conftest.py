@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-import make_sample_data
+from fewer_frames.inputs import sample_data
 from testlib import REAL_DATA_DIR, TINY_RUN, made_once, run_binary, shared_root
 
 
@@ -24,7 +24,7 @@ def small_sample(tmp_path_factory):
     output_dir = shared_root(tmp_path_factory) / "shared_sample"
     with made_once(output_dir) as make:
         if make:
-            make_sample_data.make_sample(
+            sample_data.make_sample(
                 str(output_dir),
                 num_train_files=2,
                 num_validate_files=1,
@@ -122,12 +122,12 @@ def pytest_make_collect_report(collector):
 # The longest tests start first, so that the workers do not wait for one of them
 # at the end (pytest-xdist hands tests out in collection order).
 LONGEST_FIRST = (
-    "test_experiments.py::test_tiny_grid",
+    "test_table1_grid.py::test_tiny_grid",
     "test_determinism.py::",
     "test_vlad_models.py::test_short_training",
     "test_towers.py::test_short_run",
     "test_pipeline.py::test_five_scripts",
-    "test_other_filesystems.py::test_every_stage",
+    "test_filesystem.py::test_every_stage",
     "test_new_family.py::",
     "test_reliability.py::test_evaluation_loop_survives",
     "test_original_fidelity.py::",

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-import checkpoints
+from fewer_frames.run_dirs import checkpoints, run_directory
 from testlib import (
     PROJECT_ROOT,
     checkpoint_variables,
@@ -352,9 +352,9 @@ def test_default_finetune_dir_and_progress_lines(small_sample, shared_run, tmp_p
 
 
 def test_default_finetune_dir_follows_the_seed():
-    assert checkpoints.default_finetune_dir("./model_HLSTM_TeaStud_every10_train/") == (
+    assert run_directory.default_finetune_dir("./model_HLSTM_TeaStud_every10_train/") == (
         "model_HLSTM_TeaStud_every10_finetune"
     )
-    assert checkpoints.default_finetune_dir("/runs/train/run_a") == "/runs/train/run_a_finetune"
+    assert run_directory.default_finetune_dir("/runs/train/run_a") == "/runs/train/run_a_finetune"
     # A URI keeps its scheme's double slash (os.path.normpath would make gs:/b).
-    assert checkpoints.default_finetune_dir("gs://b/runs/x_train/") == "gs://b/runs/x_finetune"
+    assert run_directory.default_finetune_dir("gs://b/runs/x_train/") == "gs://b/runs/x_finetune"

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import checkpoints
-import evaluation_loop
-import readers
-import run_config
-import settings
-from runtime import UserError
+from fewer_frames.config import settings
+from fewer_frames.evaluation import evaluation_loop
+from fewer_frames.inputs import readers
+from fewer_frames.models import model_config
+from fewer_frames.run_dirs import checkpoints, run_directory, run_files
+from fewer_frames.system.errors import UserError
 from testlib import CODE_DIR, PROJECT_ROOT, Started, run_binary
 
 TINY = ["--lstm_cells=8", "--lstm_layers=1", "--batch_size=8", "--num_readers=2"]
@@ -130,7 +130,7 @@ BINARY_CASES = {"frame_size", "truncated"}
 
 def _library_error(run_dir, pattern):
     """The message with which the evaluation input of `run_dir` stops on `pattern`."""
-    config = run_config.ModelConfig.read(os.path.join(run_dir, run_config.MODEL_FLAGS_FILE))
+    config = run_files.read_model_config(os.path.join(run_dir, run_files.MODEL_FLAGS_FILE))
     reader = config.reader()
     with tf.Graph().as_default():
         batch = readers.get_input_data_tensors(
@@ -282,10 +282,14 @@ def test_bad_training_flags(flags, message, small_sample, tmp_path):
 
 @pytest.mark.parametrize(
     "error, one_line",
-    [("runtime.UserError('bad flag')", True), ("ValueError('a bug')", False)],
+    [("UserError('bad flag')", True), ("ValueError('a bug')", False)],
 )
 def test_user_errors_are_one_line_and_bugs_keep_their_traceback(error, one_line):
-    code = f"import runtime\ndef main(argv):\n    raise {error}\nruntime.run(main)\n"
+    code = (
+        "from fewer_frames.system import runtime\n"
+        "from fewer_frames.system.errors import UserError\n"
+        f"def main(argv):\n    raise {error}\nruntime.run(main)\n"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=CODE_DIR, timeout=120
     )
@@ -362,8 +366,8 @@ def test_each_evaluation_counts_its_own_skipped_records(student_run, tmp_path):
     """An evaluator that scores one checkpoint after another reports, each time,
     the bad records of that pass only."""
     with_bad_at_2(tmp_path / "validate0.tfrecord", frame_record(rgb_frames=0))
-    requested = run_config.RequestedModel()
-    config = checkpoints.existing_run(requested, student_run)
+    requested = model_config.RequestedModel()
+    config = run_directory.existing_run(requested, student_run)
     evaluation = settings.EvaluationSettings(
         eval_data_pattern=f"{tmp_path}/validate*",
         inputs=settings.InputSettings(batch_size=8, skip_bad_records=True),

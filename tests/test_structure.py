@@ -12,8 +12,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-import frame_level_models
-import run_config
+from fewer_frames.models import frame_level_models, model_config
 from testlib import CODE_DIR, PROJECT_ROOT
 
 BINARIES = {
@@ -30,17 +29,53 @@ BINARIES = {
     "make_sample_data",
     "experiments",
 }
-# The one module that defines the shared flags and reads them into settings.
-FLAG_MODULE = "command_line"
+PACKAGE = "fewer_frames"
+# The one module that defines the shared flags and reads them into settings: the
+# edge of the library, imported only by binaries.
+FLAG_MODULE = "fewer_frames.config.command_line"
+# The layers, bottom up: what each topic package may import besides itself.
+# Models know nothing of training, evaluation or serving; inputs nothing of models.
+_BELOW = ["system", "config", "inputs", "models", "run_dirs", "evaluation"]
+ALLOWED_IMPORTS = {
+    "system": set(),
+    "config": {"system"},
+    "inputs": {"system", "config"},
+    "models": {"system", "config", "inputs"},
+    "run_dirs": {"system", "config", "inputs", "models"},
+    "evaluation": {"system", "config", "inputs", "models", "run_dirs"},
+    "training": set(_BELOW),
+    "serving": set(_BELOW),
+    "benchmarks": {*_BELOW, "training", "serving"},
+}
+# The original code's module names, kept as file names for its readers.
+ORIGINAL_MODULES = {
+    "inputs/readers.py",
+    "models/frame_level_models.py",
+    "models/video_level_models.py",
+    "models/losses.py",
+    "evaluation/eval_util.py",
+    "evaluation/average_precision_calculator.py",
+    "evaluation/mean_average_precision_calculator.py",
+}
+PACKAGE_DIR = os.path.join(CODE_DIR, PACKAGE)
 
 
 def _modules():
-    return {name[:-3] for name in os.listdir(CODE_DIR) if name.endswith(".py")}
+    """{dotted module name: file}: the binaries by their bare names, the library's
+    modules under the package's name."""
+    found = {name[:-3]: os.path.join(CODE_DIR, name) for name in os.listdir(CODE_DIR)}
+    found = {name: path for name, path in found.items() if path.endswith(".py")}
+    for folder, _, files in os.walk(PACKAGE_DIR):
+        for name in files:
+            if name.endswith(".py") and name != "__init__.py":
+                path = os.path.join(folder, name)
+                found[os.path.relpath(path, CODE_DIR)[:-3].replace(os.sep, ".")] = path
+    return found
 
 
 def _imports(module, known):
     """(project modules imported by `module`, whether it imports absl.flags)."""
-    with open(os.path.join(CODE_DIR, module + ".py")) as handle:
+    with open(known[module]) as handle:
         tree = ast.parse(handle.read())
     found, reads_flags = set(), False
     for node in ast.walk(tree):
@@ -49,12 +84,19 @@ def _imports(module, known):
             found |= {name for name in names if name in known}
             reads_flags |= "absl.flags" in names
         elif isinstance(node, ast.ImportFrom):
-            if node.module in known:
-                found.add(node.module)
+            for alias in node.names:
+                dotted = f"{node.module}.{alias.name}"
+                found |= {dotted} if dotted in known else {node.module} & set(known)
             if node.module == "absl" and any(alias.name == "flags" for alias in node.names):
                 reads_flags = True
             reads_flags |= node.module == "absl.flags"
     return found, reads_flags
+
+
+def _package(module):
+    """The topic package of a library module (None for a binary)."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == PACKAGE else None
 
 
 def test_only_binaries_and_the_flag_module_import_flags():
@@ -66,7 +108,7 @@ def test_only_binaries_and_the_flag_module_import_flags():
 def test_library_modules_import_no_binary_and_no_cycle():
     known = _modules()
     graph = {module: _imports(module, known)[0] for module in known}
-    for module in known - BINARIES:
+    for module in set(known) - BINARIES:
         assert not graph[module] & BINARIES, (module, graph[module] & BINARIES)
 
     def reaches(start, target, seen):
@@ -83,6 +125,41 @@ def test_library_modules_import_no_binary_and_no_cycle():
     assert not cycles, cycles
 
 
+def test_each_package_imports_only_the_layers_below_it():
+    known = _modules()
+    broken = []
+    for module in set(known) - BINARIES - {FLAG_MODULE}:
+        own = _package(module)
+        for imported in _imports(module, known)[0]:
+            other = _package(imported)
+            if imported == FLAG_MODULE or other not in ALLOWED_IMPORTS[own] | {own}:
+                broken.append(f"{module} imports {imported}")
+    assert not broken, broken
+
+
+def test_the_tree_shows_the_architecture():
+    """Binaries on top, every library module in a topic package, the original's
+    module names kept, and a test folder per package."""
+    known = _modules()
+    top = {module for module in known if "." not in module}
+    assert top == BINARIES, top ^ BINARIES
+    for binary in BINARIES:
+        with open(known[binary]) as handle:
+            tree = ast.parse(handle.read())
+        assert not [node for node in tree.body if isinstance(node, ast.ClassDef)], binary
+        functions = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+        assert "main" in functions, binary
+    packages = {_package(module) for module in set(known) - BINARIES}
+    assert packages == set(ALLOWED_IMPORTS), packages ^ set(ALLOWED_IMPORTS)
+    assert all(module.count(".") == 2 for module in set(known) - BINARIES)
+    for path in ORIGINAL_MODULES:
+        assert os.path.isfile(os.path.join(PACKAGE_DIR, path)), path
+    tests_dir = os.path.join(PROJECT_ROOT, "tests")
+    folders = {name for name in os.listdir(tests_dir) if not name.startswith(("_", "."))}
+    folders = {name for name in folders if os.path.isdir(os.path.join(tests_dir, name))}
+    assert folders - {"data"} == set(ALLOWED_IMPORTS), folders
+
+
 def test_a_model_built_without_settings_takes_its_declared_defaults():
     declared = dataclasses.asdict(frame_level_models.HierarchicalLstmModel.Params())
     frames = tf.compat.v1.placeholder(tf.float32, [None, 300, 1152])
@@ -97,7 +174,7 @@ def test_a_model_built_without_settings_takes_its_declared_defaults():
     ]
     assert len(kernels) == layers and kernels[0].shape == (1152 + units, 4 * units)
     # A new run's config holds the declared hyperparameters, the classifier's included.
-    config = run_config.ModelConfig(models=["teacher"])
+    config = model_config.ModelConfig(models=["teacher"])
     assert dataclasses.asdict(config.model_params) == declared
     assert "video_level_classifier_model" in declared
 
@@ -140,14 +217,22 @@ def test_a_skip_fails_under_run_tests_sh(required):
 
 
 def test_the_flag_module_loads_no_training_stack():
-    """The shared flags take their defaults from settings.py, so a binary with a few
+    """The shared flags take their defaults from config/settings.py, so a binary with a few
     flags (the sample generator) does not load training, evaluation or losses."""
-    stack = ["training", "evaluation_loop", "losses", "checkpoints", "model_graph", "towers"]
+    stack = [
+        "fewer_frames.training.training_loop",
+        "fewer_frames.evaluation.evaluation_loop",
+        "fewer_frames.models.losses",
+        "fewer_frames.run_dirs.checkpoints",
+        "fewer_frames.models.model_graph",
+        "fewer_frames.training.towers",
+    ]
     loaded = subprocess.run(
         [
             sys.executable,
             "-c",
-            f"import sys, command_line; print([m for m in {stack!r} if m in sys.modules])",
+            "import sys; from fewer_frames.config import command_line; "
+            f"print([m for m in {stack!r} if m in sys.modules])",
         ],
         cwd=CODE_DIR,
         capture_output=True,

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-import evaluation_loop
+from fewer_frames.evaluation import evaluation_loop
 from testlib import read_csv, read_json, run_binary, run_inference
 
 VOCABULARY_2018 = os.path.join(

@@ -263,7 +263,7 @@ def labels_of_records(pattern, num_classes, frame_level=True):
 
 def class_prior_gap(train_pattern, eval_pattern, num_classes, frame_level=True):
     """GAP of a trivial model: every video scored by the classes' training frequencies."""
-    import eval_util
+    from fewer_frames.evaluation import eval_util
 
     prior = labels_of_records(train_pattern, num_classes, frame_level).mean(axis=0)
     labels = labels_of_records(eval_pattern, num_classes, frame_level)
@@ -331,7 +331,7 @@ def traced_inference_peak(*flags):
 
 def project_with_a_family(tmp_path, file_name, source):
     """A copy of the project (its code, scripts and requirements; not its data,
-    virtual environment or runs) with a model family's file added."""
+    virtual environment or runs) with a model family's file added to its models package."""
     root = tmp_path / "project"
     shutil.copytree(
         PROJECT_ROOT,
@@ -341,5 +341,5 @@ def project_with_a_family(tmp_path, file_name, source):
         ),
     )
     os.symlink(os.path.join(PROJECT_ROOT, ".venv"), root / ".venv")
-    (root / "code_student_uniform" / file_name).write_text(source)
+    (root / "code_student_uniform" / "fewer_frames" / "models" / file_name).write_text(source)
     return root

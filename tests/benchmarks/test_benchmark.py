@@ -4,15 +4,13 @@ import json
 
 import pytest
 
-import flops
-import memory
-import run_config
+from fewer_frames.models import flops, memory_estimate, model_config
 from testlib import run_binary
 
 
 def _tiny_lstm_config(units):
     """Teacher and student H-RNNs of one `units`-wide layer, 50 classes."""
-    return run_config.ModelConfig(
+    return model_config.ModelConfig(
         models=["teacher", "student"],
         num_classes=50,
         model_params={
@@ -137,7 +135,7 @@ def test_train_step_mode_measures_vlad_models_on_two_towers(tmp_path):
     ]
     assert "CPU:0" in figures["devices"]
     assert figures["step_seconds"] > 0 and figures["matmul_flops_per_s"] > 0
-    config = run_config.ModelConfig(
+    config = model_config.ModelConfig(
         models=["teacher", "student"],
         model="NetVLADModel",
         num_classes=10,
@@ -161,7 +159,7 @@ def test_vlad_flop_counts():
         "video_level_classifier_model": "LogisticModel",
         "moe_num_mixtures": 2,
     }
-    config = run_config.ModelConfig(
+    config = model_config.ModelConfig(
         models=["teacher"],
         model="NetVLADModel",
         model_params=params,
@@ -178,14 +176,14 @@ def test_memory_counts_weights_and_activations_by_hand(tmp_path):
     # Per model: lower LSTM (1152 + 8) x 32 + 32, upper (16 + 8) x 32 + 32, MoE gates
     # 16 x 50 x 3 (no bias), experts 16 x 50 x 2 + 100.
     per_model = (1152 + 8) * 32 + 32 + (16 + 8) * 32 + 32 + 16 * 50 * 3 + 16 * 50 * 2 + 100
-    assert memory.parameter_count(config) == 2 * per_model
-    assert memory.weight_bytes(config) == 2 * per_model * 4 * 4
+    assert memory_estimate.parameter_count(config) == 2 * per_model
+    assert memory_estimate.weight_bytes(config) == 2 * per_model * 4 * 4
     # Frames read and normalised (2 x 300 x 1152), the student's 30; LSTM steps
     # (300 + 20 and 30 + 5) x 11 x 8; chunk states 20 x 16 and 5 x 16; classifier 50 x 11 each.
     values = 2 * 300 * 1152 + 30 * 1152 + 320 * 88 + 35 * 88 + 20 * 16 + 5 * 16 + 2 * 550
-    assert memory.activation_bytes_per_video(config) == 4 * values
+    assert memory_estimate.activation_bytes_per_video(config) == 4 * values
     gib = 2**30
-    assert memory.largest_batch(config, gib) == int(
+    assert memory_estimate.largest_batch(config, gib) == int(
         (0.8 * gib - 2 * per_model * 16) // (4 * values)
     )
 

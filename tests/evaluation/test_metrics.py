@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import eval_util
-from average_precision_calculator import AveragePrecisionCalculator
-from mean_average_precision_calculator import MeanAveragePrecisionCalculator
+from fewer_frames.evaluation import eval_util
+from fewer_frames.evaluation.average_precision_calculator import AveragePrecisionCalculator
+from fewer_frames.evaluation.mean_average_precision_calculator import MeanAveragePrecisionCalculator
 
 
 def brute_force_ap(scores, labels, num_positives):

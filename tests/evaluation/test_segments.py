@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import frame_selection
-import losses
-import readers
-import record_checks
-import segment_metrics
-from runtime import UserError
+from fewer_frames.evaluation import segment_metrics
+from fewer_frames.inputs import frame_selection, readers, record_checks
+from fewer_frames.models import losses
+from fewer_frames.system.errors import UserError
 from testlib import (
     REAL_DATA_DIR,
     TINY_RUN,

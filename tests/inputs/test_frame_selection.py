@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import frame_selection
+from fewer_frames.inputs import frame_selection
 from testlib import run_session
 
 

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import readers
-import utils
-from runtime import UserError
+from fewer_frames.inputs import readers, yt8m_format
+from fewer_frames.system.errors import UserError
 from testlib import dequantize, read_all_batches
 
 
@@ -76,12 +75,12 @@ def test_frame_reader_matches_numpy_decode_exactly(handmade_videos):
 
 def test_quantize_inverts_the_spec_formula():
     codes = np.arange(256, dtype=np.float64)
-    np.testing.assert_array_equal(utils.quantize(dequantize(codes)), codes.astype(np.uint8))
+    np.testing.assert_array_equal(yt8m_format.quantize(dequantize(codes)), codes.astype(np.uint8))
 
 
 def test_dequantize_codes_equals_the_float_formula_bit_for_bit():
     codes = tf.constant(np.arange(256, dtype=np.uint8)[None, :])
-    in_one_op, formula = utils.dequantize_codes(codes), dequantize(tf.cast(codes, tf.float32))
+    in_one_op, formula = yt8m_format.dequantize_codes(codes), dequantize(tf.cast(codes, tf.float32))
     with tf.compat.v1.Session() as session:
         got, expected = session.run([in_one_op, formula])
     assert got.dtype == np.float32
@@ -194,7 +193,7 @@ def test_real_video_level_shards(real_data_dir, version, pattern, expected_count
     "rule", ["uniform", "random", "first", "middle", "last", "first_middle_last"]
 )
 def test_student_decode_equals_selecting_from_the_full_decode(small_sample, rule):
-    import frame_selection
+    from fewer_frames.inputs import frame_selection
 
     sample_dir, _ = small_sample
     pattern = os.path.join(sample_dir, "validate*.tfrecord")

@@ -5,9 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import frame_selection
-import readers
-import record_slicing
+from fewer_frames.inputs import frame_selection, readers, record_slicing
 from testlib import read_all_batches, run_session
 
 SIZES = {"rgb": 1024, "audio": 128}

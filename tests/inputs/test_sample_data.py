@@ -8,8 +8,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-import eval_util
-import make_sample_data
+from fewer_frames.evaluation import eval_util
+from fewer_frames.inputs import sample_data
 from testlib import dequantize, run_binary
 
 
@@ -126,7 +126,7 @@ def test_a_simple_learner_beats_a_random_scorer(small_sample):
 def test_every_frame_beats_every_tenth_frame_on_burst_classes(small_sample):
     """Max-pooled evidence of burst classes: all frames find it, sparse frames often miss it."""
     sample_dir, manifest = small_sample
-    spec = make_sample_data.SampleSpec(manifest["seed"], manifest["num_classes"], 24)
+    spec = sample_data.SampleSpec(manifest["seed"], manifest["num_classes"], 24)
     patterns = np.concatenate([spec.rgb_patterns, spec.audio_patterns], axis=1)[spec.is_burst]
     burst_classes = spec.classes[spec.is_burst]
     videos = _load_split(sample_dir, "train") + _load_split(sample_dir, "validate")

@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import flops
-import model_graph
-import run_config
+from fewer_frames.models import flops, model_config, model_graph
 
 FAMILIES = {
     "HierarchicalLstmModel": {"lstm_cells": 8, "lstm_layers": 2, "num_inputs_to_lstm": 5},
@@ -41,7 +39,7 @@ def _config(family, model):
     params = dict(FAMILIES[family], video_level_classifier_model="MoeModel", moe_num_mixtures=3)
     if family == "HierarchicalLstmModel":
         params["student_num_inputs_to_lstm"] = 2
-    return run_config.ModelConfig(
+    return model_config.ModelConfig(
         models=[model],
         model=family.split("_")[0],
         model_params=params,

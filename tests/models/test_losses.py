@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import frame_level_models
-import frame_selection
-import losses
-import settings
+from fewer_frames.config import settings
+from fewer_frames.inputs import frame_selection
+from fewer_frames.models import frame_level_models, losses
 from testlib import run_session
 
 RNG = np.random.default_rng(4)

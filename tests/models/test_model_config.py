@@ -6,25 +6,27 @@ import shutil
 
 import pytest
 
-import run_config
-from runtime import UserError
-from testlib import read_json, run_binary
+from fewer_frames.models import model_config
+from fewer_frames.run_dirs import run_files
+from fewer_frames.system import filesystem
+from fewer_frames.system.errors import UserError
+from testlib import PROJECT_ROOT, read_json, run_binary
 
-EARLIER_MODEL_FLAGS = os.path.join(os.path.dirname(__file__), "data", "earlier_model_flags.json")
+EARLIER_MODEL_FLAGS = os.path.join(PROJECT_ROOT, "tests", "data", "earlier_model_flags.json")
 
 
 def _requested(**given):
     """What a command line giving `given` (flag name: value) asks for."""
-    values = {**run_config.ModelConfig(models=[]).settings(), **given}
-    return run_config.RequestedModel(
-        config=run_config.ModelConfig.from_settings([], values),
+    values = {**model_config.ModelConfig(models=[]).settings(), **given}
+    return model_config.RequestedModel(
+        config=model_config.ModelConfig.from_settings([], values),
         values=values,
         given=frozenset(given),
     )
 
 
 def test_an_earlier_model_flags_json_reads_under_todays_names():
-    config = run_config.ModelConfig.read(EARLIER_MODEL_FLAGS)
+    config = run_files.read_model_config(EARLIER_MODEL_FLAGS)
     # By hand, from the committed file: each former name under today's.
     assert config.settings() == {
         "model": "HierarchicalLstmModel",
@@ -54,13 +56,13 @@ def test_a_misspelt_hyperparameter_in_model_flags_json_names_the_file(tmp_path):
     values = read_json(EARLIER_MODEL_FLAGS)
     values["model_params"]["lstm_cels"] = 8
     path = tmp_path / "model_flags.json"
-    run_config.write_json(str(path), values)
+    filesystem.write_json(str(path), values)
     with pytest.raises(UserError, match=f"{path}: .*unknown keyword argument\\(s\\) lstm_cels"):
-        run_config.ModelConfig.read(str(path))
+        run_files.read_model_config(str(path))
 
 
 def test_given_settings_meet_saved_ones_by_name():
-    saved = run_config.ModelConfig.read(EARLIER_MODEL_FLAGS)
+    saved = run_files.read_model_config(EARLIER_MODEL_FLAGS)
     # The saved value given again, or a setting that shapes no variable: accepted.
     assert _requested(lstm_cells=16).run_config(saved.models, saved, "run") == saved
     unfolded = _requested(fold_chunks=False).run_config(saved.models, saved, "run")
@@ -77,7 +79,7 @@ def test_given_settings_meet_saved_ones_by_name():
 
 
 def test_a_run_of_another_family_meets_that_familys_given_settings():
-    saved = run_config.ModelConfig(
+    saved = model_config.ModelConfig(
         models=["teacher"], model="NetVLADModel", model_params={"netvlad_cluster_size": 8}
     )
     # --model is not given: the saved family's settings are compared, not --model's default's.

@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import frame_level_models
-import frame_selection
-import utils
-import video_level_models
-from runtime import UserError
+from fewer_frames.inputs import frame_selection
+from fewer_frames.models import base_model, frame_level_models, video_level_models
+from fewer_frames.system.errors import UserError
 from testlib import run_session
 
 SPEC_SHAPES = {
@@ -91,7 +89,7 @@ def numpy_lstm(inputs, lengths, kernels, biases, forget_bias=1.0):
 
 
 def test_lstm_matches_numpy_reference():
-    import lstm
+    from fewer_frames.models import lstm
 
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(4, 7, 5)).astype(np.float32)
@@ -222,7 +220,7 @@ def test_moe_matches_numpy():
 
 @pytest.mark.parametrize("name", ["LstmModel", "FrameLevelLogisticModel"])
 def test_reference_models_work_as_teacher_and_student(name):
-    model = utils.find_class_by_name(name, [frame_level_models])()
+    model = base_model.find_class_by_name(name, [frame_level_models])()
     selection = frame_selection.FrameSelection("uniform", every_n=10, max_frames=30)
     model_input = tf.constant(np.random.default_rng(0).normal(size=(2, 30, 6)), tf.float32)
     num_frames = tf.constant([30, 4])
@@ -253,7 +251,7 @@ def test_a_keyword_argument_no_model_declares_is_an_error():
 
 def test_unknown_model_name_lists_the_available_ones():
     with pytest.raises(ValueError) as error:
-        utils.find_class_by_name("NoSuchModel", [frame_level_models, video_level_models])
+        base_model.find_class_by_name("NoSuchModel", [frame_level_models, video_level_models])
     message = str(error.value)
     assert "NoSuchModel" in message
     for known in ("HierarchicalLstmModel", "LstmModel", "MoeModel", "LogisticModel"):

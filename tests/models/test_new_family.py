@@ -1,4 +1,4 @@
-"""A new model family is one new file: written beside the project's models, it
+"""A new model family is one new file: written in the project's models package, it
 trains, evaluates, is benchmarked and runs in a Table 1 grid with no other edit."""
 
 import json
@@ -14,9 +14,9 @@ import dataclasses
 
 import tensorflow as tf
 
-import layers
-from models import BaseModel, hyperparameter
-from video_level_models import ClassifierParams, classify
+from fewer_frames.models import layers
+from fewer_frames.models.base_model import BaseModel, hyperparameter
+from fewer_frames.models.video_level_models import ClassifierParams, classify
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,7 @@ ORIGINAL_STEP = 40
 MODEL_FLAGS = ["--lstm_cells=16", "--lstm_layers=2"]
 # model_flags.json as earlier versions of this project wrote it for that model:
 # the settings' former names, no stride_frame_count.
-EARLIER_MODEL_FLAGS = os.path.join(os.path.dirname(__file__), "data", "earlier_model_flags.json")
+EARLIER_MODEL_FLAGS = os.path.join(PROJECT_ROOT, "tests", "data", "earlier_model_flags.json")
 
 
 def write_videos(path, seed=3):
@@ -279,7 +279,9 @@ def test_run_time_never_imports_tf_keras():
     code = (
         "import sys, tensorflow as tf; tf.compat.v1.disable_eager_execution()\n"
         "import train, validate, train_convert_model, train_finetune, eval_finetune\n"
-        "import inference, export_model, model_graph, command_line\n"
+        "import inference, export_model\n"
+        "from fewer_frames.models import model_graph\n"
+        "from fewer_frames.config import command_line\n"
         "from absl import flags; flags.FLAGS(['x', '--lstm_cells=4', '--lstm_layers=1'])\n"
         "config = command_line.requested_model().new_config(['teacher', 'student'])\n"
         "model_graph.build_models(config, model_graph.placeholder_batch(config))\n"

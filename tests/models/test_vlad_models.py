@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import model_graph
-import run_config
+from fewer_frames.models import model_config, model_graph
 from testlib import assert_learned, run_binary, validated_gap
 
 SMALL = {
@@ -36,7 +35,7 @@ SMALL_FLAGS = {
 
 def small_config(name):
     params = dict(SMALL[name], video_level_classifier_model="MoeModel", moe_num_mixtures=2)
-    return run_config.ModelConfig(
+    return model_config.ModelConfig(
         models=["teacher", "student"],
         model=name,
         model_params=params,

@@ -140,10 +140,9 @@ def test_training_with_xla_takes_the_same_first_step(small_sample, tmp_path):
 
 
 def test_bfloat16_models_compute_in_bfloat16_and_give_float32(fresh_graph):
-    import model_graph
-    import run_config
+    from fewer_frames.models import model_config, model_graph
 
-    config = run_config.ModelConfig(
+    config = model_config.ModelConfig(
         models=["teacher", "student"],
         num_classes=50,
         model_params={"lstm_cells": 8, "lstm_layers": 1, "moe_num_mixtures": 2},

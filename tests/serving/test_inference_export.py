@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-import eval_util
+from fewer_frames.evaluation import eval_util
 from testlib import read_csv, run_binary, traced_inference_peak
 
 

@@ -120,8 +120,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from models import BaseModel
-from video_level_models import ClassifierParams, classify
+from fewer_frames.models.base_model import BaseModel
+from fewer_frames.models.video_level_models import ClassifierParams, classify
 
 
 @dataclasses.dataclass(frozen=True)

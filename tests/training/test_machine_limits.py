@@ -9,8 +9,8 @@ import signal
 import pytest
 import tensorflow as tf
 
-import checkpoints
-from runtime import UserError
+from fewer_frames.run_dirs import checkpoints
+from fewer_frames.system.errors import UserError
 from testlib import Started, checkpoint_variables, run_binary
 
 TINY = ["--lstm_cells=8", "--lstm_layers=1", "--batch_size=8", "--num_readers=2"]

@@ -14,7 +14,7 @@ import time
 import pytest
 import tensorflow as tf
 
-import runtime
+from fewer_frames.system import runtime
 from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN, Started, checkpoint_variables
 
 

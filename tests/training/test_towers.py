@@ -6,11 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import memory
-import model_graph
-import run_config
-import towers
-import training_graph
+from fewer_frames.models import memory_estimate, model_config, model_graph
+from fewer_frames.training import towers, training_graph
 from testlib import TINY_RUN, assert_learned, checkpoint_variables, run_binary, validated_gap
 
 STUDENT = ["--num_student_frames=6", "--student_num_inputs_to_lstm=3", "--random_seed=5"]
@@ -132,7 +129,7 @@ def test_short_run_with_towers_learns_like_one_without(small_sample, tmp_path):
 
 
 def test_full_size_graph_with_four_towers_builds_on_four_cpu_devices():
-    config = run_config.RequestedModel().new_config(["teacher", "student"])  # the paper's sizes
+    config = model_config.RequestedModel().new_config(["teacher", "student"])  # the paper's sizes
     devices = towers.tower_devices(num_cpu_towers=4)
     with tf.Graph().as_default() as graph:
         batch = model_graph.placeholder_batch(config)
@@ -144,7 +141,7 @@ def test_full_size_graph_with_four_towers_builds_on_four_cpu_devices():
     assert [1152 + 1024, 4 * 1024] in [variable.shape.as_list() for variable in variables]
     assert all(variable.device == "/device:CPU:0" for variable in variables)
     # One set of weights for all towers: as many values as teacher and student once.
-    assert sum(v.shape.num_elements() for v in variables) == memory.parameter_count(config)
+    assert sum(v.shape.num_elements() for v in variables) == memory_estimate.parameter_count(config)
     assert built["train_op"] is not None
     predictions = built["predictions"]["student"]
     assert predictions.shape.as_list() == [None, config.num_classes]

@@ -16,9 +16,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-import eval_util
-import exports
-import litert_model
+from fewer_frames.evaluation import eval_util
+from fewer_frames.run_dirs import run_files
+from fewer_frames.serving import exports, litert_model
 
 TOP_K = 20
 # name: (format, export options)
@@ -123,7 +123,9 @@ class _LiteRTRunner:
 
     def __init__(self, path, threads):
         config = litert_model.read_config(path)
-        self.model = litert_model.LiteRTModel(os.path.join(path, litert_model.MODEL_FILE), threads)
+        self.model = litert_model.LiteRTModel(
+            os.path.join(path, run_files.LITERT_MODEL_FILE), threads
+        )
         self._graph = tf.Graph()
         with self._graph.as_default():
             self._serialized = tf.compat.v1.placeholder(tf.string, [None])

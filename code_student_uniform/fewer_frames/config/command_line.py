@@ -12,15 +12,14 @@ import dataclasses
 
 from absl import flags
 
-import frame_selection
-import run_config
-import settings
-import utils
+from fewer_frames.config import settings
+from fewer_frames.inputs import frame_selection, yt8m_format
+from fewer_frames.models import model_config
 
 FLAGS = flags.FLAGS
 
 # Defaults of the settings the flags fill.
-_MODEL = run_config.ModelConfig(models=[])
+_MODEL = model_config.ModelConfig(models=[])
 _INPUT = settings.InputSettings()
 _TRAINING = settings.TrainingSettings()
 _DISTILLATION = settings.DistillationSettings()
@@ -88,7 +87,7 @@ def _define_data():
     flags.DEFINE_enum(
         "dataset_version",
         _MODEL.dataset_version,
-        sorted(utils.DATASET_VERSIONS),
+        sorted(yt8m_format.DATASET_VERSIONS),
         "YouTube-8M release: 2018 (id, 3862 classes) or 2017 (video_id, 4716 classes).",
     )
     flags.DEFINE_integer("num_classes", 0, "Number of classes; 0 takes the dataset version's.")
@@ -125,7 +124,7 @@ def _define_input():
 def _hyperparameters():
     """{name: its dataclasses.Field} over every model family's `Params`."""
     found = {}
-    for family in run_config.model_families():
+    for family in model_config.model_families():
         for field in dataclasses.fields(family.Params):
             found.setdefault(field.name, field)
     return found
@@ -409,17 +408,17 @@ def evaluation_settings():
 
 
 def requested_model():
-    """The model settings of the command line (see run_config.RequestedModel)."""
-    names, sizes = utils.parse_feature_list(FLAGS.feature_names, FLAGS.feature_sizes)
-    _, num_classes = utils.dataset_version_info(FLAGS.dataset_version, FLAGS.num_classes)
+    """The model settings of the command line (see model_config.RequestedModel)."""
+    names, sizes = yt8m_format.parse_feature_list(FLAGS.feature_names, FLAGS.feature_sizes)
+    _, num_classes = yt8m_format.dataset_version_info(FLAGS.dataset_version, FLAGS.num_classes)
     setting_names = set(_MODEL.settings()) | set(_hyperparameters())
     values = {name: FLAGS[name].value for name in setting_names}
     values.update(feature_names=names, feature_sizes=sizes, num_classes=num_classes)
     given_names = {name for name in setting_names if given(name)}
     if given("dataset_version"):
         given_names.add("num_classes")  # the version sets the class count
-    return run_config.RequestedModel(
-        config=run_config.ModelConfig.from_settings([], values),
+    return model_config.RequestedModel(
+        config=model_config.ModelConfig.from_settings([], values),
         values=values,
         given=frozenset(given_names),
         eval_model=FLAGS.eval_model if given("eval_model") else None,

@@ -12,7 +12,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from runtime import UserError
+from fewer_frames.system.errors import UserError
 
 # The numeric types a model can be scored in (model_graph.build_models).
 PRECISIONS = ("float32", "bfloat16")

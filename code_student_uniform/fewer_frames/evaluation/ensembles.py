@@ -1,43 +1,19 @@
-"""Combines prediction CSVs of the same videos into one: an ensemble of models.
-
-Each input is a `VideoId,LabelConfidencePairs` file (inference.py) over the same
-videos in the same order. Per video and class, --method=max takes the highest
-score (the original project's max_ensemble), --method=mean the mean, or with
---weights the weighted mean; a class missing from a file's row counts 0 there.
-Each video keeps its --top_k classes. Files are read row by row (memory stays
-flat); the output is written under a temporary name and renamed when complete.
-With --eval_data_pattern, the metrics of every input and of the ensemble are
-printed (the labels are read from those records).
-"""
+"""Ensembles of prediction CSVs (ensemble.py): scores combined per video and class
+(max, mean, weighted mean), rows streamed, files that disagree on their videos
+refused."""
 
 import itertools
-import json
 
 import numpy as np
 import tensorflow as tf
-from absl import flags, logging
+from absl import logging
 
-import command_line
-import eval_util
-import prediction_files
-import readers
-import runtime
-import settings
-import utils
-from runtime import UserError
+from fewer_frames.config import settings
+from fewer_frames.evaluation import eval_util
+from fewer_frames.inputs import prediction_files
+from fewer_frames.system import filesystem
+from fewer_frames.system.errors import UserError
 
-command_line.define("data")
-flags.DEFINE_list("input_files", [], "Prediction CSVs to combine (comma-separated).")
-flags.DEFINE_enum("method", "mean", ["max", "mean"], "How the scores of a class combine.")
-flags.DEFINE_list("weights", [], "--method=mean: one weight per input file (default: equal).")
-flags.DEFINE_string("output_file", "ensemble.csv", "The combined CSV.")
-flags.DEFINE_integer("top_k", 20, "Classes kept per video.")
-flags.DEFINE_string(
-    "eval_data_pattern", "", "Records with the videos' labels: print each input's metrics."
-)
-flags.DEFINE_string("metrics_json", "", "With --eval_data_pattern: also write the metrics here.")
-
-FLAGS = flags.FLAGS
 # Rows scored together by the metrics.
 _CHUNK = 256
 
@@ -145,7 +121,7 @@ def run_ensemble(paths, output_file, method="mean", weights=(), top_k=20, labels
     scored = [_Scored(classes, top_k) for _ in range(len(paths) + 1)] if labels else []
     videos = 0
     with (
-        runtime.atomic_output(output_file) as temporary,
+        filesystem.atomic_output(output_file) as temporary,
         tf.io.gfile.GFile(temporary, "w") as stream,
     ):
         stream.write(prediction_files.HEADER + "\n")
@@ -177,36 +153,3 @@ def run_ensemble(paths, output_file, method="mean", weights=(), top_k=20, labels
         ],
         "ensemble": scored[-1].summary(),
     }
-
-
-def main(argv):
-    labels, classes = None, 0
-    if FLAGS.eval_data_pattern:
-        id_feature, classes = utils.dataset_version_info(FLAGS.dataset_version, FLAGS.num_classes)
-        labels = readers.labels_by_video(
-            FLAGS.eval_data_pattern, FLAGS.frame_features, id_feature, classes
-        )
-    results = run_ensemble(
-        FLAGS.input_files,
-        FLAGS.output_file,
-        FLAGS.method,
-        FLAGS.weights,
-        FLAGS.top_k,
-        labels,
-        classes,
-    )
-    named = [(entry["file"], entry) for entry in results.get("inputs", [])]
-    for name, result in named + ([("ensemble", results["ensemble"])] if results else []):
-        print(
-            f"{name}: GAP {result['gap']:.4f}  mAP {result['map']:.4f}  "
-            f"Hit@1 {result['hit_at_one']:.4f}  PERR {result['perr']:.4f}  "
-            f"({result['num_examples']} videos)"
-        )
-    if FLAGS.metrics_json and results:
-        runtime.write_json(FLAGS.metrics_json, results)
-    if results:
-        logging.info("metrics: %s", json.dumps(results))
-
-
-if __name__ == "__main__":
-    runtime.run(main, graph_mode=False)

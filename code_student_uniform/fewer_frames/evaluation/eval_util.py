@@ -8,9 +8,9 @@ average of per-batch values.
 
 import numpy as np
 
-import settings
-from average_precision_calculator import AveragePrecisionCalculator
-from mean_average_precision_calculator import MeanAveragePrecisionCalculator
+from fewer_frames.config import settings
+from fewer_frames.evaluation.average_precision_calculator import AveragePrecisionCalculator
+from fewer_frames.evaluation.mean_average_precision_calculator import MeanAveragePrecisionCalculator
 
 
 def calculate_hit_at_one(predictions, actuals):

@@ -14,17 +14,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-import checkpoints
-import eval_util
-import model_graph
-import readers
-import record_checks
-import run_config
-import runtime
-import segment_metrics
-import vocabulary
-from runtime import UserError
-from settings import EvaluationSettings
+from fewer_frames.config.settings import EvaluationSettings
+from fewer_frames.evaluation import eval_util, segment_metrics
+from fewer_frames.inputs import readers, record_checks, vocabulary
+from fewer_frames.models import model_config, model_graph
+from fewer_frames.run_dirs import checkpoints, run_directory
+from fewer_frames.system import filesystem
+from fewer_frames.system.errors import UserError
 
 
 class _Progress:
@@ -251,10 +247,10 @@ def _newest_readable(train_dir, unreadable):
 
 def run_evaluation(train_dir, requested=None, settings=EvaluationSettings()):
     """Evaluates the run in `train_dir` (once with --run_once, else for each new
-    checkpoint), with the model settings `requested` (run_config.RequestedModel)
+    checkpoint), with the model settings `requested` (model_config.RequestedModel)
     where the run has none saved."""
-    requested = requested or run_config.RequestedModel()
-    config = checkpoints.existing_run(requested, train_dir)
+    requested = requested or model_config.RequestedModel()
+    config = run_directory.existing_run(requested, train_dir)
     evaluated = requested.scored_model(config, train_dir)
     writer = tf.compat.v1.summary.FileWriter(os.path.join(train_dir, "eval"))
     last_evaluated, total, result = None, None, None
@@ -283,7 +279,7 @@ def run_evaluation(train_dir, requested=None, settings=EvaluationSettings()):
                 logging.info(format_result(result))
                 _write_summaries(writer, result)
                 if settings.metrics_json:
-                    runtime.write_json(settings.metrics_json, result)
+                    filesystem.write_json(settings.metrics_json, result)
             elif not candidate and run_once:
                 if unreadable:
                     problems = "; ".join(f"{path}: {why}" for path, why in unreadable.items())

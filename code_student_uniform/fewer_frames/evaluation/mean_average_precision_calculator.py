@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from average_precision_calculator import average_precisions
+from fewer_frames.evaluation.average_precision_calculator import average_precisions
 
 
 class MeanAveragePrecisionCalculator:

@@ -18,8 +18,8 @@ the average precision of every rated (segment, class) pair pooled.
 import numpy as np
 import tensorflow as tf
 
-from average_precision_calculator import AveragePrecisionCalculator
-from runtime import UserError
+from fewer_frames.evaluation.average_precision_calculator import AveragePrecisionCalculator
+from fewer_frames.system.errors import UserError
 
 SUBMISSION_HEADER = "Class,Segments"
 # The challenge's K.

@@ -11,7 +11,7 @@ import statistics
 import tensorflow as tf
 from absl import logging
 
-import runtime
+from fewer_frames.system import filesystem
 
 METRICS = ("gap", "map", "map_present_classes", "hit_at_one", "perr")
 
@@ -191,7 +191,7 @@ def write_hparams(directory, results, rows, ks):
         "seed": hp.HParam("seed", hp.Discrete(sorted({r["seed"] for r in results}) or [0])),
         "model": hp.HParam("model", hp.Discrete(sorted({r["model"] for r in results}) or [""])),
     }
-    with runtime.atomic_output(directory) as staging:
+    with filesystem.atomic_output(directory) as staging:
         tf.io.gfile.makedirs(staging)
         with tf.summary.create_file_writer(staging).as_default():
             hp.hparams_config(

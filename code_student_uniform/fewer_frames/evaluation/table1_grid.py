@@ -1,33 +1,7 @@
-"""The paper's Table 1 in one command: a grid of (row, k, seed) cells.
+"""The Table 1 runner's grid (experiments.py describes it): its cells, each trained
+and scored through the binaries in a process of its own, resumable; the results
+and the table written after each cell."""
 
-Every cell trains through train.py and is scored on the validation data
-through validate.py, each a process of its own, in a run directory under
---output_dir/runs/. A cell with a result.json is finished and never rerun, so
-an interrupted grid continues where it stopped (a cell cut off mid-training
-resumes from its last checkpoint). After each cell the runner rewrites, in
---output_dir: results.json (every finished cell of the grid), table.md (the
-paper's layout, mean +- std over the seeds, the paper's numbers beside them)
-and, when TensorBoard is installed, HParams summaries in hparams/.
-
-Rows (the paper's names in table1.py's ROWS): the teacher alone (Teacher-Skyline, all
-frames, one per seed); students alone under the six frame-selection rules;
-the student learning in parallel with its teacher; the student learning from
-the seed's one trained teacher (serial). Model, data, input, distillation and
-training flags given here are passed to every run; the runner sets each
-cell's mode, seed, frame rule, frame count, student chunk count and loss
-weights itself.
-
-Student chunk count for k frames: the largest divisor of k that is at most 5
-(the original student's 5 chunks): 3 for k = 6, 5 for 10, 15, 20 and 30. It is
-saved with the run (--student_num_inputs_to_lstm in model_flags.json).
-
-A student trained on L_rep alone gets no gradient into its classifier; as in
-the original pipeline's stages 3 and 4, those cells (parallel_rep,
-serial_rep) are then cut out of the teacher-student checkpoint and fine-tuned
-on L_CE for --finetune_steps steps, and the fine-tuned student is scored.
-"""
-
-import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -38,15 +12,12 @@ import threading
 import time
 
 import tensorflow as tf
-from absl import flags, logging
 
-import checkpoints
-import command_line
-import flops
-import run_config
-import runtime
-import table1
-from runtime import UserError
+from fewer_frames.evaluation import table1
+from fewer_frames.models import flops
+from fewer_frames.run_dirs import checkpoints, run_files
+from fewer_frames.system import filesystem
+from fewer_frames.system.errors import UserError
 
 # Small LSTMs and a few hundred steps: the whole grid, one seed, on 2 CPU cores.
 PRESETS = {
@@ -80,41 +51,9 @@ CELL_FLAGS = {
     "eval_interval_secs",
     "eval_model",
 }
-# The flag topics each binary takes (see their command_line.define calls).
-BINARY_TOPICS = {
-    "train.py": (*command_line.RUN_TOPICS, "training"),
-    "train_convert_model.py": command_line.RUN_TOPICS,
-    "train_finetune.py": (*command_line.RUN_TOPICS, "training"),
-    "validate.py": (*command_line.RUN_TOPICS, "evaluation"),
-}
 PASSED_TOPICS = ("runtime", "data", "input", "model", "distillation", "training", "evaluation")
 CELL_RESULT = "result.json"
 GRID_FILE = "grid.json"
-
-command_line.define(*PASSED_TOPICS, "run_directory")
-flags.DEFINE_string("output_dir", "runs/table1", "Where the grid's runs and results go.")
-flags.DEFINE_list("rows", list(table1.ROWS), f"Table rows to run, of: {', '.join(table1.ROWS)}.")
-flags.DEFINE_list("ks", [str(k) for k in table1.PAPER_KS], "Student frame counts k.")
-flags.DEFINE_integer(
-    "seeds", 1, "Seeds per cell (--random_seed = first_seed, first_seed + 1, ...)."
-)
-flags.DEFINE_integer("first_seed", 1, "The first seed.")
-flags.DEFINE_integer(
-    "finetune_steps",
-    0,
-    "L_CE steps after distillation for the L_rep-only rows (0: --num_epochs of the data).",
-)
-flags.DEFINE_enum(
-    "preset",
-    "none",
-    list(PRESETS),
-    "Defaults for the flags not given: cpu_sample = small LSTMs, 200 steps (the sample, "
-    "2 CPU cores); none = the flags' own defaults (the paper's sizes).",
-)
-flags.DEFINE_integer("jobs", 1, "Cells run at the same time.")
-
-FLAGS = flags.FLAGS
-BINARY_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def student_chunk_count(frames, most=5):
@@ -143,8 +82,8 @@ def local_log(path):
     local disk; for an --output_dir elsewhere (gs://, ...), a local temporary file
     copied to `path` when the child ends (a process writes its output to a local
     file only)."""
-    if runtime.is_local(path):
-        yield runtime.local_path(path)
+    if filesystem.is_local(path):
+        yield filesystem.local_path(path)
         return
     folder = tempfile.mkdtemp(prefix="table1_log.")
     local = os.path.join(folder, os.path.basename(path))
@@ -159,10 +98,12 @@ def local_log(path):
 class Grid:
     """Runs cells, each through the binaries, and writes the grid's outputs."""
 
-    def __init__(self, output_dir, passed, finetune_steps):
+    def __init__(self, output_dir, passed, finetune_steps, binary_dir, accepted_flags):
         self.output_dir = output_dir
         self.passed = passed  # flag name: command-line text, for every run
         self.finetune_steps = finetune_steps
+        self.binary_dir = binary_dir  # where train.py and the other binaries are
+        self.accepted_flags = accepted_flags  # binary: the names of the flags it takes
         self.processes = set()
         self.stopped = False
         self.lock = threading.Lock()
@@ -172,13 +113,13 @@ class Grid:
 
     def result(self, cell):
         path = os.path.join(self.cell_dir(cell), CELL_RESULT)
-        return runtime.read_json(path) if tf.io.gfile.exists(path) else None
+        return filesystem.read_json(path) if tf.io.gfile.exists(path) else None
 
     def _run(self, cell, binary, log_name, **cell_flags):
-        accepted = set(command_line.topic_flags(*BINARY_TOPICS[binary]))
+        accepted = self.accepted_flags[binary]
         flags_text = [text for name, text in self.passed.items() if name in accepted]
         flags_text += [f"--{name}={value}" for name, value in cell_flags.items()]
-        command = [sys.executable, os.path.join(BINARY_DIR, binary), *flags_text]
+        command = [sys.executable, os.path.join(self.binary_dir, binary), *flags_text]
         log_path = os.path.join(self.cell_dir(cell), log_name)
         with local_log(log_path) as local_path, open(local_path, "w") as log:
             log.write(" ".join(command) + "\n")
@@ -267,7 +208,7 @@ class Grid:
                     + self.finetune_steps
                 )
             self._run(cell, "train_finetune.py", "finetune.log", **finetune_flags)
-        metrics_path = os.path.join(directory, "validate_metrics.json")
+        metrics_path = os.path.join(directory, run_files.VALIDATE_METRICS_FILE)
         self._run(
             cell,
             "validate.py",
@@ -277,8 +218,8 @@ class Grid:
             run_once=True,
             metrics_json=metrics_path,
         )
-        metrics = runtime.read_json(metrics_path)
-        config = run_config.ModelConfig.read(os.path.join(scored_dir, run_config.MODEL_FLAGS_FILE))
+        metrics = filesystem.read_json(metrics_path)
+        config = run_files.read_model_config(os.path.join(scored_dir, run_files.MODEL_FLAGS_FILE))
         is_student = row.mode != "teacher_only"
         result = {
             "row": cell.row,
@@ -291,41 +232,24 @@ class Grid:
             "wall_seconds": round(time.time() - start, 1),
             "run_dir": scored_dir,
         }
-        runtime.write_json(os.path.join(directory, CELL_RESULT), result)
+        filesystem.write_json(os.path.join(directory, CELL_RESULT), result)
         return result
 
 
 def write_outputs(grid, cells, rows, ks):
     results = [result for result in map(grid.result, cells) if result]
-    runtime.write_json(os.path.join(grid.output_dir, "results.json"), results)
-    runtime.write_atomically(
+    filesystem.write_json(os.path.join(grid.output_dir, "results.json"), results)
+    filesystem.write_atomically(
         os.path.join(grid.output_dir, "table.md"), table1.table_markdown(results, rows, ks)
     )
     table1.write_hparams(os.path.join(grid.output_dir, "hparams"), results, rows, ks)
-
-
-def passed_flags(preset):
-    """Text of the flags every run gets: those given, then the preset's others."""
-    given = {
-        name: FLAGS[name].serialize()
-        for name in command_line.topic_flags(*PASSED_TOPICS)
-        if command_line.given(name)
-    }
-    clashing = sorted(CELL_FLAGS & set(given))
-    if clashing:
-        raise UserError(f"--{', --'.join(clashing)}: set per cell by the runner; leave them out")
-    for name, value in PRESETS[preset].items():
-        if name in FLAGS and name not in given and name != "finetune_steps":
-            FLAGS[name].value = value
-            given[name] = FLAGS[name].serialize()
-    return given
 
 
 def _check_grid_file(output_dir, passed):
     """A grid directory holds runs of one set of flags; rows, ks and seeds may grow."""
     path = os.path.join(output_dir, GRID_FILE)
     if tf.io.gfile.exists(path):
-        saved = runtime.read_json(path)["flags"]
+        saved = filesystem.read_json(path)["flags"]
         if saved != passed:
             changed = sorted(set(saved.items()) ^ set(passed.items()))
             raise UserError(
@@ -333,77 +257,4 @@ def _check_grid_file(output_dir, passed):
                 "--output_dir, or the same flags to continue it"
             )
     else:
-        runtime.write_json(path, {"flags": passed})
-
-
-def main(argv):
-    del argv
-    unknown = sorted(set(FLAGS.rows) - set(table1.ROWS))
-    if unknown:
-        raise UserError(f"--rows: unknown {unknown}; known: {', '.join(table1.ROWS)}")
-    ks = [int(k) for k in FLAGS.ks]
-    if any(k <= 0 for k in ks):
-        raise UserError(f"--ks must be positive frame counts, not {FLAGS.ks}")
-    rows = [row for row in table1.ROWS if row in FLAGS.rows]
-    passed = passed_flags(FLAGS.preset)
-    finetune_steps = (
-        FLAGS.finetune_steps
-        if command_line.given("finetune_steps")
-        else PRESETS[FLAGS.preset].get("finetune_steps", FLAGS.finetune_steps)
-    )
-    _check_grid_file(FLAGS.output_dir, {**passed, "finetune_steps": str(finetune_steps)})
-    grid = Grid(FLAGS.output_dir, passed, finetune_steps)
-    seeds = [FLAGS.first_seed + index for index in range(FLAGS.seeds)]
-    cells = grid_cells(rows, ks, seeds)
-    todo = [cell for cell in cells if grid.result(cell) is None]
-    logging.info(
-        "%d cells, %d finished before, %d to run (%d at a time)",
-        len(cells),
-        len(cells) - len(todo),
-        len(todo),
-        FLAGS.jobs,
-    )
-    start, done = time.time(), len(cells) - len(todo)
-
-    def finished(result, cell):
-        nonlocal done
-        done += 1
-        elapsed = time.time() - start
-        ran = done - (len(cells) - len(todo))
-        eta = elapsed / ran * (len(cells) - done)
-        logging.info(
-            "cell %d of %d (%d left): %s GAP %.4f mAP %.4f (%.0f s); ETA %s",
-            done,
-            len(cells),
-            len(cells) - done,
-            cell.name,
-            result["gap"],
-            result["map"],
-            result["wall_seconds"],
-            time.strftime("%H:%M:%S", time.gmtime(eta)),
-        )
-        write_outputs(grid, cells, rows, ks)
-
-    pool = concurrent.futures.ThreadPoolExecutor(max(FLAGS.jobs, 1))
-    try:
-        # Teachers first, then every other cell (the serial ones read a teacher).
-        for phase in (
-            [cell for cell in todo if cell.row == "teacher"],
-            [cell for cell in todo if cell.row != "teacher"],
-        ):
-            futures = {pool.submit(grid.run_cell, cell): cell for cell in phase}
-            for future in concurrent.futures.as_completed(futures):
-                finished(future.result(), futures[future])
-    except BaseException:
-        # No process outlives the runner: on SIGTERM or Ctrl-C the running cells
-        # save and stop; finished cells stay finished, and the same command goes on.
-        grid.stop()
-        raise
-    finally:
-        pool.shutdown(cancel_futures=True)
-    write_outputs(grid, cells, rows, ks)
-    logging.info("Grid done in %.0f s: %s", time.time() - start, FLAGS.output_dir)
-
-
-if __name__ == "__main__":
-    runtime.run(main, graph_mode=False)
+        filesystem.write_json(path, {"flags": passed})

@@ -34,7 +34,7 @@ Without --num_student_frames, k = ceil(max_frames / every_n) for every rule.
 
 import tensorflow as tf
 
-from runtime import UserError
+from fewer_frames.system.errors import UserError
 
 RULES = ("uniform", "random", "first", "middle", "last", "first_middle_last")
 STRIDE_FRAME_COUNTS = ("original", "reached")

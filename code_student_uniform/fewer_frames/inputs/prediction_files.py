@@ -6,7 +6,7 @@ import json
 
 import tensorflow as tf
 
-from runtime import UserError
+from fewer_frames.system.errors import UserError
 
 HEADER = "VideoId,LabelConfidencePairs"
 

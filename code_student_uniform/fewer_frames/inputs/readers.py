@@ -22,12 +22,10 @@ import dataclasses
 
 import tensorflow as tf
 
-import record_checks
-import record_slicing
-import settings
-import utils
-from frame_selection import select_frames
-from runtime import UserError
+from fewer_frames.config import settings
+from fewer_frames.inputs import record_checks, record_slicing, yt8m_format
+from fewer_frames.inputs.frame_selection import select_frames
+from fewer_frames.system.errors import UserError
 
 
 def input_tensors(inputs, reader, data_pattern, **options):
@@ -113,7 +111,7 @@ class YT8MFrameFeatureReader(BaseReader):
         records gives a batch of all their segments (the pipeline re-batches
         them). A start past the frames read, or lists of unequal length, make
         the record bad."""
-        self.feature_names, self.feature_sizes = utils.parse_feature_list(
+        self.feature_names, self.feature_sizes = yt8m_format.parse_feature_list(
             feature_names, feature_sizes
         )
         if max_frames <= 0:
@@ -217,7 +215,7 @@ class YT8MFrameFeatureReader(BaseReader):
             )
             codes = tf.pad(codes, [[0, 0], [0, num_steps - tf.shape(codes)[1]], [0, 0]])
             mask = tf.sequence_mask(num_frames, num_steps, dtype=tf.float32)[:, :, None]
-            values = utils.dequantize_codes(codes) * mask
+            values = yt8m_format.dequantize_codes(codes) * mask
             return {
                 "video_ids": video_ids,
                 "video_matrix": tf.ensure_shape(values, [None, num_steps, sum(self.feature_sizes)]),
@@ -341,7 +339,7 @@ class YT8MAggregatedFeatureReader(BaseReader):
         feature_names=("mean_rgb", "mean_audio"),
         id_feature="id",
     ):
-        names, self.feature_sizes = utils.parse_feature_list(feature_names, feature_sizes)
+        names, self.feature_sizes = yt8m_format.parse_feature_list(feature_names, feature_sizes)
         self.feature_names = [
             name if name.startswith("mean_") else f"mean_{name}" for name in names
         ]
@@ -379,7 +377,7 @@ def make_reader(
 ):
     """Builds the reader the flags describe (see YT8MFrameFeatureReader for
     `frame_selection` and `segment_size`)."""
-    id_feature, num_classes = utils.dataset_version_info(dataset_version, num_classes)
+    id_feature, num_classes = yt8m_format.dataset_version_info(dataset_version, num_classes)
     if frame_features:
         return YT8MFrameFeatureReader(
             num_classes=num_classes,
@@ -525,50 +523,3 @@ def run_to_end(session, fetches, reader, data_pattern):
             except tf.errors.OutOfRangeError:
                 return
             yield values
-
-
-def labels_by_video(data_pattern, frame_features, id_feature, num_classes, batch_size=1024):
-    """{video id: its sorted labels} of every record a pattern matches, parsing only
-    the id and the labels (eager mode). A missing id or a label outside the
-    classes is a UserError naming the file."""
-    labels = {}
-    context = dict(_id_features(id_feature), labels=tf.io.VarLenFeature(tf.int64))
-    for path in match_files(data_pattern):
-        for records in tf.data.TFRecordDataset(path).batch(batch_size):
-            if frame_features:
-                parsed = tf.io.parse_sequence_example(records, context_features=context)[0]
-            else:
-                parsed = tf.io.parse_example(records, context)
-            values = tf.sparse.to_dense(parsed["labels"], default_value=-1).numpy()
-            for video_id, row in zip(parsed[id_feature].numpy(), values, strict=True):
-                row = sorted(int(label) for label in row if label >= 0)
-                if not video_id or any(label >= num_classes for label in row):
-                    raise UserError(
-                        f"{path} holds a record without {id_feature!r} or with a label outside "
-                        f"0..{num_classes - 1}; check --dataset_version and --frame_features"
-                    )
-                labels[video_id.decode()] = row
-    return labels
-
-
-def segment_ratings(data_pattern, id_feature, batch_size=1024):
-    """{class: {"<video id>:<start>": rated score}} of the 2019 records a pattern
-    matches, parsing only their context (eager mode); lists of unequal length are
-    a UserError naming the file."""
-    ratings = {}
-    context = dict(
-        _id_features(id_feature),
-        **{name: tf.io.VarLenFeature(dtype) for name, dtype in SEGMENT_LISTS},
-    )
-    for path in match_files(data_pattern):
-        for records in tf.data.TFRecordDataset(path).batch(batch_size):
-            parsed = tf.io.parse_sequence_example(records, context_features=context)[0]
-            lists = [tf.RaggedTensor.from_sparse(parsed[name]) for name, _ in SEGMENT_LISTS]
-            for video_id, starts, classes, scores in zip(
-                parsed[id_feature].numpy(), *(values.to_list() for values in lists), strict=True
-            ):
-                if not len(starts) == len(classes) == len(scores):
-                    raise UserError(f"{path} holds a record with segment lists of unequal length")
-                for start, c, score in zip(starts, classes, scores, strict=True):
-                    ratings.setdefault(int(c), {})[f"{video_id.decode()}:{start}"] = float(score)
-    return ratings

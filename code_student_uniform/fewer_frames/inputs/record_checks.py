@@ -18,8 +18,8 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf.message import DecodeError
 
-import utils
-from runtime import UserError
+from fewer_frames.inputs import yt8m_format
+from fewer_frames.system.errors import UserError
 
 # A record is named "<file>, record <index>" in messages and in the input
 # pipeline's example names; the readers' check of a batch fails with the
@@ -53,7 +53,7 @@ class BadRecordCounter:
 
 
 def _other_version(id_feature):
-    for version, info in utils.DATASET_VERSIONS.items():
+    for version, info in yt8m_format.DATASET_VERSIONS.items():
         if info["id_feature"] != id_feature:
             return version, info["id_feature"]
     return None, None

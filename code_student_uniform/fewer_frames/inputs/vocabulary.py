@@ -5,7 +5,7 @@ import csv
 
 import tensorflow as tf
 
-from runtime import UserError
+from fewer_frames.system.errors import UserError
 
 # (index column, name column) of each release's file.
 _LAYOUTS = (("Index", "Name"), ("label_id", "label_name"))

@@ -1,11 +1,10 @@
-"""Small helpers shared by readers, models and binaries."""
-
-import dataclasses
+"""Facts of the YouTube-8M records: each release's id feature and class count, the
+8-bit quantisation of the features, and the feature names and sizes."""
 
 import numpy as np
 import tensorflow as tf
 
-from runtime import UserError
+from fewer_frames.system.errors import UserError
 
 # Quantisation range of the YouTube-8M frame features.
 QUANTIZE_MAX = 2.0
@@ -78,28 +77,3 @@ def parse_feature_list(feature_names, feature_sizes):
     if any(size <= 0 for size in feature_sizes):
         raise UserError(f"--feature_sizes must be positive, got {feature_sizes}")
     return list(feature_names), feature_sizes
-
-
-def l2_normalize_frames(video_matrix):
-    """L2-normalises every frame (last axis); all-zero padding frames stay zero."""
-    return tf.nn.l2_normalize(video_matrix, axis=-1)
-
-
-def find_class_by_name(name, modules, kind="model"):
-    """The class called `name` in one of `modules` (settings dataclasses, such as a
-    model's `Params`, are not among them); the error lists what exists."""
-    for module in modules:
-        found = getattr(module, name, None)
-        if isinstance(found, type) and not dataclasses.is_dataclass(found):
-            return found
-    available = sorted(
-        attr
-        for module in modules
-        for attr, value in vars(module).items()
-        if isinstance(value, type)
-        and not dataclasses.is_dataclass(value)
-        and not attr.startswith("Base")
-        and attr[0].isupper()
-        and value.__module__ == module.__name__
-    )
-    raise UserError(f"Unknown {kind} {name!r}; available: {', '.join(available)}")

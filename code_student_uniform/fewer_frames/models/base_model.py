@@ -1,8 +1,9 @@
-"""The contract every model follows, and how a model declares its hyperparameters."""
+"""The contract every model follows, how a model declares its hyperparameters, and
+the lookup of a class by its name (a flag's value)."""
 
 import dataclasses
 
-from runtime import UserError
+from fewer_frames.system.errors import UserError
 
 # What every model gets from model_graph.py besides its hyperparameters, whether
 # it uses it or not.
@@ -104,3 +105,23 @@ def shaping_names(params_class):
         for field in dataclasses.fields(params_class)
         if field.metadata.get("shapes", True)
     }
+
+
+def find_class_by_name(name, modules, kind="model"):
+    """The class called `name` in one of `modules` (settings dataclasses, such as a
+    model's `Params`, are not among them); the error lists what exists."""
+    for module in modules:
+        found = getattr(module, name, None)
+        if isinstance(found, type) and not dataclasses.is_dataclass(found):
+            return found
+    available = sorted(
+        attr
+        for module in modules
+        for attr, value in vars(module).items()
+        if isinstance(value, type)
+        and not dataclasses.is_dataclass(value)
+        and not attr.startswith("Base")
+        and attr[0].isupper()
+        and value.__module__ == module.__name__
+    )
+    raise UserError(f"Unknown {kind} {name!r}; available: {', '.join(available)}")

@@ -6,8 +6,7 @@ ops are left out), by the model family's `forward_flops` and the classifier's
 activations and weights).
 """
 
-import run_config
-import video_level_models
+from fewer_frames.models import model_config, video_level_models
 
 # A training step: forward, and backward for activations and for weights.
 TRAIN_STEP_PASSES = 3
@@ -15,14 +14,14 @@ TRAIN_STEP_PASSES = 3
 
 def model_params(config, student):
     """The `Params` of `config`'s teacher or student."""
-    family = run_config.model_class(config.model)
+    family = model_config.model_class(config.model)
     return family().student_params(config.model_params) if student else config.model_params
 
 
 def flops_per_video(config, student):
     """Analytic forward FLOPs of one video through the teacher or the student of
-    `config` (a run_config.ModelConfig), for every model family that counts them."""
-    family = run_config.model_class(config.model)
+    `config` (a model_config.ModelConfig), for every model family that counts them."""
+    family = model_config.model_class(config.model)
     params = model_params(config, student)
     frames = config.selection().frame_budget if student else config.max_num_frames
     representation, size = family.forward_flops(params, frames, config.feature_sizes)

@@ -72,3 +72,8 @@ def context_gating(inputs, scope, is_training):
         gates = dense(inputs, inputs.shape[-1], "gates", use_bias=False)
         gates = tf.sigmoid(batch_norm(gates, "gates_bn", is_training))
     return inputs * gates
+
+
+def l2_normalize_frames(video_matrix):
+    """L2-normalises every frame (last axis); all-zero padding frames stay zero."""
+    return tf.nn.l2_normalize(video_matrix, axis=-1)

@@ -12,9 +12,9 @@ import sys
 
 import tensorflow as tf
 
-import utils
-from runtime import UserError
-from settings import PRED_LOSSES, DistillationSettings
+from fewer_frames.config.settings import PRED_LOSSES, DistillationSettings
+from fewer_frames.models import base_model
+from fewer_frames.system.errors import UserError
 
 EPSILON = 1e-5
 
@@ -43,7 +43,7 @@ class CrossEntropyLoss(BaseLoss):
 
 def get_label_loss(name):
     """The label loss class called `name` (--label_loss), instantiated."""
-    return utils.find_class_by_name(name, [sys.modules[__name__]], "loss")()
+    return base_model.find_class_by_name(name, [sys.modules[__name__]], "loss")()
 
 
 def representation_loss(teacher_representation, student_representation):

@@ -14,12 +14,8 @@ them.
 
 import tensorflow as tf
 
-import flops
-import model_graph
-import run_config
-import runtime
-import video_level_models
-from runtime import UserError
+from fewer_frames.models import flops, model_config, model_graph, video_level_models
+from fewer_frames.system.errors import UserError, error_summary
 
 BYTES = 4  # float32
 COPIES_PER_WEIGHT = 4  # weight, gradient, Adam's m and v
@@ -42,7 +38,7 @@ def activation_bytes_per_video(config):
     """Values kept for the backward pass of one video through teacher and student:
     the frames (read, L2-normalised, the student's copy), then each model's by its
     family and its classifier (models.py)."""
-    family = run_config.model_class(config.model)
+    family = model_config.model_class(config.model)
     width = sum(config.feature_sizes)
     values = 2 * config.max_num_frames * width  # the frames as read and L2-normalised
     models = []
@@ -81,7 +77,7 @@ def out_of_memory_error(error, config, batch_size, towers):
     except UserError:
         pass  # a family that counts no activations: the weights alone
     return UserError(
-        f"out of memory ({runtime.error_summary(error)}): a step holds {per_tower} videos per "
+        f"out of memory ({error_summary(error)}): a step holds {per_tower} videos per "
         f"tower (--batch_size={batch_size} over {towers} tower(s)); by memory.py this model "
         f"needs {counted}. `benchmark.py --what=memory` with the same model flags gives the "
         "largest batch per tower for each device size. Lower --batch_size, add towers, or "

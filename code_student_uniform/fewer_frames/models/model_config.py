@@ -4,42 +4,34 @@ A run directory holds its `ModelConfig` in `model_flags.json`, so that
 evaluation, conversion and resumption rebuild exactly the same graph without
 repeating flags. A command line asks for settings (`RequestedModel`): for a new
 run they are the config; for an existing run, given settings must agree with
-the saved ones (checkpoints.py reads a run directory's config, and reads a
-directory the original code trained, without `model_flags.json`, with the
-requested settings). The teacher lives under
-the variable scope `model/`, the student under `model_student/`, as in the
+the saved ones (run_dirs/run_directory.py reads a run directory's config, and
+run_dirs/original_runs.py a directory the original code trained, without
+`model_flags.json`, with the requested settings). The teacher lives under the
+variable scope `model/`, the student under `model_student/`, as in the
 original checkpoints.
 """
 
 import dataclasses
 import importlib
 import inspect
-import json
 import os
 
-import tensorflow as tf
+from fewer_frames.inputs import frame_selection, readers
+from fewer_frames.models import base_model, frame_level_models, video_level_models, vlad_models
+from fewer_frames.models.base_model import shaping_names
+from fewer_frames.system.errors import UserError
 
-import frame_level_models
-import frame_selection
-import readers
-import utils
-import video_level_models
-import vlad_models
-from models import shaping_names
-from runtime import UserError, write_json
-
-MODEL_FLAGS_FILE = "model_flags.json"
 TEACHER_SCOPE = "model"
 STUDENT_SCOPE = "model_student"
-# The model modules: the project's, then every other `*_models.py` beside them,
-# so that a new family is one new file (see README, "How the configuration flows").
+# The model modules: the project's, then every other `*_models.py` in this package,
+# so that a new family is one new file (see docs/models.md, "Adding a family").
 _OWN_MODEL_MODULES = [frame_level_models, vlad_models, video_level_models]
-_CODE_DIR = os.path.dirname(os.path.abspath(__file__))
+_MODELS_DIR = os.path.dirname(os.path.abspath(__file__))
 MODEL_MODULES = _OWN_MODEL_MODULES + [
-    importlib.import_module(name[: -len(".py")])
-    for name in sorted(os.listdir(_CODE_DIR))
+    importlib.import_module(f"{__package__}.{name[: -len('.py')]}")
+    for name in sorted(os.listdir(_MODELS_DIR))
     if name.endswith("_models.py")
-    and name[: -len(".py")] not in {module.__name__ for module in _OWN_MODEL_MODULES}
+    and f"{__package__}.{name[: -len('.py')]}" not in {m.__name__ for m in _OWN_MODEL_MODULES}
 ]
 
 # The frame selection's defaults, written once, in FrameSelection's signature.
@@ -51,7 +43,7 @@ _SELECTION = {
 
 def model_class(name):
     try:
-        return utils.find_class_by_name(name, MODEL_MODULES, "model")
+        return base_model.find_class_by_name(name, MODEL_MODULES, "model")
     except ValueError as error:
         raise UserError(f"--model: {error}") from error
 
@@ -140,7 +132,7 @@ class ModelConfig:
 
     def validate(self):
         """Fails early, with the flag to change, on settings that cannot build."""
-        utils.find_class_by_name(
+        base_model.find_class_by_name(
             self.model_params.video_level_classifier_model, [video_level_models], "classifier"
         )
         if self.max_num_frames <= 0:
@@ -198,25 +190,15 @@ class ModelConfig:
             if mine.get(name) != theirs.get(name) and (names is None or name in names)
         ]
 
-    def save(self, directory):
-        write_json(os.path.join(directory, MODEL_FLAGS_FILE), dataclasses.asdict(self))
-
     @classmethod
-    def read(cls, path):
-        """The config in a model_flags.json file (one saved under the former
-        names of its settings included)."""
-        try:
-            with tf.io.gfile.GFile(path) as handle:
-                values = json.load(handle)
-            values = _renamed(values, _RENAMED_FIELDS)
-            values["model_params"] = _renamed(values.get("model_params", {}), _RENAMED_PARAMS)
-            # Runs saved before the setting existed counted every frame the stride reaches.
-            values.setdefault("stride_frame_count", "reached")
-            return cls(**values)
-        except (json.JSONDecodeError, TypeError, AttributeError) as error:
-            raise UserError(f"{path} is not a valid model_flags.json: {error}") from error
-        except UserError as error:
-            raise UserError(f"{path}: {error}") from error
+    def from_saved(cls, values):
+        """The config of saved `values` (run_files.read_model_config), those saved
+        under the former names of its settings included."""
+        values = _renamed(values, _RENAMED_FIELDS)
+        values["model_params"] = _renamed(values.get("model_params", {}), _RENAMED_PARAMS)
+        # Runs saved before the setting existed counted every frame the stride reaches.
+        values.setdefault("stride_frame_count", "reached")
+        return cls(**values)
 
 
 def _renamed(values, renames):

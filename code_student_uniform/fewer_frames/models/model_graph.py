@@ -8,12 +8,11 @@ import dataclasses
 
 import tensorflow as tf
 
-import frame_selection
-import losses
-import utils
-from run_config import STUDENT_SCOPE, TEACHER_SCOPE, model_class, scopes_of
-from runtime import UserError
-from settings import PRECISIONS
+from fewer_frames.config.settings import PRECISIONS
+from fewer_frames.inputs import frame_selection
+from fewer_frames.models import layers, losses
+from fewer_frames.models.model_config import STUDENT_SCOPE, TEACHER_SCOPE, model_class, scopes_of
+from fewer_frames.system.errors import UserError
 
 PRECISION_COPIES = "precision_copies"  # graph collection of _read_as's copies
 
@@ -91,7 +90,7 @@ def build_models(config, batch, is_training=False, frozen=(), precision="float32
         raise UserError(f"--precision={precision}: one of {', '.join(PRECISIONS)}")
     dtype = tf.as_dtype(precision)
     getter = _read_as(dtype) if dtype != tf.float32 else None
-    model_input = tf.cast(utils.l2_normalize_frames(batch["video_matrix"]), dtype)
+    model_input = tf.cast(layers.l2_normalize_frames(batch["video_matrix"]), dtype)
     outputs = {"labels": batch["labels"]}
     if "label_weights" in batch:
         outputs["label_weights"] = batch["label_weights"]

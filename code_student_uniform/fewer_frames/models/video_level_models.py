@@ -10,9 +10,9 @@ import sys
 
 import tensorflow as tf
 
-import utils
-from layers import dense
-from models import BaseModel, hyperparameter
+from fewer_frames.models import base_model
+from fewer_frames.models.base_model import BaseModel, hyperparameter
+from fewer_frames.models.layers import dense
 
 # The classifiers' logits, and so their nonlinearities and the scores, are
 # float32 in any precision: scores rounded to bfloat16's 8 bits would tie.
@@ -117,7 +117,7 @@ class MoeModel(BaseClassifier):
 
 def classifier_class(name=None):
     """The classifier class named `name` (default: --video_level_classifier_model)."""
-    return utils.find_class_by_name(
+    return base_model.find_class_by_name(
         name or ClassifierParams.video_level_classifier_model, [sys.modules[__name__]], "classifier"
     )
 

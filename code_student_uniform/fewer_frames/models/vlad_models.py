@@ -11,10 +11,10 @@ import dataclasses
 
 import tensorflow as tf
 
-import layers
-from models import BaseModel, hyperparameter
-from runtime import UserError
-from video_level_models import ClassifierParams, classify
+from fewer_frames.models import layers
+from fewer_frames.models.base_model import BaseModel, hyperparameter
+from fewer_frames.models.video_level_models import ClassifierParams, classify
+from fewer_frames.system.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Run directories and checkpoints: find, restore, start anew, convert to student-only."""
+"""Checkpoints: finding them (unreadable ones skipped), saving, restoring a model's
+variables by name, and the `checkpoint` index and its repair."""
 
 import contextlib
 import os
@@ -7,22 +8,9 @@ import re
 import tensorflow as tf
 from absl import logging
 
-import model_graph
-import run_config
-import runtime
-from runtime import UserError
-
-CHECKPOINT_PREFIX = "model.ckpt"
-# The settings a training run was started with (run_config.MODEL_FLAGS_FILE: its models').
-TRAIN_FLAGS_FILE = "train_flags.json"
-# What a run leaves in its directory; removed by --start_new_model --overwrite.
-RUN_FILES = (
-    "checkpoint",
-    f"{CHECKPOINT_PREFIX}-*",
-    "events.out.tfevents.*",
-    run_config.MODEL_FLAGS_FILE,
-    TRAIN_FLAGS_FILE,
-)
+from fewer_frames.models import model_graph
+from fewer_frames.run_dirs import run_files
+from fewer_frames.system.errors import UserError, error_summary
 
 
 class UnreadableCheckpointError(UserError):
@@ -40,7 +28,7 @@ def checkpoint_step(checkpoint_path):
 
 def present_checkpoints(directory):
     """The checkpoints whose index file is in `directory`, newest step first."""
-    pattern = os.path.join(directory, f"{CHECKPOINT_PREFIX}-*.index")
+    pattern = os.path.join(directory, f"{run_files.CHECKPOINT_PREFIX}-*.index")
     prefixes = [path[: -len(".index")] for path in tf.io.gfile.glob(pattern)]
     return sorted(
         (prefix for prefix in prefixes if prefix.rsplit("-", 1)[1].isdigit()),
@@ -103,12 +91,12 @@ def save_checkpoint(saver, session, train_dir, global_step):
     """Saves a checkpoint named by the step `global_step` holds; returns its path.
     A save that fails (no space left, no permission, ...) leaves none of its files
     behind, keeps the previous checkpoint, and stops the run with one line."""
-    prefix = f"{train_dir.rstrip('/')}/{CHECKPOINT_PREFIX}"
+    prefix = f"{train_dir.rstrip('/')}/{run_files.CHECKPOINT_PREFIX}"
     step = session.run(global_step)
     try:
         return saver.save(session, prefix, global_step=global_step)
     except (tf.errors.OpError, OSError) as error:
-        reason = runtime.error_summary(error)
+        reason = error_summary(error)
         # Its files (other workers may have moved the step on while it saved).
         for path in tf.io.gfile.glob(f"{prefix}-*"):
             digits = re.match(r"\d+", path[len(prefix) + 1 :])
@@ -130,36 +118,6 @@ def make_saver(var_list=None, max_to_keep=5):
     )
 
 
-def clear_run(directory):
-    """Removes a previous run's checkpoints, events and model flags from `directory`."""
-    for pattern in RUN_FILES:
-        for path in tf.io.gfile.glob(os.path.join(directory, pattern)):
-            tf.io.gfile.remove(path)
-    evaluations = os.path.join(directory, "eval")
-    if tf.io.gfile.isdir(evaluations):
-        tf.io.gfile.rmtree(evaluations)
-
-
-def prepare_run_directory(directory, start_new_model, overwrite):
-    """Returns the checkpoint to resume from, or None to start a new model.
-
-    `start_new_model` on a directory with checkpoints refuses unless `overwrite`.
-    """
-    latest = latest_checkpoint(directory)
-    if start_new_model and latest:
-        if not overwrite:
-            raise UserError(
-                f"{directory} already holds checkpoints (latest {os.path.basename(latest)}); "
-                "--start_new_model would replace them: add --overwrite, or choose another "
-                "--train_dir, or drop --start_new_model to resume"
-            )
-        logging.info("--overwrite: removing the previous run in %s", directory)
-        clear_run(directory)
-        latest = None
-    tf.io.gfile.makedirs(directory)
-    return latest
-
-
 def restore(session, checkpoint_path, required, optional=()):
     """Restores `required` variables (all must be in the checkpoint) and those of
     `optional` that are there with the same shape; returns the optional
@@ -177,7 +135,7 @@ def restore(session, checkpoint_path, required, optional=()):
         available = reader.get_variable_to_shape_map()
         saved_dtypes = reader.get_variable_to_dtype_map()
     except (tf.errors.OpError, ValueError) as error:
-        raise UnreadableCheckpointError(checkpoint_path, runtime.error_summary(error)) from error
+        raise UnreadableCheckpointError(checkpoint_path, error_summary(error)) from error
     missing = [var.op.name for var in required if var.op.name not in available]
     if missing:
         raise UserError(
@@ -224,7 +182,7 @@ def restore(session, checkpoint_path, required, optional=()):
         tf.errors.NotFoundError,
         ValueError,  # the files went (a trainer's rotation) after they were read above
     ) as error:
-        raise UnreadableCheckpointError(checkpoint_path, runtime.error_summary(error)) from error
+        raise UnreadableCheckpointError(checkpoint_path, error_summary(error)) from error
     return [var for var in optional if var not in found]
 
 
@@ -245,136 +203,3 @@ def restore_latest(session, directory, models, checkpoint_path=""):
     if not latest:
         raise UserError(f"{directory} holds no checkpoint")
     return older_intact(directory, latest, lambda path: restore_models(session, path, models))
-
-
-def saved_config(requested, directory):
-    """The config saved in a run directory; for a directory the original code
-    trained (checkpoints, no model_flags.json), see `original_run_config`."""
-    path = os.path.join(directory, run_config.MODEL_FLAGS_FILE)
-    if tf.io.gfile.exists(path):
-        return run_config.ModelConfig.read(path)
-    checkpoint = tf.train.latest_checkpoint(directory) if tf.io.gfile.isdir(directory) else None
-    if checkpoint:
-        return original_run_config(requested, directory, checkpoint)
-    raise UserError(
-        f"{path} does not exist: {directory} holds no trained run "
-        "(train into it first, or point --train_dir at a run directory)"
-    )
-
-
-def existing_run(requested, directory):
-    """The config of the run in `directory`, with the settings `requested` gives."""
-    saved = saved_config(requested, directory)
-    return requested.run_config(saved.models, saved, directory)
-
-
-def scored_run(requested, directory):
-    """(the config of the run in `directory` holding only the model to score,
-    that model's name)."""
-    config = existing_run(requested, directory)
-    scored = requested.scored_model(config, directory)
-    return config.with_models([scored]), scored
-
-
-def original_run_config(requested, directory, checkpoint):
-    """The config of a run directory written by the original code.
-
-    Such a directory has checkpoints but no model_flags.json. Its models are
-    the scopes present in the checkpoint (`model/`, `model_student/`); every
-    setting is the requested one (the original's defaults where not given),
-    except that the class count, unless --dataset_version or --num_classes is
-    given, is read from the checkpoint's classifier (the original hard-wired
-    4716 and told users to edit it).
-    """
-    try:
-        shapes = tf.compat.v1.train.NewCheckpointReader(checkpoint).get_variable_to_shape_map()
-    except (tf.errors.OpError, ValueError) as error:
-        raise UserError(f"cannot read checkpoint {checkpoint}: {error}") from error
-    models = [
-        name
-        for name, scope in (
-            ("teacher", run_config.TEACHER_SCOPE),
-            ("student", run_config.STUDENT_SCOPE),
-        )
-        if any(variable.startswith(scope + "/") for variable in shapes)
-    ]
-    if not models:
-        raise UserError(
-            f"{checkpoint} holds neither a teacher (model/) nor a student (model_student/), "
-            f"and {directory} has no {run_config.MODEL_FLAGS_FILE}: it is not a run of this "
-            "project or of the original code"
-        )
-    config = requested.new_config(models)
-    if "num_classes" not in requested.given:
-        classes = _classes_in_checkpoint(shapes, run_config.scopes_of(models)[0])
-        if classes:
-            config.num_classes = classes
-    logging.info(
-        "%s has no %s: reading it as a run of the original code (%s; settings from the "
-        "command line, %d classes)",
-        directory,
-        run_config.MODEL_FLAGS_FILE,
-        " and ".join(models),
-        config.num_classes,
-    )
-    return config
-
-
-def _classes_in_checkpoint(variable_shapes, scope):
-    """The class count of a checkpoint's classifier (MoE or logistic), or None."""
-    prefix = f"{scope}/classifier/"
-    gates = variable_shapes.get(prefix + "gates/weights")
-    experts = variable_shapes.get(prefix + "experts/weights")
-    if gates and experts:  # classes * (mixtures + 1) gate columns, classes * mixtures experts
-        return gates[-1] - experts[-1]
-    logistic = variable_shapes.get(prefix + "logistic/weights")
-    return logistic[-1] if logistic else None
-
-
-def default_finetune_dir(train_dir):
-    """The seed's convention: the train directory's name with `train` -> `finetune`."""
-    path = os.path.normpath(train_dir) if runtime.is_local(train_dir) else train_dir.rstrip("/")
-    head, name = path.rsplit("/", 1) if "/" in path else ("", path)
-    name = name + "_finetune" if "train" not in name else "finetune".join(name.rsplit("train", 1))
-    return f"{head}/{name}" if head else name
-
-
-def convert_to_student(config, train_dir, finetune_dir, overwrite=False):
-    """Writes a student-only checkpoint (student variables, names unchanged, global
-    step kept) of the latest checkpoint in `train_dir`, whose `config` is given,
-    into `finetune_dir`.
-
-    Builds the student from the config; reads no training data. The new directory
-    is written beside the target and renamed into place. Returns the path of the
-    new checkpoint.
-    """
-    if "student" not in config.models:
-        raise UserError(f"{train_dir} holds no student (models: {', '.join(config.models)})")
-    source = latest_checkpoint(train_dir)
-    if not source:
-        raise UserError(f"{train_dir} holds no checkpoint to convert; run the training first")
-    if runtime.same_directory(finetune_dir, train_dir):
-        raise UserError("--finetune_dir must differ from --train_dir")
-    if latest_checkpoint(finetune_dir) and not overwrite:
-        raise UserError(f"{finetune_dir} already holds a checkpoint; add --overwrite to replace it")
-    student_config = config.with_models(["student"])
-    step = checkpoint_step(source)
-    with runtime.staging_directory(finetune_dir) as staging:
-        with tf.Graph().as_default():
-            global_step = tf.compat.v1.train.get_or_create_global_step()
-            model_graph.build_models(student_config, model_graph.placeholder_batch(student_config))
-            variables = model_graph.model_variables(run_config.STUDENT_SCOPE) + [global_step]
-            with tf.compat.v1.Session() as session:
-                restore(session, source, variables)
-                saved = make_saver(variables).save(
-                    session, os.path.join(staging, CHECKPOINT_PREFIX), global_step=step
-                )
-        student_config.save(staging)
-        if not tf.io.gfile.exists(finetune_dir):
-            runtime.move_directory(staging, finetune_dir)
-        else:
-            clear_run(finetune_dir)
-            # The `checkpoint` index goes last: it only ever names complete files.
-            runtime.move_files(staging, finetune_dir, last=("checkpoint",))
-    logging.info("Converted %s (step %d) to student-only %s", source, step, finetune_dir)
-    return os.path.join(finetune_dir, os.path.basename(saved))

@@ -1,61 +1,20 @@
-"""Writes the top-k predictions of a run's model for a set of videos to a CSV.
-
-Format of the YouTube-8M Kaggle challenges: a header `VideoId,LabelConfidencePairs`
-and one row per video, `<id>,<label> <score> <label> <score> ...` with the
---top_k best labels in descending score. Works with teacher-student,
-student-only and teacher-only runs, on data with or without labels. Rows are
-written as batches arrive (memory stays flat), into a temporary file that is
-renamed to --output_file at the end. With --vocabulary, a readable JSON-lines
-file with the class names is written beside it (--named_output_file).
-
-With --segment_labels, it predicts the segments of 2019 records and writes the
-Segments challenge's submission instead: a header `Class,Segments` and, per class
-of --segment_classes, its --segment_top_k segments (`<video id>:<start>`) by
-score, space-separated (segment_metrics.TopSegments: memory bounded by K per
-class, not by the data).
-"""
+"""Predictions of a data pattern's videos written as they are made (inference.py):
+the Kaggle CSV from a run or a LiteRT export, the named JSON lines, and the
+Segments submission from bounded per-class top-K lists."""
 
 import contextlib
 import dataclasses
 
 import tensorflow as tf
-from absl import flags, logging
+from absl import logging
 
-import checkpoints
-import command_line
-import litert_model
-import model_graph
-import prediction_files
-import readers
-import runtime
-import segment_metrics
-import settings
-import vocabulary
-
-command_line.define(
-    *command_line.RUN_TOPICS,
-    "checkpoint",
-    "vocabulary",
-    "segments",
-    "precision",
-    batch_size=settings.EVALUATION_BATCH_SIZE,
-)
-flags.DEFINE_string("input_data_pattern", "./yt8m/test*.tfrecord", "Videos to predict (glob).")
-flags.DEFINE_string("output_file", "predictions.csv", "CSV to write.")
-flags.DEFINE_string(
-    "litert_model",
-    "",
-    "A LiteRT export (export_model.py --format=litert) to predict with instead of the run "
-    "in --train_dir; needs requirements-litert.txt.",
-)
-flags.DEFINE_string(
-    "named_output_file",
-    "",
-    "With --vocabulary: a JSON line per video (its id, its top classes with names and "
-    "scores); empty: --output_file with .jsonl for .csv.",
-)
-
-FLAGS = flags.FLAGS
+from fewer_frames.config import settings
+from fewer_frames.evaluation import segment_metrics
+from fewer_frames.inputs import prediction_files, readers
+from fewer_frames.models import model_graph
+from fewer_frames.run_dirs import checkpoints, run_files
+from fewer_frames.serving import litert_model
+from fewer_frames.system import filesystem
 
 
 def named_output_path(output_file):
@@ -69,12 +28,12 @@ def _write_predictions(output_file, batches, names=None, named_output_file=""):
     under a temporary name until the last row; returns the videos written."""
     videos = 0
     with contextlib.ExitStack() as outputs:
-        temporary = outputs.enter_context(runtime.atomic_output(output_file))
+        temporary = outputs.enter_context(filesystem.atomic_output(output_file))
         stream = outputs.enter_context(tf.io.gfile.GFile(temporary, "w"))
         stream.write(prediction_files.HEADER + "\n")
         named = None
         if names is not None:
-            named_temporary = outputs.enter_context(runtime.atomic_output(named_output_file))
+            named_temporary = outputs.enter_context(filesystem.atomic_output(named_output_file))
             named = outputs.enter_context(tf.io.gfile.GFile(named_temporary, "w"))
         for ids, indexes, scores in batches:
             stream.write("".join(map(prediction_files.format_row, ids, indexes, scores)))
@@ -146,7 +105,7 @@ def run_litert_inference(
     decodes the frames the model takes, the LiteRT interpreter scores them."""
     inputs = inputs or settings.EVALUATION_INPUT
     config = litert_model.read_config(export_dir)
-    model = litert_model.LiteRTModel(f"{export_dir}/{litert_model.MODEL_FILE}", threads)
+    model = litert_model.LiteRTModel(f"{export_dir}/{run_files.LITERT_MODEL_FILE}", threads)
     top_k = min(settings.checked_top_k(top_k), config.num_classes)
     reader = config.reader()
 
@@ -200,7 +159,7 @@ def run_segment_inference(
             for ids, scores in readers.run_to_end(session, fetches, reader, data_pattern):
                 ranked.add(ids, scores)
     with (
-        runtime.atomic_output(output_file) as temporary,
+        filesystem.atomic_output(output_file) as temporary,
         tf.io.gfile.GFile(temporary, "w") as stream,
     ):
         stream.write(segment_metrics.SUBMISSION_HEADER + "\n")
@@ -216,57 +175,3 @@ def run_segment_inference(
         output_file,
     )
     return ranked.seen
-
-
-def main(argv):
-    inputs = command_line.input_settings()
-    names = vocabulary.read_vocabulary(FLAGS.vocabulary) if FLAGS.vocabulary else None
-    named_output_file = FLAGS.named_output_file or named_output_path(FLAGS.output_file)
-    if FLAGS.litert_model:
-        if inputs.segment_labels:
-            raise runtime.UserError("--litert_model predicts whole videos, not --segment_labels")
-        run_litert_inference(
-            FLAGS.litert_model,
-            FLAGS.input_data_pattern,
-            FLAGS.output_file,
-            FLAGS.top_k,
-            inputs,
-            command_line.session_settings().intra_op_threads,
-            names,
-            named_output_file,
-        )
-        return
-    # Only the scored model is built: a student reads only its own frames.
-    config, _ = checkpoints.scored_run(command_line.requested_model(), FLAGS.train_dir)
-    if inputs.segment_labels:
-        classes = FLAGS.segment_classes
-        run_segment_inference(
-            config,
-            FLAGS.train_dir,
-            FLAGS.input_data_pattern,
-            FLAGS.output_file,
-            segment_metrics.read_class_list(classes) if classes else range(config.num_classes),
-            FLAGS.segment_top_k,
-            inputs,
-            command_line.session_settings(),
-            FLAGS.checkpoint_path,
-            FLAGS.precision,
-        )
-        return
-    run_inference(
-        config,
-        FLAGS.train_dir,
-        FLAGS.input_data_pattern,
-        FLAGS.output_file,
-        FLAGS.top_k,
-        inputs,
-        command_line.session_settings(),
-        FLAGS.checkpoint_path,
-        names,
-        named_output_file,
-        FLAGS.precision,
-    )
-
-
-if __name__ == "__main__":
-    runtime.run(main)

@@ -5,21 +5,21 @@ binary; benchmark.py --what=deploy exports every way with these."""
 import tensorflow as tf
 from absl import logging
 
-import checkpoints
-import litert_model
-import model_graph
-import runtime
-import settings
-import training
+from fewer_frames.config import settings
+from fewer_frames.models import model_graph
+from fewer_frames.run_dirs import checkpoints, run_files
+from fewer_frames.serving import litert_model
+from fewer_frames.system import filesystem
+from fewer_frames.system.errors import UserError
 
 INPUT_NAME = "input_batch_unparsed"
 
 
 def checked_new(export_dir):
     if not export_dir:
-        raise runtime.UserError("--export_dir is required")
+        raise UserError("--export_dir is required")
     if tf.io.gfile.exists(export_dir):
-        raise runtime.UserError(f"--export_dir={export_dir} exists; choose a new directory")
+        raise UserError(f"--export_dir={export_dir} exists; choose a new directory")
 
 
 def saved_model(
@@ -31,7 +31,7 @@ def saved_model(
     `xla`."""
     checked_new(export_dir)
     settings.checked_top_k(top_k)
-    with runtime.atomic_output(export_dir) as staging, tf.Graph().as_default():
+    with filesystem.atomic_output(export_dir) as staging, tf.Graph().as_default():
         serialized = tf.compat.v1.placeholder(tf.string, [None], name=INPUT_NAME)
         batch = config.reader().prepare_serialized_examples(serialized)
         video_ids, indexes, scores = model_graph.top_k_predictions(
@@ -64,7 +64,7 @@ def litert(config, train_dir, export_dir, quantize="none", checkpoint_path="", r
     content, checkpoint = litert_model.convert(
         config, train_dir, quantize, checkpoint_path, representative
     )
-    with runtime.atomic_output(export_dir) as staging:
+    with filesystem.atomic_output(export_dir) as staging:
         litert_model.save(staging, content, config)
     logging.info(
         "Exported the %s of %s to %s (LiteRT, quantisation %s, %d bytes)",
@@ -80,10 +80,10 @@ def calibration_data_pattern(train_dir, given):
     """`given`, or the training data of the run in `train_dir`."""
     if given:
         return given
-    saved = training.saved_run_settings(train_dir) or {}
+    saved = run_files.saved_run_settings(train_dir) or {}
     pattern = saved.get("training", {}).get("train_data_pattern")
     if not pattern:
-        raise runtime.UserError(
+        raise UserError(
             f"{train_dir} does not say what it was trained on: give "
             "--representative_data_pattern for --quantize=full_integer"
         )

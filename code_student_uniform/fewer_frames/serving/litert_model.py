@@ -19,14 +19,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-import checkpoints
-import model_graph
-import readers
-import run_config
-import runtime
-from runtime import UserError
+from fewer_frames.inputs import readers
+from fewer_frames.models import model_graph
+from fewer_frames.run_dirs import checkpoints, run_files
+from fewer_frames.system import filesystem
+from fewer_frames.system.errors import UserError
 
-MODEL_FILE = "model.tflite"
 QUANTIZATIONS = ("none", "dynamic_range", "full_integer")
 INPUTS = ("video_matrix", "num_frames")
 OUTPUT = "predictions"
@@ -108,20 +106,21 @@ def _conversion_problem(error):
 def save(directory, content, config):
     """Writes the model file and its config into `directory` (a new one)."""
     tf.io.gfile.makedirs(directory)
-    with tf.io.gfile.GFile(os.path.join(directory, MODEL_FILE), "wb") as stream:
+    with tf.io.gfile.GFile(os.path.join(directory, run_files.LITERT_MODEL_FILE), "wb") as stream:
         stream.write(content)
-    config.save(directory)
+    run_files.write_model_config(directory, config)
 
 
 def read_config(directory):
     """The ModelConfig saved with a LiteRT export (what its reader must decode)."""
-    path = os.path.join(directory, run_config.MODEL_FLAGS_FILE)
-    if not tf.io.gfile.exists(os.path.join(directory, MODEL_FILE)) or not tf.io.gfile.exists(path):
+    path = os.path.join(directory, run_files.MODEL_FLAGS_FILE)
+    model_file = os.path.join(directory, run_files.LITERT_MODEL_FILE)
+    if not tf.io.gfile.exists(model_file) or not tf.io.gfile.exists(path):
         raise UserError(
-            f"{directory} is not a LiteRT export (it needs {MODEL_FILE} and "
-            f"{run_config.MODEL_FLAGS_FILE}; export_model.py --format=litert writes them)"
+            f"{directory} is not a LiteRT export (it needs {run_files.LITERT_MODEL_FILE} and "
+            f"{run_files.MODEL_FLAGS_FILE}; export_model.py --format=litert writes them)"
         )
-    return run_config.ModelConfig.read(path)
+    return run_files.read_model_config(path)
 
 
 def _interpreter_module():
@@ -145,8 +144,8 @@ class LiteRTModel:
         litert = _interpreter_module()
         # A local file is mapped by the interpreter; another filesystem's is read
         # into memory first (the model is then held twice).
-        self._model = {"model_path": runtime.local_path(path)}
-        if not runtime.is_local(path) or not os.path.isfile(runtime.local_path(path)):
+        self._model = {"model_path": filesystem.local_path(path)}
+        if not filesystem.is_local(path) or not os.path.isfile(filesystem.local_path(path)):
             try:
                 with tf.io.gfile.GFile(path, "rb") as stream:
                     self._model = {"model_content": stream.read()}

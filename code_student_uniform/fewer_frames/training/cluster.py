@@ -19,7 +19,7 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from runtime import UserError
+from fewer_frames.system.errors import UserError
 
 CHIEF_JOBS = ("master", "chief")
 

@@ -10,7 +10,6 @@ so it works in cloud storage as on local disk.
 """
 
 import contextlib
-import json
 import os
 import socket
 import threading
@@ -19,27 +18,11 @@ import time
 import tensorflow as tf
 from absl import logging
 
-import runtime
-from runtime import UserError
+from fewer_frames.run_dirs import run_files
+from fewer_frames.system.errors import UserError, error_summary
 
-LEASE_FILE = "trainer_lease.json"
 REFRESH_SECONDS = 60
 STALE_SECONDS = 300
-
-
-def _read(path):
-    try:
-        with tf.io.gfile.GFile(path) as stream:
-            return json.load(stream)
-    except (ValueError, tf.errors.NotFoundError):
-        return None  # a lease being written, or none: no live holder to name
-
-
-def _write(path, holder):
-    temporary = f"{path}.{holder['host']}.{holder['pid']}.tmp"
-    with tf.io.gfile.GFile(temporary, "w") as stream:
-        stream.write(json.dumps(holder, sort_keys=True))
-    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def _process_alive(pid):
@@ -60,7 +43,7 @@ def _holder_text(holder):
 def live_holder(directory, now=None):
     """The lease's holder if a live trainer other than this process holds it;
     None if there is none, it is ours, or it is stale (logged)."""
-    holder = _read(os.path.join(directory, LEASE_FILE))
+    holder = run_files.read_lease(directory)
     if not holder:
         return None
     now = now or time.time()
@@ -103,17 +86,17 @@ def held(directory):
     """Holds the lease of `directory` while inside; refreshed in the background."""
     check_free(directory, "not starting a second trainer")
     tf.io.gfile.makedirs(directory)
-    path = os.path.join(directory, LEASE_FILE)
+    path = os.path.join(directory, run_files.LEASE_FILE)
     holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
     holder["refreshed"] = holder["started"]
-    _write(path, holder)
+    run_files.write_lease(directory, holder)
 
     def ours(found):
         return bool(found) and all(
             found.get(key) == holder[key] for key in ("host", "pid", "started")
         )
 
-    if not ours(_read(path)):  # another trainer wrote at the same moment
+    if not ours(run_files.read_lease(directory)):  # another trainer wrote at the same moment
         check_free(directory, "not starting a second trainer")
     stop = threading.Event()
 
@@ -121,7 +104,7 @@ def held(directory):
         while not stop.wait(REFRESH_SECONDS):
             holder["refreshed"] = time.time()
             try:
-                _write(path, holder)
+                run_files.write_lease(directory, holder)
             except (OSError, tf.errors.OpError) as error:
                 logging.warning("could not refresh the lease %s: %s", path, error)
 
@@ -132,7 +115,7 @@ def held(directory):
     finally:
         stop.set()
         thread.join()
-        if ours(_read(path)):
+        if ours(run_files.read_lease(directory)):
             try:
                 tf.io.gfile.remove(path)
             except (OSError, tf.errors.OpError) as error:
@@ -141,6 +124,6 @@ def held(directory):
                     "could not remove the lease %s (%s); another trainer takes it over once "
                     "it is %d s old",
                     path,
-                    runtime.error_summary(error),
+                    error_summary(error),
                     STALE_SECONDS,
                 )

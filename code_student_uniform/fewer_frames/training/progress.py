@@ -7,16 +7,13 @@ walking each TFRecord file's record headers (8-byte length, 4-byte CRC, data,
 `video_counts.json` with the files' sizes, so changed data is counted again.
 """
 
-import json
 import os
 import time
 
 import tensorflow as tf
 from absl import logging
 
-import runtime
-
-VIDEO_COUNTS_FILE = "video_counts.json"
+from fewer_frames.run_dirs import run_files
 
 
 def count_records(path):
@@ -34,15 +31,8 @@ def count_records(path):
 
 def video_count(run_dir, data_pattern, files):
     """Videos in `files` (matched by `data_pattern`), cached in the run directory."""
-    path = os.path.join(run_dir, VIDEO_COUNTS_FILE)
     sizes = {name: tf.io.gfile.stat(name).length for name in files}
-    cached = {}
-    if tf.io.gfile.exists(path):
-        try:
-            with tf.io.gfile.GFile(path) as stream:
-                cached = json.load(stream)
-        except ValueError:
-            cached = {}  # only a cache: counted again
+    cached = run_files.read_video_counts(run_dir)
     entry = cached.get(data_pattern)
     if entry and entry.get("sizes") == sizes:
         return entry["videos"]
@@ -54,10 +44,10 @@ def video_count(run_dir, data_pattern, files):
         len(files),
         data_pattern,
         time.time() - start,
-        path,
+        os.path.join(run_dir, run_files.VIDEO_COUNTS_FILE),
     )
     cached[data_pattern] = {"videos": videos, "sizes": sizes}
-    runtime.write_json(path, cached)
+    run_files.write_video_counts(run_dir, cached)
     return videos
 
 

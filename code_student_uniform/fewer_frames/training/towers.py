@@ -10,7 +10,7 @@ step equal to a step on one device with the whole batch.
 
 import tensorflow as tf
 
-from runtime import UserError
+from fewer_frames.system.errors import UserError
 
 # Ops that hold variables: they stay where the variables are kept.
 _VARIABLE_OPS = frozenset({"Variable", "VariableV2", "VarHandleOp", "AutoReloadVariable"})

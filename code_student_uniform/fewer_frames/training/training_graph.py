@@ -14,12 +14,10 @@ import contextlib
 
 import tensorflow as tf
 
-import losses
-import model_graph
-import run_config
-import towers
-from runtime import UserError
-from settings import RunSettings
+from fewer_frames.config.settings import RunSettings
+from fewer_frames.models import losses, model_config, model_graph
+from fewer_frames.system.errors import UserError
+from fewer_frames.training import towers
 
 MODES = {
     # mode: (models in the run, models that learn)
@@ -145,11 +143,11 @@ def build_training_graph(config, mode, batch, settings=RunSettings(), devices=(N
     totals, train_ops = {}, []
     if "teacher" in trained:
         total = fetches["teacher_loss"] + training.regularization_penalty * _regularization(
-            run_config.TEACHER_SCOPE
+            model_config.TEACHER_SCOPE
         )
         totals["teacher_total_loss"] = total
         train_ops.append(
-            _minimize(total, run_config.TEACHER_SCOPE, learning_rate, training, global_step)
+            _minimize(total, model_config.TEACHER_SCOPE, learning_rate, training, global_step)
         )
     if "student" in config.models:
         if "teacher" in config.models:
@@ -159,13 +157,13 @@ def build_training_graph(config, mode, batch, settings=RunSettings(), devices=(N
         else:
             fetches["student_loss"] = fetches["ce_loss"]
         total = fetches["student_loss"] + training.regularization_penalty * _regularization(
-            run_config.STUDENT_SCOPE
+            model_config.STUDENT_SCOPE
         )
         totals["student_total_loss"] = total
         train_ops.append(
             _minimize(
                 total,
-                run_config.STUDENT_SCOPE,
+                model_config.STUDENT_SCOPE,
                 learning_rate,
                 training,
                 None if train_ops else global_step,

@@ -4,7 +4,6 @@ stopping on a signal). The graph of each mode is training_graph.py's.
 """
 
 import contextlib
-import json
 import math
 import os
 import time
@@ -13,44 +12,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-import checkpoints
-import cluster
-import eval_util
-import lease
-import memory
-import model_graph
-import progress
-import readers
-import record_checks
-import run_config
-import runtime
-import towers
-import training_graph
-from runtime import UserError
-from settings import RunSettings
-
-
-def save_run_settings(directory, settings, mode):
-    """Writes the run's mode and `settings` (settings.RunSettings) to train_flags.json."""
-    runtime.write_json(os.path.join(directory, checkpoints.TRAIN_FLAGS_FILE), settings.values(mode))
-
-
-def saved_run_settings(directory):
-    """The train_flags.json of a run directory as saved (a dict), or None if absent."""
-    path = os.path.join(directory, checkpoints.TRAIN_FLAGS_FILE)
-    if not tf.io.gfile.exists(path):
-        return None
-    try:
-        with tf.io.gfile.GFile(path) as handle:
-            values = json.load(handle)
-        if not isinstance(values, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as error:
-        raise UserError(
-            f"{path} is not a valid {checkpoints.TRAIN_FLAGS_FILE} ({error}); repair it or "
-            "remove it to resume the run"
-        ) from error
-    return values
+from fewer_frames.config.settings import RunSettings
+from fewer_frames.evaluation import eval_util
+from fewer_frames.inputs import readers, record_checks
+from fewer_frames.models import memory_estimate, model_config, model_graph
+from fewer_frames.run_dirs import checkpoints, run_directory, run_files
+from fewer_frames.system import runtime
+from fewer_frames.system.errors import UserError
+from fewer_frames.training import cluster, lease, progress, towers, training_graph
 
 
 def changed_settings(before, after, prefix=""):
@@ -103,10 +72,10 @@ def _teacher_checkpoint(config, teacher_dir, requested):
     """The --teacher_dir checkpoint of a serial run, after checking its teacher fits."""
     if not teacher_dir:
         raise UserError("--training_mode=serial needs --teacher_dir (a run holding a teacher)")
-    teacher_config = checkpoints.saved_config(requested, teacher_dir)
+    teacher_config = run_directory.saved_config(requested, teacher_dir)
     if "teacher" not in teacher_config.models:
         raise UserError(f"--teacher_dir={teacher_dir} holds no teacher")
-    differences = run_config.teacher_differences(teacher_config, config)
+    differences = model_config.teacher_differences(teacher_config, config)
     if differences:
         raise UserError(
             f"the teacher in {teacher_dir} was built with other settings: {differences}"
@@ -137,7 +106,9 @@ def _initialize(session, config, mode, latest, teacher_dir, requested):
         logging.info("Resumed from %s", latest)
     elif mode == "serial":
         source = _teacher_checkpoint(config, teacher_dir, requested)
-        checkpoints.restore(session, source, model_graph.model_variables(run_config.TEACHER_SCOPE))
+        checkpoints.restore(
+            session, source, model_graph.model_variables(model_config.TEACHER_SCOPE)
+        )
         logging.info("Restored the frozen teacher from %s", source)
 
 
@@ -154,7 +125,7 @@ def run_training(
     own); `settings` the rest. With TF_CONFIG set, this process plays its part in
     a cluster (cluster.py).
     """
-    requested = requested or run_config.RequestedModel()
+    requested = requested or model_config.RequestedModel()
     role = cluster.role_from_environment()
     if role and role.job == "ps":
         cluster.serve_parameters(role)
@@ -169,14 +140,14 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
     models, _ = training_graph.MODES[mode]
     training = settings.training
     if chief:
-        latest = checkpoints.prepare_run_directory(
+        latest = run_directory.prepare_run_directory(
             train_dir, training.start_new_model, training.overwrite
         )
     else:
         latest = checkpoints.latest_checkpoint(train_dir)
-    saved = checkpoints.saved_config(requested, train_dir) if latest else None
+    saved = run_directory.saved_config(requested, train_dir) if latest else None
     if latest and chief:
-        previous = saved_run_settings(train_dir)
+        previous = run_files.saved_run_settings(train_dir)
         changes = changed_settings(previous, settings.values(mode)) if previous else []
         if changes:
             logging.info("Resuming with other training settings: %s", "; ".join(changes))
@@ -222,8 +193,8 @@ def _train(role, chief, mode, train_dir, teacher_dir, requested, settings):
         ):
             if chief:
                 _initialize(session, config, mode, latest, teacher_dir, requested)
-                config.save(train_dir)
-                save_run_settings(train_dir, settings, mode)
+                run_files.write_model_config(train_dir, config)
+                run_files.save_run_settings(train_dir, settings, mode)
             else:
                 logging.info("worker %s waiting for the chief to initialise", role.device)
                 cluster.wait_for_chief(session)
@@ -258,7 +229,7 @@ def _explained_out_of_memory(config, batch_size, towers):
     except tf.errors.ResourceExhaustedError as error:
         if "OOM" not in error.message:
             raise  # no space left on a disk: runtime.run names it
-        raise memory.out_of_memory_error(error, config, batch_size, towers) from error
+        raise memory_estimate.out_of_memory_error(error, config, batch_size, towers) from error
 
 
 def _loop(

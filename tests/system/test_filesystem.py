@@ -11,15 +11,14 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-import checkpoints
-import evaluation_loop
-import exports
-import inference
-import run_config
-import runtime
-import settings
 import testlib
-import training
+from fewer_frames.config import settings
+from fewer_frames.evaluation import evaluation_loop
+from fewer_frames.models import model_config
+from fewer_frames.run_dirs import checkpoints, run_directory, student_conversion
+from fewer_frames.serving import batch_inference, exports
+from fewer_frames.system import filesystem
+from fewer_frames.training import training_loop
 from testlib import PROJECT_ROOT, checkpoint_variables, read_json, read_text, run_binary, run_script
 
 TINY_PARAMS = {
@@ -37,8 +36,8 @@ def test_a_ram_run_directory_holds_the_whole_run(small_sample, tmp_path, monkeyp
     sample_dir, _ = small_sample
     base = f"ram://runs/{uuid.uuid4().hex}"
     train_dir = f"{base}/a"
-    requested = run_config.RequestedModel(
-        config=run_config.ModelConfig(models=[], model_params=TINY_PARAMS)
+    requested = model_config.RequestedModel(
+        config=model_config.ModelConfig(models=[], model_params=TINY_PARAMS)
     )
     run_settings = settings.RunSettings(
         training=settings.TrainingSettings(
@@ -51,7 +50,9 @@ def test_a_ram_run_directory_holds_the_whole_run(small_sample, tmp_path, monkeyp
         inputs=settings.InputSettings(batch_size=8, num_readers=2),
     )
     assert (
-        training.run_training("student_only", train_dir, requested=requested, settings=run_settings)
+        training_loop.run_training(
+            "student_only", train_dir, requested=requested, settings=run_settings
+        )
         == 2
     )
     names = set(tf.io.gfile.listdir(train_dir))
@@ -61,7 +62,9 @@ def test_a_ram_run_directory_holds_the_whole_run(small_sample, tmp_path, monkeyp
     assert os.listdir(tmp_path) == []
     assert checkpoints.latest_checkpoint(train_dir) == f"{train_dir}/model.ckpt-2"
     # Read back from there: the config, and a resume.
-    assert checkpoints.saved_config(run_config.RequestedModel(), train_dir).models == ["student"]
+    assert run_directory.saved_config(model_config.RequestedModel(), train_dir).models == [
+        "student"
+    ]
     more = settings.RunSettings(
         training=settings.TrainingSettings(
             train_data_pattern=f"{sample_dir}/train*.tfrecord",
@@ -71,17 +74,22 @@ def test_a_ram_run_directory_holds_the_whole_run(small_sample, tmp_path, monkeyp
         ),
         inputs=run_settings.inputs,
     )
-    assert training.run_training("student_only", train_dir, requested=requested, settings=more) == 3
+    assert (
+        training_loop.run_training("student_only", train_dir, requested=requested, settings=more)
+        == 3
+    )
     assert os.listdir(tmp_path) == []
 
     # Evaluation, conversion, fine-tuning, inference and export, all on ram://.
     outputs = _every_output(train_dir, sample_dir, f"{base}/out")
     finetune_dir = f"{base}/finetune"
-    checkpoints.convert_to_student(
-        checkpoints.existing_run(run_config.RequestedModel(), train_dir), train_dir, finetune_dir
+    student_conversion.convert_to_student(
+        run_directory.existing_run(model_config.RequestedModel(), train_dir),
+        train_dir,
+        finetune_dir,
     )
     tuned = settings.RunSettings(training=dataclasses.replace(more.training, max_steps=4))
-    assert training.run_training("finetune", finetune_dir, settings=tuned) == 4
+    assert training_loop.run_training("finetune", finetune_dir, settings=tuned) == 4
     assert checkpoints.latest_checkpoint(finetune_dir) == f"{finetune_dir}/model.ckpt-4"
     assert {"model_flags.json", "train_flags.json"} <= set(tf.io.gfile.listdir(finetune_dir))
     assert tf.io.gfile.exists(f"{outputs['export']}/saved_model.pb")
@@ -117,18 +125,18 @@ def _every_output(train_dir, sample_dir, out):
             eval_data_pattern=pattern, run_once=True, metrics_json=metrics_json, inputs=inputs
         ),
     )
-    config, _ = checkpoints.scored_run(run_config.RequestedModel(), train_dir)
-    inference.run_inference(config, train_dir, pattern, f"{out}/predictions.csv", 20, inputs)
+    config, _ = run_directory.scored_run(model_config.RequestedModel(), train_dir)
+    batch_inference.run_inference(config, train_dir, pattern, f"{out}/predictions.csv", 20, inputs)
     exports.saved_model(config, train_dir, f"{out}/export", 20)
     # A LiteRT model there, and predictions from it (read into memory from ram://).
     exports.litert(config, train_dir, f"{out}/litert")
-    inference.run_litert_inference(f"{out}/litert", pattern, f"{out}/litert.csv", 20, inputs)
+    batch_inference.run_litert_inference(f"{out}/litert", pattern, f"{out}/litert.csv", 20, inputs)
     texts = {}
     for name in ("predictions", "litert"):
         with tf.io.gfile.GFile(f"{out}/{name}.csv") as stream:
             texts[name] = stream.read()
     return {
-        "metrics": runtime.read_json(metrics_json),
+        "metrics": filesystem.read_json(metrics_json),
         "predictions": texts["predictions"],
         "litert_predictions": texts["litert"],
         "export": f"{out}/export",

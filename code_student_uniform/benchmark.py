@@ -1,0 +1,152 @@
+"""Speed and cost figures, printed and written as JSON.
+
+--what=reader: videos/s and CPU microseconds per video of the readers'
+  decoding, full (every frame) vs. the student's frames only, over several
+  passes of --data_pattern (the first not counted). The first pass reads the
+  records (up to --held_videos of them) and holds them in memory, so the
+  `*_decode_*` figures time decoding alone. The `*_pipeline_*` figures time
+  the whole input pipeline, TFRecord files read in every pass, and
+  `read_only_*` its reading and batching alone: the floor both share.
+--what=train_step: seconds per parallel teacher+student training step at the
+  model flags' size on synthetic input, its FLOP/s, and the FLOP/s of a plain
+  tf.matmul of similar shape measured in the same run.
+--what=models: teacher and student (each in a process of its own) at the model
+  flags' size (by default the paper's: 1024 cells, every 10th frame, 4716
+  classes): parameters, FLOPs per video, model-only videos/s on synthetic
+  input, end-to-end evaluation videos/s reading --data_pattern, peak memory,
+  and the teacher/student ratios; --precision and --xla apply to both models.
+--what=deploy: the scored model of the run in --train_dir (its student unless
+  --eval_model) exported as a SavedModel in float32, with XLA and in bfloat16,
+  and as LiteRT float32, dynamic-range int8 and full-integer int8 (calibrated on
+  the run's training data), each measured in a process of its own on the same
+  --deploy_videos of --data_pattern (benchmarks/deploy_benchmark.py): videos/s
+  at --batch_size, latency per video at batch 1, peak memory, size on disk, GAP, top-20
+  agreement with float32; and the run's teacher as a float32 SavedModel.
+
+FLOPs are counted analytically (fewer_frames/models/flops.py).
+"""
+
+import dataclasses
+import json
+import os
+import sys
+
+import tensorflow as tf
+from absl import flags
+
+from fewer_frames.benchmarks import benchmark_modes
+from fewer_frames.config import command_line
+from fewer_frames.system import filesystem, runtime
+
+FLAGS = flags.FLAGS
+
+command_line.define(*command_line.RUN_TOPICS, "training", "precision", "checkpoint")
+
+
+flags.DEFINE_enum(
+    "what",
+    "reader",
+    ["reader", "train_step", "models", "one_model", "memory", "deploy", "one_deployment"],
+    "What to measure (memory: computed, see models/memory_estimate.py).",
+)
+
+
+flags.DEFINE_enum("role", "teacher", ["teacher", "student"], "one_model: which model.")
+
+
+flags.DEFINE_integer("model_batches", 3, "models: timed batches of each measurement.")
+
+
+flags.DEFINE_string("output_json", "", "Write the figures to this JSON file.")
+
+
+flags.DEFINE_list(
+    "gpu_memory_gb",
+    ["16", "24", "40", "80", "141"],
+    "memory: device sizes (GiB) to fit a batch in.",
+)
+
+
+flags.DEFINE_string("data_pattern", "./yt8m/train*.tfrecord", "reader, models: TFRecords to read.")
+
+
+flags.DEFINE_integer("passes", 20, "reader: passes over the files (the first is warm-up).")
+
+
+flags.DEFINE_integer(
+    "held_videos",
+    2048,
+    "reader: records held in memory for the *_decode figures (~700 MB at most).",
+)
+
+
+flags.DEFINE_integer("steps", 3, "train_step: timed steps (after one warm-up step).")
+
+
+flags.DEFINE_integer("deploy_videos", 512, "deploy: videos of --data_pattern measured.")
+
+
+flags.DEFINE_integer(
+    "latency_videos", 64, "deploy: videos predicted one at a time for the latency."
+)
+
+
+flags.DEFINE_integer(
+    "representative_batches",
+    4,
+    "deploy: batches of the run's training data the full-integer model calibrates on.",
+)
+
+
+flags.DEFINE_string("deployment", "", "one_deployment: the export to measure.")
+
+
+flags.DEFINE_enum(
+    "deployment_format", "saved_model", ["saved_model", "litert"], "one_deployment: its format."
+)
+
+
+flags.DEFINE_string("held_records", "", "one_deployment: the TFRecord file of the videos.")
+
+
+def options_from_flags():
+    """The benchmark's flags, read once."""
+    own = {field.name for field in dataclasses.fields(benchmark_modes.BenchmarkOptions)}
+    return benchmark_modes.BenchmarkOptions(
+        requested=command_line.requested_model(),
+        session=command_line.session_settings(),
+        run=command_line.run_settings(),
+        binary=os.path.abspath(__file__),
+        args=tuple(sys.argv[1:]),
+        given=frozenset(name for name in FLAGS if FLAGS[name].present),
+        **{name: FLAGS[name].value for name in own if name in FLAGS and name != "args"},
+    )
+
+
+def main(argv):
+    options = options_from_flags()
+    figures = {
+        "reader": benchmark_modes.bench_reader,
+        "train_step": benchmark_modes.bench_train_step,
+        "models": benchmark_modes.bench_models,
+        "one_model": benchmark_modes.bench_one_model,
+        "deploy": benchmark_modes.bench_deploy,
+        "one_deployment": benchmark_modes.bench_one_deployment,
+        "memory": benchmark_modes.bench_memory,
+    }[FLAGS.what](options)
+    figures.setdefault("towers", 1)
+    figures["devices"] = [
+        f"{device.device_type}:{name}"
+        for device in tf.config.list_physical_devices()
+        for name in [device.name.rsplit(":", 1)[-1]]
+    ]
+    gpus = tf.config.list_physical_devices("GPU")
+    figures["gpus"] = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
+    text = json.dumps(figures, indent=2, sort_keys=True)
+    print(text)
+    if FLAGS.output_json:
+        filesystem.write_json(FLAGS.output_json, figures)
+
+
+if __name__ == "__main__":
+    runtime.run(main)
