@@ -1,4 +1,5 @@
-"""Trains a teacher and a student on YouTube-8M (parallel by default; see training.py)."""
+"""Trains a teacher and a student on YouTube-8M (parallel by default; see
+fewer_frames/training/training_loop.py)."""
 
 from absl import flags
 

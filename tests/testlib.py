@@ -304,7 +304,12 @@ def validated_gap(train_dir, sample_dir, model, metrics_path):
 _TRACED_INFERENCE = """
 import os, runpy, sys, tracemalloc
 sys.path.insert(0, sys.argv[1])
-import tensorflow, checkpoints, command_line, model_graph, readers, segment_metrics
+import tensorflow
+from fewer_frames.config import command_line
+from fewer_frames.evaluation import segment_metrics
+from fewer_frames.inputs import readers
+from fewer_frames.models import model_graph
+from fewer_frames.run_dirs import checkpoints
 sys.argv = [os.path.join(sys.argv[1], "inference.py"), *sys.argv[2:]]
 tracemalloc.start()
 try:

@@ -107,7 +107,7 @@ SIGNAL_INSIDE_GRAPH_BUILDING = """
 import os, signal, sys, time
 sys.path.insert(0, {code_dir!r})
 import tensorflow as tf
-import runtime
+from fewer_frames.system import runtime
 
 def main(argv):
     with tf.Graph().as_default():
@@ -125,7 +125,7 @@ runtime.run(main)
 SIGNAL_LEAVING_A_CLEAN_UP_THAT_FAILS_WHEN_COLLECTED = """
 import os, signal, sys, time
 sys.path.insert(0, {code_dir!r})
-import runtime
+from fewer_frames.system import runtime
 
 def scope():
     try:

@@ -1,0 +1,2 @@
+"""The measurements of benchmark.py: reader, training step, models, memory and
+deployment figures."""

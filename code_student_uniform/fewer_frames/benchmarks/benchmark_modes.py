@@ -451,5 +451,5 @@ def bench_memory(options):
         "largest_batch_per_tower": {
             f"{size:g} GiB": memory_estimate.largest_batch(config, size * 2**30) for size in sizes
         },
-        "memory_counted": "analytic (memory.py): float32 weights x4, kept activations",
+        "memory_counted": "analytic (memory_estimate.py): float32 weights x4, kept activations",
     }

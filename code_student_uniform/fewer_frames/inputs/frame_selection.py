@@ -47,7 +47,7 @@ class FrameSelection:
     video); each video's own count of real frames among them is its num_frames.
     """
 
-    # These defaults are the flags' and the run config's (run_config.py reads them).
+    # These defaults are the flags' and the run config's (model_config.py reads them).
     def __init__(
         self,
         rule="uniform",

@@ -42,7 +42,7 @@ class BaseModel:
     arguments' names, and `ModelConfig.model_params` holds one. `params` reads
     keyword arguments into it. `forward_flops` and `activation_values` give the
     family's cost per video, so that the FLOP count (flops.py), the memory count
-    (memory.py), the benchmark and the Table 1 runner work for any family that
+    (memory_estimate.py), the benchmark and the Table 1 runner work for any family that
     defines them.
     """
 
@@ -86,7 +86,7 @@ class BaseModel:
     @classmethod
     def activation_values(cls, params, frames):
         """Values the backward pass keeps for one video's representation over
-        `frames` frames (its frames themselves not counted), for memory.py."""
+        `frames` frames (its frames themselves not counted), for memory_estimate.py."""
         raise UserError(f"no activation count for --model={cls.__name__}")
 
     @classmethod

@@ -2,7 +2,7 @@
 
 Counted from the matmul shapes of the model (2 per multiply-add; elementwise
 ops are left out), by the model family's `forward_flops` and the classifier's
-(models.py); a training step is 3x the forward pass (forward, and backward for
+(base_model.py); a training step is 3x the forward pass (forward, and backward for
 activations and weights).
 """
 

@@ -37,7 +37,7 @@ def weight_bytes(config):
 def activation_bytes_per_video(config):
     """Values kept for the backward pass of one video through teacher and student:
     the frames (read, L2-normalised, the student's copy), then each model's by its
-    family and its classifier (models.py)."""
+    family and its classifier (base_model.py)."""
     family = model_config.model_class(config.model)
     width = sum(config.feature_sizes)
     values = 2 * config.max_num_frames * width  # the frames as read and L2-normalised
@@ -63,7 +63,7 @@ def largest_batch(config, device_bytes, reserved_share=RESERVED_SHARE):
 
 def out_of_memory_error(error, config, batch_size, towers):
     """The UserError for TensorFlow's out-of-memory `error` in a training step:
-    the batch per tower and what memory.py counts for it."""
+    the batch per tower and what memory_estimate.py counts for it."""
     per_tower = batch_size // max(towers, 1)
     gib, mib = 2**30, 2**20
     weights = weight_bytes(config)  # builds the models' graph once
@@ -78,8 +78,8 @@ def out_of_memory_error(error, config, batch_size, towers):
         pass  # a family that counts no activations: the weights alone
     return UserError(
         f"out of memory ({error_summary(error)}): a step holds {per_tower} videos per "
-        f"tower (--batch_size={batch_size} over {towers} tower(s)); by memory.py this model "
-        f"needs {counted}. `benchmark.py --what=memory` with the same model flags gives the "
+        f"tower (--batch_size={batch_size} over {towers} tower(s)); by memory_estimate.py this "
+        f"model needs {counted}. `benchmark.py --what=memory` with the same model flags gives the "
         "largest batch per tower for each device size. Lower --batch_size, add towers, or "
         "choose a smaller model"
     )

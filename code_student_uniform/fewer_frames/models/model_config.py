@@ -83,7 +83,7 @@ _RENAMED_PARAMS = {
 class ModelConfig:
     """Everything that shapes a run's models and their input. Every setting has one
     name: its flag's, its field's here, the model's keyword argument.
-    `model_params` is the family's `Params` (models.py); a dict is read into it."""
+    `model_params` is the family's `Params` (base_model.py); a dict is read into it."""
 
     models: list
     model: str = "HierarchicalLstmModel"

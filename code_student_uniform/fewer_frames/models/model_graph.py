@@ -1,5 +1,5 @@
 """Builds the teacher and the student of a run, and their evaluation losses, from
-its `ModelConfig` (run_config.py): the teacher under the variable scope `model/`,
+its `ModelConfig` (model_config.py): the teacher under the variable scope `model/`,
 the student under `model_student/`, as in the original checkpoints.
 """
 
