@@ -78,7 +78,7 @@ require_data() {
   [[ "$pattern" == *://* ]] && return 0
   # shellcheck disable=SC2086
   if ! compgen -G "$pattern" >/dev/null; then
-    die "no $what matches '$pattern'. Put YouTube-8M TFRecords into $YT8M_DIR (see README.md), \
+    die "no $what matches '$pattern'. Put YouTube-8M TFRecords into $YT8M_DIR (see docs/data.md), \
 make the sample with 'python code_student_uniform/make_sample_data.py', or set the pattern \
 in the environment."
   fi

@@ -410,7 +410,7 @@ def match_files(data_pattern):
     if not files:
         raise UserError(
             f"No files found matching data pattern {data_pattern!r}; check the path, or put "
-            "YouTube-8M TFRecords there (see README.md)"
+            "YouTube-8M TFRecords there (see docs/data.md)"
         )
     for path in files:
         if tf.io.gfile.isdir(path):
