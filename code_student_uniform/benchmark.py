@@ -38,75 +38,45 @@ from fewer_frames.benchmarks import benchmark_modes
 from fewer_frames.config import command_line
 from fewer_frames.system import filesystem, runtime
 
-FLAGS = flags.FLAGS
-
 command_line.define(*command_line.RUN_TOPICS, "training", "precision", "checkpoint")
-
-
 flags.DEFINE_enum(
     "what",
     "reader",
     ["reader", "train_step", "models", "one_model", "memory", "deploy", "one_deployment"],
     "What to measure (memory: computed, see models/memory_estimate.py).",
 )
-
-
 flags.DEFINE_enum("role", "teacher", ["teacher", "student"], "one_model: which model.")
-
-
 flags.DEFINE_integer("model_batches", 3, "models: timed batches of each measurement.")
-
-
 flags.DEFINE_string("output_json", "", "Write the figures to this JSON file.")
-
-
 flags.DEFINE_list(
     "gpu_memory_gb",
     ["16", "24", "40", "80", "141"],
     "memory: device sizes (GiB) to fit a batch in.",
 )
-
-
 flags.DEFINE_string("data_pattern", "./yt8m/train*.tfrecord", "reader, models: TFRecords to read.")
-
-
 flags.DEFINE_integer("passes", 20, "reader: passes over the files (the first is warm-up).")
-
-
 flags.DEFINE_integer(
     "held_videos",
     2048,
     "reader: records held in memory for the *_decode figures (~700 MB at most).",
 )
-
-
 flags.DEFINE_integer("steps", 3, "train_step: timed steps (after one warm-up step).")
-
-
 flags.DEFINE_integer("deploy_videos", 512, "deploy: videos of --data_pattern measured.")
-
-
 flags.DEFINE_integer(
     "latency_videos", 64, "deploy: videos predicted one at a time for the latency."
 )
-
-
 flags.DEFINE_integer(
     "representative_batches",
     4,
     "deploy: batches of the run's training data the full-integer model calibrates on.",
 )
-
-
 flags.DEFINE_string("deployment", "", "one_deployment: the export to measure.")
-
-
 flags.DEFINE_enum(
     "deployment_format", "saved_model", ["saved_model", "litert"], "one_deployment: its format."
 )
-
-
 flags.DEFINE_string("held_records", "", "one_deployment: the TFRecord file of the videos.")
+
+FLAGS = flags.FLAGS
 
 
 def options_from_flags():

@@ -19,32 +19,18 @@ from fewer_frames.evaluation import ensembles
 from fewer_frames.inputs import video_labels, yt8m_format
 from fewer_frames.system import filesystem, runtime
 
-FLAGS = flags.FLAGS
-
 command_line.define("data")
-
-
 flags.DEFINE_list("input_files", [], "Prediction CSVs to combine (comma-separated).")
-
-
 flags.DEFINE_enum("method", "mean", ["max", "mean"], "How the scores of a class combine.")
-
-
 flags.DEFINE_list("weights", [], "--method=mean: one weight per input file (default: equal).")
-
-
 flags.DEFINE_string("output_file", "ensemble.csv", "The combined CSV.")
-
-
 flags.DEFINE_integer("top_k", 20, "Classes kept per video.")
-
-
 flags.DEFINE_string(
     "eval_data_pattern", "", "Records with the videos' labels: print each input's metrics."
 )
-
-
 flags.DEFINE_string("metrics_json", "", "With --eval_data_pattern: also write the metrics here.")
+
+FLAGS = flags.FLAGS
 
 
 def main(argv):

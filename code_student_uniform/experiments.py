@@ -38,7 +38,6 @@ from fewer_frames.evaluation import table1, table1_grid
 from fewer_frames.system import runtime
 from fewer_frames.system.errors import UserError
 
-FLAGS = flags.FLAGS
 # The flag topics of each binary a cell runs (see their command_line.define calls).
 BINARY_TOPICS = {
     "train.py": (*command_line.RUN_TOPICS, "training"),
@@ -48,32 +47,18 @@ BINARY_TOPICS = {
 }
 
 command_line.define(*table1_grid.PASSED_TOPICS, "run_directory")
-
-
 flags.DEFINE_string("output_dir", "runs/table1", "Where the grid's runs and results go.")
-
-
 flags.DEFINE_list("rows", list(table1.ROWS), f"Table rows to run, of: {', '.join(table1.ROWS)}.")
-
-
 flags.DEFINE_list("ks", [str(k) for k in table1.PAPER_KS], "Student frame counts k.")
-
-
 flags.DEFINE_integer(
     "seeds", 1, "Seeds per cell (--random_seed = first_seed, first_seed + 1, ...)."
 )
-
-
 flags.DEFINE_integer("first_seed", 1, "The first seed.")
-
-
 flags.DEFINE_integer(
     "finetune_steps",
     0,
     "L_CE steps after distillation for the L_rep-only rows (0: --num_epochs of the data).",
 )
-
-
 flags.DEFINE_enum(
     "preset",
     "none",
@@ -81,9 +66,9 @@ flags.DEFINE_enum(
     "Defaults for the flags not given: cpu_sample = small LSTMs, 200 steps (the sample, "
     "2 CPU cores); none = the flags' own defaults (the paper's sizes).",
 )
-
-
 flags.DEFINE_integer("jobs", 1, "Cells run at the same time.")
+
+FLAGS = flags.FLAGS
 
 
 def passed_flags(preset):

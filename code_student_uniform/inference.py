@@ -25,8 +25,6 @@ from fewer_frames.serving import batch_inference
 from fewer_frames.system import runtime
 from fewer_frames.system.errors import UserError
 
-FLAGS = flags.FLAGS
-
 command_line.define(
     *command_line.RUN_TOPICS,
     "checkpoint",
@@ -35,28 +33,22 @@ command_line.define(
     "precision",
     batch_size=settings.EVALUATION_BATCH_SIZE,
 )
-
-
 flags.DEFINE_string("input_data_pattern", "./yt8m/test*.tfrecord", "Videos to predict (glob).")
-
-
 flags.DEFINE_string("output_file", "predictions.csv", "CSV to write.")
-
-
 flags.DEFINE_string(
     "litert_model",
     "",
     "A LiteRT export (export_model.py --format=litert) to predict with instead of the run "
     "in --train_dir; needs requirements-litert.txt.",
 )
-
-
 flags.DEFINE_string(
     "named_output_file",
     "",
     "With --vocabulary: a JSON line per video (its id, its top classes with names and "
     "scores); empty: --output_file with .jsonl for .csv.",
 )
+
+FLAGS = flags.FLAGS
 
 
 def main(argv):

@@ -32,36 +32,18 @@ from absl import app, flags, logging
 from fewer_frames.config import command_line
 from fewer_frames.inputs import sample_data
 
-FLAGS = flags.FLAGS
-
 command_line.define("data")
-
-
 flags.DEFINE_string("output_dir", "yt8m", "Folder to write the TFRecords into.")
-
-
 flags.DEFINE_integer("seed", 2019, "Seed of everything random in the sample.")
-
-
 flags.DEFINE_integer("num_active_classes", 24, "How many classes occur in the sample.")
-
-
 flags.DEFINE_integer("num_train_files", 4, "Number of train*.tfrecord files.")
-
-
 flags.DEFINE_integer("num_validate_files", 2, "Number of validate*.tfrecord files.")
-
-
 flags.DEFINE_integer("num_test_files", 1, "Number of test*.tfrecord files (no labels).")
-
-
 flags.DEFINE_integer("videos_per_file", 200, "Videos in each file.")
-
-
 flags.DEFINE_integer("max_video_frames", 360, "Longest video written (above 300 tests the cap).")
-
-
 flags.DEFINE_bool("segments", False, "Also write segment-rated records (2019 format).")
+
+FLAGS = flags.FLAGS
 
 
 def main(argv):

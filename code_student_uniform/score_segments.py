@@ -10,18 +10,12 @@ from fewer_frames.inputs import yt8m_format
 from fewer_frames.system import filesystem, runtime
 from fewer_frames.system.errors import UserError
 
-FLAGS = flags.FLAGS
-
 command_line.define("data", "segments")
-
-
 flags.DEFINE_string("submission_file", "segments.csv", "The submission to score.")
-
-
 flags.DEFINE_string("eval_data_pattern", "", "Rated 2019 records (glob).")
-
-
 flags.DEFINE_string("metrics_json", "", "Also write the metrics to this JSON file.")
+
+FLAGS = flags.FLAGS
 
 
 def main(argv):
