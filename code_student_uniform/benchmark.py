@@ -89,7 +89,7 @@ def options_from_flags():
         binary=os.path.abspath(__file__),
         args=tuple(sys.argv[1:]),
         given=frozenset(name for name in FLAGS if FLAGS[name].present),
-        **{name: FLAGS[name].value for name in own if name in FLAGS and name != "args"},
+        **{name: FLAGS[name].value for name in own if name in FLAGS},
     )
 
 

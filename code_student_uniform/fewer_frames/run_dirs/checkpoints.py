@@ -42,7 +42,7 @@ def latest_checkpoint(directory):
     or that names no checkpoint present, is rebuilt from the checkpoints present."""
     if not tf.io.gfile.isdir(directory):
         return None
-    index = os.path.join(directory, "checkpoint")
+    index = os.path.join(directory, run_files.CHECKPOINT_INDEX)
     latest = tf.train.latest_checkpoint(directory)
     if latest or not tf.io.gfile.exists(index):
         return latest

@@ -116,8 +116,3 @@ def write_lease(directory, holder):
     with tf.io.gfile.GFile(temporary, "w") as stream:
         stream.write(json.dumps(holder, sort_keys=True))
     tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
-def read_metrics(directory, name=VALIDATE_METRICS_FILE):
-    """A metrics JSON file of a run directory (validate.py's by default)."""
-    return filesystem.read_json(os.path.join(directory, name))

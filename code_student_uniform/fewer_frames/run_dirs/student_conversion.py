@@ -48,6 +48,6 @@ def convert_to_student(config, train_dir, finetune_dir, overwrite=False):
         else:
             run_directory.clear_run(finetune_dir)
             # The `checkpoint` index goes last: it only ever names complete files.
-            filesystem.move_files(staging, finetune_dir, last=("checkpoint",))
+            filesystem.move_files(staging, finetune_dir, last=(run_files.CHECKPOINT_INDEX,))
     logging.info("Converted %s (step %d) to student-only %s", source, step, finetune_dir)
     return os.path.join(finetune_dir, os.path.basename(saved))
