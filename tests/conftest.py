@@ -123,7 +123,9 @@ def pytest_make_collect_report(collector):
 # at the end (pytest-xdist hands tests out in collection order).
 LONGEST_FIRST = (
     "test_table1_grid.py::test_tiny_grid",
+    "test_benchmark.py::test_deploy_mode",
     "test_determinism.py::",
+    "test_efficient_inference.py::test_training_with_xla",
     "test_vlad_models.py::test_short_training",
     "test_towers.py::test_short_run",
     "test_pipeline.py::test_five_scripts",
