@@ -28,6 +28,7 @@ BINARIES = {
     "score_segments",
     "make_sample_data",
     "experiments",
+    "extract_features",
 }
 PACKAGE = "fewer_frames"
 # The one module that defines the shared flags and reads them into settings: the
@@ -35,11 +36,12 @@ PACKAGE = "fewer_frames"
 FLAG_MODULE = "fewer_frames.config.command_line"
 # The layers, bottom up: what each topic package may import besides itself.
 # Models know nothing of training, evaluation or serving; inputs nothing of models.
-_BELOW = ["system", "config", "inputs", "models", "run_dirs", "evaluation"]
+_BELOW = ["system", "config", "inputs", "features", "models", "run_dirs", "evaluation"]
 ALLOWED_IMPORTS = {
     "system": set(),
     "config": {"system"},
     "inputs": {"system", "config"},
+    "features": {"system", "config", "inputs"},
     "models": {"system", "config", "inputs"},
     "run_dirs": {"system", "config", "inputs", "models"},
     "evaluation": {"system", "config", "inputs", "models", "run_dirs"},

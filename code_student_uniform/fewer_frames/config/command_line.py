@@ -84,15 +84,19 @@ def _define_data():
         ", ".join(map(str, _MODEL.feature_sizes)),
         "Comma-separated sizes of those features.",
     )
+    define("dataset_version")
+    flags.DEFINE_integer("num_classes", 0, "Number of classes; 0 takes the dataset version's.")
+    flags.DEFINE_integer(
+        "max_num_frames", _MODEL.max_num_frames, "Frames per video are capped and padded to this."
+    )
+
+
+def _define_dataset_version():
     flags.DEFINE_enum(
         "dataset_version",
         _MODEL.dataset_version,
         sorted(yt8m_format.DATASET_VERSIONS),
         "YouTube-8M release: 2018 (id, 3862 classes) or 2017 (video_id, 4716 classes).",
-    )
-    flags.DEFINE_integer("num_classes", 0, "Number of classes; 0 takes the dataset version's.")
-    flags.DEFINE_integer(
-        "max_num_frames", _MODEL.max_num_frames, "Frames per video are capped and padded to this."
     )
 
 
@@ -321,6 +325,7 @@ TOPICS = {
     "run_directory": _define_run_directory,
     "checkpoint": _define_checkpoint,
     "data": _define_data,
+    "dataset_version": _define_dataset_version,
     "input": _define_input,
     "model": _define_model,
     "distillation": _define_distillation,

@@ -1,0 +1,88 @@
+"""Extracts YouTube-8M frame-level features from video files, as the releases made
+them, into TFRecords that every binary here reads as it reads the dataset.
+
+Input: --input_videos_csv, lines `<video file>,<labels>` (labels `;`-joined class
+ids, may be empty). Per video and per time step (1 per second by default, at most
+--max_frames): `rgb`, the frame's Inception-v3 pool_3 values through the
+YouTube-8M PCA, quantised to 1024 bytes; `audio`, VGGish's embedding of the 0.96 s
+from that time through its PCA, quantised to 128 bytes; context `id` (the path as
+the CSV writes it), `labels`, `mean_rgb` and `mean_audio`. The flags' names are
+those of Google's extractor (extract_tfrecords_main.py).
+
+Model files: --model_dir, downloaded there on first use (docs/video_features.md).
+A video that cannot be used is named and skipped; the exit status is 1 when any
+was; output files appear whole.
+"""
+
+import os
+
+from absl import flags, logging
+
+from fewer_frames.config import command_line
+from fewer_frames.features import extraction, video_list
+from fewer_frames.system import runtime
+from fewer_frames.system.errors import UserError
+
+command_line.define("dataset_version")
+flags.DEFINE_string("input_videos_csv", None, "CSV of `<video file>,<labels>` lines.")
+flags.DEFINE_string("output_tfrecords_file", None, "TFRecord file to write.")
+flags.DEFINE_integer(
+    "videos_per_shard",
+    0,
+    "Videos per output file (0: one file); shards are named <stem>-00000-of-00004<extension>.",
+)
+flags.DEFINE_string(
+    "model_dir",
+    os.path.join("~", "yt8m"),
+    "Folder of the Inception-v3, PCA and VGGish files (downloaded there when missing).",
+)
+flags.DEFINE_float("frames_per_second", 1.0, "Time steps per second of video.")
+flags.DEFINE_integer("max_frames", 300, "Time steps taken from the start of each video.")
+flags.DEFINE_integer("frames_per_batch", 32, "Frames that go through Inception-v3 at once.")
+flags.DEFINE_bool("download_models", True, "Download missing model files.")
+flags.DEFINE_string(
+    "model_download_mirror",
+    "",
+    "Base URL to download the model files from instead of their release URLs (same file names).",
+)
+flags.mark_flags_as_required(["input_videos_csv", "output_tfrecords_file"])
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if FLAGS.frames_per_second <= 0 or FLAGS.max_frames <= 0 or FLAGS.frames_per_batch <= 0:
+        raise UserError("--frames_per_second, --max_frames and --frames_per_batch must be > 0")
+    settings = extraction.ExtractionSettings(
+        model_dir=os.path.expanduser(FLAGS.model_dir),
+        frames_per_second=FLAGS.frames_per_second,
+        max_frames=FLAGS.max_frames,
+        frames_per_batch=FLAGS.frames_per_batch,
+        allow_download=FLAGS.download_models,
+        download_mirror=FLAGS.model_download_mirror,
+        dataset_version=FLAGS.dataset_version,
+    )
+    entries = video_list.read_video_list(FLAGS.input_videos_csv, FLAGS.dataset_version)
+    report = extraction.extract(
+        entries, FLAGS.output_tfrecords_file, settings, FLAGS.videos_per_shard
+    )
+    logging.info(
+        "%d videos written (%.0f s of video) in %.1f s; decode %.1f s, RGB network %.1f s, "
+        "audio %.1f s, writing %.1f s",
+        report.written,
+        report.video_seconds,
+        report.wall_seconds,
+        report.decode_seconds,
+        report.rgb_seconds,
+        report.audio_seconds,
+        report.write_seconds,
+    )
+    if report.failed:
+        raise UserError(
+            f"{len(report.failed)} of {len(entries)} videos failed (each named above); "
+            f"the other {report.written} are in {', '.join(report.files)}"
+        )
+
+
+if __name__ == "__main__":
+    runtime.run(main)

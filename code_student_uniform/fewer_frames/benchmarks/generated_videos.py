@@ -1,0 +1,100 @@
+"""Video files whose content is known per second, written with PyAV: the picture is
+one flat colour per second (`colour(second)`) and the audio one tone per second
+(`tone_hertz(second)`), so that the frame and sound of each second can be
+recognised after decoding. Used by the feature benchmark and the tests."""
+
+import fractions
+
+import numpy as np
+
+from fewer_frames.features.video_files import import_av
+
+AUDIO_RATE = 44100
+
+
+def colour(second, seed=0):
+    """The RGB colour of `second`: far from those of its neighbours."""
+    rng = np.random.default_rng([seed, second])
+    base = np.array([(second * 97) % 256, (second * 57 + 80) % 256, (second * 23 + 160) % 256])
+    return ((base + rng.integers(0, 16, 3)) % 256).astype(np.uint8)
+
+
+def tone_hertz(second):
+    """The tone of `second`: 300 Hz to 2400 Hz, a step of 300 Hz per second."""
+    return 300.0 * (1 + second % 8)
+
+
+def frame_picture(second, width, height, seed=0, texture=False):
+    """The picture of `second`: its flat colour, plus a fixed texture when asked
+    (so an encoder has real detail to code, as in a benchmark)."""
+    picture = np.empty([height, width, 3], np.uint8)
+    picture[:] = colour(second, seed)
+    if texture:
+        rows, columns = np.mgrid[0:height, 0:width]
+        picture[..., 0] ^= ((rows // 8 + columns // 8 + second) % 2 * 64).astype(np.uint8)
+    return picture
+
+
+def tone(seconds, channels=2, rate=AUDIO_RATE):
+    """[channels, samples] float32: the tone of each second, at 0.3 amplitude."""
+    times = np.arange(int(round(seconds * rate))) / rate
+    frequencies = np.array([tone_hertz(second) for second in times.astype(int)])
+    wave = 0.3 * np.sin(2 * np.pi * np.cumsum(frequencies) / rate)
+    return np.repeat(wave[None].astype(np.float32), channels, axis=0)
+
+
+def write_video(
+    path,
+    seconds,
+    width=64,
+    height=48,
+    frames_per_second=25,
+    keyframe_seconds=None,
+    audio=True,
+    frame_times=None,
+    texture=False,
+    seed=0,
+):
+    """Writes an H.264 (yuv420p) video in MP4 with AAC stereo audio (unless
+    `audio` is False). `frame_times`: each frame's time in seconds, for a variable
+    frame rate (default: `frames_per_second` evenly); `keyframe_seconds`: the
+    keyframe interval (default: the encoder's)."""
+    av = import_av()
+    if frame_times is None:
+        frame_times = np.arange(int(round(seconds * frames_per_second))) / frames_per_second
+    with av.open(path, "w") as container:
+        video = container.add_stream("libx264", rate=frames_per_second)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.time_base = fractions.Fraction(1, 1000)
+        video.codec_context.time_base = fractions.Fraction(1, 1000)
+        video.options = {"crf": "12", "preset": "veryfast"}
+        if keyframe_seconds:
+            gop = max(1, int(round(keyframe_seconds * frames_per_second)))
+            video.codec_context.gop_size = gop
+            video.options = {
+                **video.options,
+                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+            }
+        sound = None
+        if audio:
+            sound = container.add_stream("aac", rate=AUDIO_RATE)
+            sound.layout = "stereo"
+        for time in frame_times:
+            frame = av.VideoFrame.from_ndarray(
+                frame_picture(int(time), width, height, seed, texture), format="rgb24"
+            )
+            frame.pts = int(round(time * 1000))
+            frame.time_base = fractions.Fraction(1, 1000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if sound is not None:
+            wave = tone(seconds)
+            for start in range(0, wave.shape[1], 1024):
+                frame = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(wave[:, start : start + 1024]),
+                    format="fltp",
+                    layout="stereo",
+                )
+                frame.sample_rate, frame.pts = AUDIO_RATE, start
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode())

@@ -1,0 +1,278 @@
+"""Video files to YouTube-8M frame-level records, as the releases made them.
+
+Per video: the RGB frame of each time step through Inception-v3 (in batches), its
+PCA and rounding to bytes; the audio of each step through log-mel, VGGish, its
+PCA and truncation to bytes; one SequenceExample with context `id` (the path as
+the list writes it), `labels`, `mean_rgb`, `mean_audio` and feature lists `rgb`
+and `audio`. A thread decodes ahead while the networks run, and the audio of
+one video runs beside the RGB of the next. A video that cannot be used is named
+and skipped; each output file appears whole or not at all.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import itertools
+import math
+import queue
+import threading
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from fewer_frames.features import inception, log_mel, model_files, release_pca, vggish
+from fewer_frames.features.video_files import VideoError, VideoReader
+from fewer_frames.inputs import yt8m_format
+from fewer_frames.system import filesystem
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractionSettings:
+    model_dir: str
+    frames_per_second: float = 1.0
+    max_frames: int = 300
+    frames_per_batch: int = 32
+    allow_download: bool = True
+    download_mirror: str = ""
+    dataset_version: str = "2018"
+
+
+@dataclasses.dataclass
+class ExtractionReport:
+    """What an extraction did: videos written and failed, and where the time went
+    (each stage's own seconds; they overlap, so their sum exceeds `wall_seconds`)."""
+
+    written: int = 0
+    failed: list = dataclasses.field(default_factory=list)
+    video_seconds: float = 0.0
+    frames_decoded: int = 0
+    decode_seconds: float = 0.0
+    rgb_seconds: float = 0.0
+    audio_seconds: float = 0.0
+    write_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    files: list = dataclasses.field(default_factory=list)
+
+
+class FeatureExtractor:
+    """The networks and PCAs of --model_dir in one graph and session."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        model_files.ensure_model_files(
+            settings.model_dir,
+            model_files.RGB_FILES + model_files.AUDIO_FILES,
+            allow_download=settings.allow_download,
+            mirror=settings.download_mirror,
+        )
+        graph_def = inception.load_graph_def(settings.model_dir)
+        rgb_pca = release_pca.load_rgb_pca(settings.model_dir)
+        audio_pca = release_pca.load_audio_pca(settings.model_dir)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.frames = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], "frames")
+            rgb = release_pca.rgb_features(inception.embeddings(graph_def, self.frames), rgb_pca)
+            self.rgb_outputs = (rgb, release_pca.quantize(rgb, rounded=True))
+            self.waveform = tf.compat.v1.placeholder(tf.float32, [None], "waveform")
+            self.starts = tf.compat.v1.placeholder(tf.int64, [None], "example_starts")
+            embedding, restore = vggish.embeddings(
+                log_mel.examples(self.waveform, self.starts),
+                vggish.checkpoint_path(settings.model_dir),
+            )
+            audio = release_pca.audio_features(embedding, audio_pca)
+            self.audio_outputs = (audio, release_pca.quantize(audio, rounded=False))
+            self.session = tf.compat.v1.Session(graph=self.graph)
+            restore(self.session)
+        self.graph.finalize()
+
+    def rgb(self, frames):
+        """(float features [n, 1024], uint8 codes [n, 1024]) of RGB frames [n, h, w, 3]."""
+        return self.session.run(self.rgb_outputs, {self.frames: frames})
+
+    def audio(self, waveform, steps):
+        """(float features, uint8 codes), [steps, 128] each, of a 16 kHz mono
+        waveform (None: silence); cut or padded with silence to the steps' span."""
+        rate = self.settings.frames_per_second
+        needed = log_mel.samples_needed(steps, rate)
+        if waveform is None:
+            waveform = np.zeros([0], np.float32)
+        waveform = np.pad(waveform[:needed], (0, max(0, needed - len(waveform))))
+        feed = {self.waveform: waveform, self.starts: log_mel.example_starts(steps, rate)}
+        return self.session.run(self.audio_outputs, feed)
+
+    def close(self):
+        self.session.close()
+
+
+def shard_paths(output_path, count):
+    """`count` output files: the path itself, or `<stem>-00000-of-00004<ext>`."""
+    if count == 1:
+        return [output_path]
+    stem, dot, extension = output_path.rpartition(".")
+    if not dot or "/" in extension:
+        stem, extension = output_path, ""
+    suffix = f".{extension}" if extension else ""
+    return [f"{stem}-{index:05d}-of-{count:05d}{suffix}" for index in range(count)]
+
+
+def sequence_example(video_id, labels, rgb, audio, id_feature="id"):
+    """The frame-level record: float features and codes of RGB and audio, [n, size]."""
+    example = tf.train.SequenceExample()
+    context = example.context.feature
+    context[id_feature].bytes_list.value.append(video_id.encode())
+    context["labels"].int64_list.value.extend(labels)
+    context["mean_rgb"].float_list.value.extend(rgb[0].mean(axis=0).tolist())
+    context["mean_audio"].float_list.value.extend(audio[0].mean(axis=0).tolist())
+    for name, codes in (("rgb", rgb[1]), ("audio", audio[1])):
+        feature_list = example.feature_lists.feature_list[name]
+        for row in codes:
+            feature_list.feature.add().bytes_list.value.append(row.tobytes())
+    return example.SerializeToString()
+
+
+@dataclasses.dataclass
+class _Video:
+    entry: object
+    rgb_parts: list = dataclasses.field(default_factory=list)
+    audio: object = None  # a future of (features, codes)
+    error: str = ""
+
+
+class _Decoder(threading.Thread):
+    """Decodes the videos in order ahead of the networks, into a bounded queue."""
+
+    def __init__(self, entries, settings):
+        super().__init__(daemon=True)
+        self.entries, self.settings = entries, settings
+        self.items = queue.Queue(maxsize=4)
+        self.stop = threading.Event()
+
+    def _put(self, item):
+        while not self.stop.is_set():
+            try:
+                self.items.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def run(self):
+        settings = self.settings
+        try:
+            for entry in self.entries:
+                if entry.error:
+                    self._put(("failed", entry, entry.error))
+                    continue
+                reader = VideoReader(
+                    entry.path,
+                    settings.frames_per_second,
+                    settings.max_frames,
+                    settings.frames_per_batch,
+                )
+                try:
+                    for batch in reader.batches():
+                        self._put(("frames", entry, batch))
+                except VideoError as error:
+                    self._put(("failed", entry, str(error)))
+                    continue
+                self._put(("done", entry, reader))
+                if self.stop.is_set():
+                    return
+        except BaseException as error:  # reported by the consumer, with its traceback
+            self._put(("crashed", None, error))
+        self._put(None)
+
+
+def _results(extractor, entries, report):
+    """Yields (entry, serialized record or None, error) in the list's order."""
+    settings = extractor.settings
+    id_feature, _ = yt8m_format.dataset_version_info(settings.dataset_version)
+    decoder = _Decoder(entries, settings)
+    decoder.start()
+    pending = collections.deque()
+    current = None
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as audio_pool:
+
+        def timed_audio(waveform, steps):
+            started = time.perf_counter()
+            result = extractor.audio(waveform, steps)
+            report.audio_seconds += time.perf_counter() - started
+            return result
+
+        def finished(video):
+            if video.error:
+                return video.entry, None, video.error
+            rgb = tuple(np.concatenate(parts) for parts in zip(*video.rgb_parts, strict=True))
+            audio = video.audio.result()
+            started = time.perf_counter()
+            record = sequence_example(video.entry.path, video.entry.labels, rgb, audio, id_feature)
+            report.write_seconds += time.perf_counter() - started
+            return video.entry, record, ""
+
+        try:
+            while (item := decoder.items.get()) is not None:
+                kind, entry, payload = item
+                if kind == "crashed":
+                    raise payload
+                if kind == "failed":
+                    pending.append(_Video(entry, error=payload))
+                elif kind == "frames":
+                    if current is None or current.entry is not entry:
+                        current = _Video(entry)
+                    started = time.perf_counter()
+                    current.rgb_parts.append(extractor.rgb(payload))
+                    report.rgb_seconds += time.perf_counter() - started
+                else:  # done: the audio is decoded too
+                    reader = payload
+                    for warning in reader.warnings:
+                        logging.warning("%s", warning)
+                    report.decode_seconds += reader.stats.seconds
+                    report.frames_decoded += reader.stats.frames_decoded
+                    report.video_seconds += reader.steps / settings.frames_per_second
+                    video = current if current is not None and current.entry is entry else None
+                    current = None
+                    video = video or _Video(entry)
+                    video.audio = audio_pool.submit(
+                        timed_audio, reader.audio.waveform, reader.steps
+                    )
+                    pending.append(video)
+                while pending and (pending[0].error or pending[0].audio.done() or len(pending) > 2):
+                    yield finished(pending.popleft())
+            while pending:
+                yield finished(pending.popleft())
+        finally:
+            decoder.stop.set()
+
+
+def extract(entries, output_path, settings, videos_per_shard=0):
+    """Writes the records of `entries` (video_list.VideoEntry) to `output_path`, or
+    to shards of `videos_per_shard` videos; returns an ExtractionReport."""
+    started = time.perf_counter()
+    report = ExtractionReport()
+    per_shard = videos_per_shard or len(entries)
+    count = math.ceil(len(entries) / per_shard)
+    extractor = FeatureExtractor(settings)
+    results = _results(extractor, entries, report)
+    try:
+        for index, path in enumerate(shard_paths(output_path, count)):
+            written = 0
+            with (
+                filesystem.atomic_output(path) as temporary,
+                tf.io.TFRecordWriter(temporary) as writer,
+            ):
+                for _entry, record, error in itertools.islice(results, per_shard):
+                    if error:
+                        logging.error("%s", error)
+                        report.failed.append(error)
+                        continue
+                    writer.write(record)
+                    written += 1
+            report.written += written
+            report.files.append(path)
+            logging.info("Wrote %s: %d videos (shard %d of %d)", path, written, index + 1, count)
+    finally:
+        results.close()
+        extractor.close()
+    report.wall_seconds = time.perf_counter() - started
+    return report

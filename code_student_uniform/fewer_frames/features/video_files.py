@@ -1,0 +1,194 @@
+"""Decoding video files with PyAV (FFmpeg): the RGB frame of each time step and the
+16 kHz mono waveform, in one pass over the file.
+
+The frame of time step i (i / --frames_per_second seconds, i < --max_frames) is the
+frame shown at that time: the last frame whose presentation time is at or before
+it (the first frame, for a stream that starts late). Steps run while that time is
+at or before the last frame's, so a 4.5 s video gives 5 frames at 1 per second.
+Times come from each frame's timestamp, so variable frame rates are followed.
+Audio is resampled to 16 kHz by FFmpeg, its channels averaged.
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from fewer_frames.features.log_mel import SAMPLE_RATE
+from fewer_frames.system import filesystem
+from fewer_frames.system.errors import UserError
+
+VIDEO_REQUIREMENTS = "requirements-video.txt"
+
+
+def import_av():
+    """The `av` module (PyAV), or a UserError saying how to install it."""
+    try:
+        import av  # noqa: PLC0415 (optional: only decoding needs it)
+    except ImportError as error:
+        raise UserError(
+            f"decoding video files needs PyAV: pip install -r {VIDEO_REQUIREMENTS}"
+        ) from error
+    return av
+
+
+class VideoError(UserError):
+    """A video that cannot be used: the message names the file and what is wrong."""
+
+
+@dataclasses.dataclass
+class DecodeStats:
+    frames_decoded: int = 0
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass
+class DecodedAudio:
+    """The 16 kHz mono waveform (None: the file has no audio stream)."""
+
+    waveform: np.ndarray | None
+
+
+class VideoReader:
+    """Iterates the RGB frames of a video's time steps in batches; afterwards
+    `audio`, `steps`, `warnings` and `stats` tell the rest."""
+
+    def __init__(self, path, frames_per_second, max_frames, batch_size):
+        self.path = path
+        self.frames_per_second = frames_per_second
+        self.max_frames = max_frames
+        self.batch_size = batch_size
+        self.warnings = []
+        self.steps = 0
+        self.audio = DecodedAudio(None)
+        self.stats = DecodeStats()
+
+    def _open(self, av):
+        if not tf.io.gfile.exists(self.path):
+            raise VideoError(f"{self.path}: no such file")
+        source = (
+            filesystem.local_path(self.path)
+            if filesystem.is_local(self.path)
+            else tf.io.gfile.GFile(self.path, "rb")
+        )
+        try:
+            return av.open(source, metadata_errors="ignore")
+        except (av.FFmpegError, ValueError) as error:
+            raise VideoError(f"{self.path}: not a video file FFmpeg can read ({error})") from error
+
+    def batches(self):
+        """Yields uint8 [n, height, width, 3] RGB batches of the time steps' frames."""
+        av = import_av()
+        started = time.perf_counter()
+        container = self._open(av)
+        try:
+            if not container.streams.video:
+                raise VideoError(f"{self.path}: no video stream")
+            video = container.streams.video[0]
+            video.thread_type = "AUTO"
+            audio = container.streams.audio[0] if container.streams.audio else None
+            chunks = []
+            resampler = None
+            if audio is not None:
+                resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+            end_time = self.max_frames / self.frames_per_second
+            steps = _StepPicker(self.frames_per_second, self.max_frames)
+            batch = []
+            streams = [video] + ([audio] if audio is not None else [])
+            audio_done = audio is None
+            broken = ""
+            try:
+                for packet in container.demux(streams):
+                    for frame in packet.decode():
+                        if packet.stream is audio:
+                            for part in resampler.resample(frame):
+                                chunks.append(_mono(part))
+                                audio_done = (
+                                    part.time or 0
+                                ) + part.samples / SAMPLE_RATE > end_time
+                            continue
+                        self.stats.frames_decoded += 1
+                        batch.extend(steps.take(frame))
+                        while len(batch) >= self.batch_size:
+                            self.stats.seconds += time.perf_counter() - started
+                            yield np.stack(batch[: self.batch_size])
+                            started = time.perf_counter()
+                            batch = batch[self.batch_size :]
+                    if steps.full and (audio_done or steps.last_time > end_time + 1.0):
+                        break
+            except av.FFmpegError as error:
+                if steps.last_frame is None:
+                    raise VideoError(f"{self.path}: no frame could be decoded ({error})") from error
+                broken = f"the stream breaks after {steps.last_time:.2f} s ({error})"
+            if steps.last_frame is None:
+                raise VideoError(f"{self.path}: the video stream holds no frames")
+            batch.extend(steps.finish())
+            if broken:
+                self.warnings.append(f"{self.path}: {broken}; kept its first {steps.count} frames")
+            if resampler is not None:
+                chunks.extend(_mono(part) for part in resampler.resample(None))
+        finally:
+            container.close()
+        self.steps = steps.count
+        if audio is None:
+            self.warnings.append(f"{self.path}: no audio stream; its audio features are silence's")
+        else:
+            waveform = np.concatenate(chunks) if chunks else np.zeros([0], np.float32)
+            self.audio = DecodedAudio(waveform.astype(np.float32))
+        self.stats.seconds += time.perf_counter() - started
+        if batch:
+            yield np.stack(batch)
+
+
+def _mono(frame):
+    """A planar float audio frame's samples, its channels averaged."""
+    return frame.to_ndarray().mean(axis=0)
+
+
+class _StepPicker:
+    """Picks the frame shown at each time step from frames in presentation order."""
+
+    def __init__(self, frames_per_second, max_frames):
+        self.frames_per_second = frames_per_second
+        self.max_frames = max_frames
+        self.count = 0
+        self.last_frame = None
+        self.last_time = 0.0
+        self._last_rgb = None
+
+    @property
+    def full(self):
+        return self.count >= self.max_frames
+
+    def _step_time(self):
+        return self.count / self.frames_per_second
+
+    def _rgb(self):
+        if self._last_rgb is None:
+            self._last_rgb = self.last_frame.to_ndarray(format="rgb24")
+        return self._last_rgb
+
+    def take(self, frame):
+        """The frames of the steps that end before `frame` is shown."""
+        taken = []
+        frame_time = frame.time if frame.time is not None else self.last_time
+        if self.last_frame is None:
+            self.last_frame = frame
+        while not self.full and frame_time > self._step_time():
+            taken.append(self._rgb())
+            self.count += 1
+        if frame is not self.last_frame:
+            self.last_frame, self._last_rgb = frame, None
+        self.last_time = frame_time
+        return taken
+
+    def finish(self):
+        """The steps at or before the last frame's time."""
+        taken = []
+        while self.last_frame is not None and not self.full:
+            if self._step_time() > self.last_time + 1e-6:
+                break
+            taken.append(self._rgb())
+            self.count += 1
+        return taken

@@ -1,0 +1,65 @@
+"""The list of videos to extract: a CSV of `<video file>,<labels>` lines, labels
+`;`-joined class ids (may be empty), as Google's YouTube-8M extractor reads it."""
+
+import csv
+import dataclasses
+import io
+
+import tensorflow as tf
+
+from fewer_frames.inputs import yt8m_format
+from fewer_frames.system.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoEntry:
+    """One line: `path` as written (also the record's id), its labels, or `error`
+    when the line cannot be used (the other lines still are)."""
+
+    line: int
+    path: str
+    labels: tuple = ()
+    error: str = ""
+
+
+def read_video_list(csv_path, dataset_version):
+    """The entries of `csv_path`, one per non-empty line; a line that is not
+    `<file>,<labels>` or names a class the release does not have carries an error
+    naming the CSV and the line."""
+    _, num_classes = yt8m_format.dataset_version_info(dataset_version)
+    if not tf.io.gfile.exists(csv_path):
+        raise UserError(f"--input_videos_csv {csv_path}: no such file")
+    with tf.io.gfile.GFile(csv_path) as stream:
+        text = stream.read()
+    entries = []
+    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        where = f"{csv_path}:{number}"
+        if len(row) != 2 or not row[0].strip():
+            entries.append(
+                VideoEntry(
+                    number, ",".join(row), error=f"{where}: expected `<video file>,<labels>`"
+                )
+            )
+            continue
+        path, labels_text = row[0].strip(), row[1].strip()
+        try:
+            labels = tuple(int(label) for label in labels_text.split(";") if label.strip())
+        except ValueError:
+            entries.append(
+                VideoEntry(number, path, error=f"{where}: labels {labels_text!r} are not integers")
+            )
+            continue
+        unknown = [label for label in labels if not 0 <= label < num_classes]
+        if unknown:
+            error = (
+                f"{where}: label ids {unknown} are not classes of the {dataset_version} "
+                f"release (0 to {num_classes - 1})"
+            )
+            entries.append(VideoEntry(number, path, error=error))
+            continue
+        entries.append(VideoEntry(number, path, labels))
+    if not entries:
+        raise UserError(f"--input_videos_csv {csv_path}: no videos listed")
+    return entries

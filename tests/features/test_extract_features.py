@@ -1,0 +1,162 @@
+"""extract_features.py: video files to the records of the release, checked against
+independent computations of the recipe, read back by the project's readers, and
+trained on and predicted from by the binaries."""
+
+import glob
+import os
+
+import feature_oracles
+import numpy as np
+import tensorflow as tf
+
+from fewer_frames.benchmarks import generated_videos
+from fewer_frames.features import video_files
+from fewer_frames.inputs import readers
+from testlib import TINY_RUN, dequantize, read_all_batches, read_csv, run_binary, run_inference
+
+
+def extract(csv_path, output, model_dir, *flags, check=True):
+    return run_binary(
+        "extract_features.py",
+        f"--input_videos_csv={csv_path}",
+        f"--output_tfrecords_file={output}",
+        f"--model_dir={model_dir}",
+        "--frames_per_batch=2",
+        *flags,
+        check=check,
+    )
+
+
+def parsed_records(path):
+    records = []
+    for serialized in tf.compat.v1.io.tf_record_iterator(path):
+        example = tf.train.SequenceExample.FromString(serialized)
+        context = example.context.feature
+        lists = example.feature_lists.feature_list
+        records.append(
+            {
+                "id": context["id"].bytes_list.value[0].decode(),
+                "labels": list(context["labels"].int64_list.value),
+                "mean_rgb": np.array(context["mean_rgb"].float_list.value),
+                "mean_audio": np.array(context["mean_audio"].float_list.value),
+                **{
+                    name: np.array(
+                        [
+                            np.frombuffer(f.bytes_list.value[0], np.uint8)
+                            for f in lists[name].feature
+                        ]
+                    )
+                    for name in ("rgb", "audio")
+                },
+            }
+        )
+    return records
+
+
+def test_features_follow_the_release_recipe(tmp_path, feature_models, videos):
+    """Bytes of every second within one step of the recipe computed independently:
+    the frame shown at each second (brute-force decode), Inception fed one frame at
+    a time as Google's extractor feeds it, PCA and rounding in float64; audio from
+    a numpy log-mel, a numpy VGGish and its PCA, truncated; silence for a video
+    without audio, computed, not zeros."""
+    csv_path = tmp_path / "videos.csv"
+    csv_path.write_text(f"{videos['tone.mp4']},3;17\n{videos['silent.mp4']},\n")
+    output = tmp_path / "features.tfrecord"
+    result = extract(csv_path, output, feature_models)
+    assert f"{videos['silent.mp4']}: no audio stream" in result.stderr
+    tone, silent = parsed_records(str(output))
+    assert (tone["id"], tone["labels"]) == (videos["tone.mp4"], [3, 17])
+    assert (silent["id"], silent["labels"]) == (videos["silent.mp4"], [])
+
+    for record, name in ((tone, "tone.mp4"), (silent, "silent.mp4")):
+        frames, _ = feature_oracles.frames_of_seconds(videos[name])
+        assert len(record["rgb"]) == len(record["audio"]) == len(frames)
+        for second, frame in enumerate(frames):  # the frame of each second is that second's
+            expected = generated_videos.colour(second).astype(float)
+            assert np.abs(frame.reshape(-1, 3).mean(axis=0) - expected).max() < 6, second
+        pool = feature_oracles.inception_pool(
+            f"{feature_models}/classify_image_graph_def.pb", frames
+        )
+        rgb = feature_oracles.rgb_pca(pool, feature_models)
+        assert np.abs(record["rgb"].astype(int) - feature_oracles.rgb_codes(rgb)).max() <= 1
+        assert record["rgb"].std() > 20  # the features are not saturated
+        np.testing.assert_allclose(record["mean_rgb"], rgb.mean(axis=0), atol=2e-3)
+    assert len(tone["rgb"]) == 5  # 4.5 s: seconds 0 to 4
+    assert len(silent["rgb"]) == 3  # 3.0 s: the last frame is at 2.96 s, before second 3
+
+    reader = video_files.VideoReader(videos["tone.mp4"], 1, 300, 8)
+    list(reader.batches())
+    waveform = reader.audio.waveform
+    for second in range(4):  # the decoded sound of each second is that second's tone
+        middle = waveform[second * 16000 + 2000 : (second + 1) * 16000 - 2000]
+        peak = np.argmax(np.abs(np.fft.rfft(middle))) * 16000 / len(middle)
+        assert abs(peak - generated_videos.tone_hertz(second)) < 5, second
+    for record, wave in ((tone, waveform), (silent, np.zeros([0]))):
+        audio = feature_oracles.audio_features(wave, len(record["audio"]), feature_models)
+        assert np.abs(record["audio"].astype(int) - feature_oracles.audio_codes(audio)).max() <= 1
+        np.testing.assert_allclose(record["mean_audio"], audio.mean(axis=0), atol=2e-3)
+    assert (silent["audio"] == silent["audio"][0]).all()  # silence, the same every second
+    assert not (silent["audio"] == 0).all()
+    assert len({row.tobytes() for row in tone["audio"]}) == len(tone["audio"])
+
+
+def test_the_readers_read_the_records(tmp_path, feature_models, videos):
+    """The frame-level reader dequantises them to the codes' values; the
+    video-level reader reads their mean_rgb and mean_audio."""
+    csv_path = tmp_path / "videos.csv"
+    csv_path.write_text(f"{videos['tone.mp4']},3;17\n")
+    output = str(tmp_path / "features.tfrecord")
+    extract(csv_path, output, feature_models)
+    (record,) = parsed_records(output)
+    frame_reader = readers.make_reader(True)
+    batch = read_all_batches(
+        readers.get_input_data_tensors(frame_reader, output, batch_size=1, num_epochs=1)
+    )
+    frames = len(record["rgb"])
+    assert batch["num_frames"].tolist() == [frames]
+    codes = np.concatenate([record["rgb"], record["audio"]], axis=1)
+    np.testing.assert_allclose(batch["video_matrix"][0, :frames], dequantize(codes), atol=1e-5)
+    assert np.flatnonzero(batch["labels"][0]).tolist() == [3, 17]
+    video_reader = readers.make_reader(False)
+    batch = read_all_batches(
+        readers.get_input_data_tensors(video_reader, output, batch_size=1, num_epochs=1)
+    )
+    means = np.concatenate([record["mean_rgb"], record["mean_audio"]])
+    np.testing.assert_allclose(batch["video_matrix"][0], means, rtol=1e-6)
+    assert batch["video_ids"].tolist() == [videos["tone.mp4"].encode()]
+
+
+def test_the_records_train_a_student_and_predict(tmp_path, feature_models, videos):
+    """A folder of videos and a labels CSV to a trained student and its predictions,
+    through the binaries, in shards of one video."""
+    folder = tmp_path / "my_videos"
+    folder.mkdir()
+    lines = []
+    for index in range(4):
+        path = folder / f"clip{index}.mp4"
+        generated_videos.write_video(str(path), 2 + index % 2, seed=index, audio=index != 1)
+        lines.append(f"{path},{index % 2};{2 + index}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    output = tmp_path / "features" / "train.tfrecord"
+    extract(tmp_path / "labels.csv", output, feature_models, "--videos_per_shard=3")
+    shards = sorted(glob.glob(str(tmp_path / "features" / "*")))
+    assert [os.path.basename(path) for path in shards] == [
+        "train-00000-of-00002.tfrecord",
+        "train-00001-of-00002.tfrecord",
+    ]
+    assert [len(parsed_records(path)) for path in shards] == [3, 1]
+    pattern = str(tmp_path / "features" / "train-*.tfrecord")
+    train_dir = tmp_path / "run"
+    run_binary(
+        "train.py",
+        f"--train_dir={train_dir}",
+        f"--train_data_pattern={pattern}",
+        "--training_mode=student_only",
+        "--max_steps=2",
+        "--every_n=2",
+        *TINY_RUN,
+    )
+    run_inference(train_dir, pattern, tmp_path / "predictions.csv")
+    rows = read_csv(tmp_path / "predictions.csv")
+    assert sorted(rows) == sorted(line.split(",")[0] for line in lines)
+    assert all(len(labels) == 20 for labels, _ in rows.values())
