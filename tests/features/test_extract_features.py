@@ -4,6 +4,7 @@ trained on and predicted from by the binaries."""
 
 import glob
 import os
+import signal
 
 import feature_oracles
 import numpy as np
@@ -12,7 +13,15 @@ import tensorflow as tf
 from fewer_frames.benchmarks import generated_videos
 from fewer_frames.features import video_files
 from fewer_frames.inputs import readers
-from testlib import TINY_RUN, dequantize, read_all_batches, read_csv, run_binary, run_inference
+from testlib import (
+    TINY_RUN,
+    Started,
+    dequantize,
+    read_all_batches,
+    read_csv,
+    run_binary,
+    run_inference,
+)
 
 
 def extract(csv_path, output, model_dir, *flags, check=True):
@@ -160,3 +169,74 @@ def test_the_records_train_a_student_and_predict(tmp_path, feature_models, video
     rows = read_csv(tmp_path / "predictions.csv")
     assert sorted(rows) == sorted(line.split(",")[0] for line in lines)
     assert all(len(labels) == 20 for labels, _ in rows.values())
+
+
+def _bad_inputs(folder, videos):
+    """{CSV line: what the error must say} of videos and lines that cannot be used."""
+    av = video_files.import_av()
+    (folder / "notes.mp4").write_text("not a video\n")
+    (folder / "empty.mp4").write_bytes(b"")
+    with av.open(str(folder / "sound.m4a"), "w") as container:  # audio, no picture
+        stream = container.add_stream("aac", rate=generated_videos.AUDIO_RATE)
+        stream.layout = "stereo"
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(generated_videos.tone(0.5)), format="fltp", layout="stereo"
+        )
+        frame.sample_rate, frame.pts = generated_videos.AUDIO_RATE, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return {
+        f"{folder}/absent.mp4,1": f"{folder}/absent.mp4: no such file",
+        f"{folder}/notes.mp4,1": f"{folder}/notes.mp4: not a video file FFmpeg can read",
+        f"{folder}/empty.mp4,1": f"{folder}/empty.mp4: an empty file (0 bytes)",
+        f"{folder}/sound.m4a,1": f"{folder}/sound.m4a: no video stream",
+        f"{videos['tone.mp4']}": "videos.csv:5: expected `<video file>,<labels>`",
+        f"{videos['tone.mp4']},1;x": "videos.csv:6: labels '1;x' are not integers",
+        f"{videos['tone.mp4']},5;3862": (
+            "videos.csv:7: label ids [3862] are not classes of the 2018 release (0 to 3861)"
+        ),
+    }
+
+
+def test_bad_input_is_named_and_the_rest_written(tmp_path, feature_models, videos):
+    """Each bad video or line is named with what is wrong; the good videos are
+    written, a broken stream with what it kept; the exit status is 1."""
+    bad = _bad_inputs(tmp_path, videos)
+    generated_videos.write_video(str(tmp_path / "whole.mkv"), 8, audio=False)
+    whole = (tmp_path / "whole.mkv").read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) // 2])  # ends midway
+    lines = [*bad, f"{videos['tone.mp4']},2", f"{tmp_path}/cut.mkv,4"]
+    (tmp_path / "videos.csv").write_text("\n".join(lines) + "\n")
+    output = tmp_path / "out" / "features.tfrecord"
+    result = extract(tmp_path / "videos.csv", output, feature_models, check=False)
+    assert result.returncode == 1, result.stderr[-3000:]
+    for message in bad.values():
+        assert message in result.stderr, message
+    assert "ERROR: 7 of 9 videos failed" in result.stderr
+    kept = parsed_records(str(output))
+    assert [record["id"] for record in kept] == [videos["tone.mp4"], f"{tmp_path}/cut.mkv"]
+    assert f"{tmp_path}/cut.mkv: the stream ends at" in result.stderr
+    assert f"kept its first {len(kept[1]['rgb'])} frames" in result.stderr
+    assert 2 <= len(kept[1]["rgb"]) < 7
+    assert os.listdir(tmp_path / "out") == ["features.tfrecord"]
+
+
+def test_a_stopped_extraction_leaves_whole_files(tmp_path, feature_models, videos):
+    """SIGTERM midway: the shards written are whole, the one being written is not
+    there, nothing temporary is left."""
+    (tmp_path / "videos.csv").write_text(f"{videos['tone.mp4']},1\n" * 60)
+    output = tmp_path / "out" / "part.tfrecord"
+    started = Started(
+        tmp_path / "log",
+        "extract_features.py",
+        f"--input_videos_csv={tmp_path / 'videos.csv'}",
+        f"--output_tfrecords_file={output}",
+        f"--model_dir={feature_models}",
+        "--videos_per_shard=2",
+    )
+    status, log = started.signal_when(lambda: "shard 2 of 30" in started.log(), signal.SIGTERM)
+    assert status == 128 + signal.SIGTERM, log[-3000:]
+    names = sorted(os.listdir(tmp_path / "out"))
+    assert 2 <= len(names) < 30, names
+    assert names == [f"part-{index:05d}-of-00030.tfrecord" for index in range(len(names))]
+    assert all(len(parsed_records(str(tmp_path / "out" / name))) == 2 for name in names)

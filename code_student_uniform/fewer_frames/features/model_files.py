@@ -100,7 +100,7 @@ def ensure_model_files(model_dir, names, allow_download=True, mirror=""):
         for download in downloads:
             try:
                 _fetch(download, model_dir, mirror)
-            except (OSError, urllib.error.URLError, tarfile.TarError) as error:
+            except (OSError, urllib.error.URLError, tarfile.TarError, UserError) as error:
                 problems.append(f"{download.name}: {error}")
     still_missing = [
         name for name in missing if not tf.io.gfile.exists(model_path(model_dir, name))

@@ -67,6 +67,8 @@ class VideoReader:
     def _open(self, av):
         if not tf.io.gfile.exists(self.path):
             raise VideoError(f"{self.path}: no such file")
+        if tf.io.gfile.stat(self.path).length == 0:
+            raise VideoError(f"{self.path}: an empty file (0 bytes)")
         source = (
             filesystem.local_path(self.path)
             if filesystem.is_local(self.path)
@@ -124,6 +126,9 @@ class VideoReader:
             if steps.last_frame is None:
                 raise VideoError(f"{self.path}: the video stream holds no frames")
             batch.extend(steps.finish())
+            declared = (container.duration or 0) / 1e6  # what the container says it holds
+            if not broken and not steps.full and steps.last_time + 1.0 < min(declared, end_time):
+                broken = f"the stream ends at {steps.last_time:.2f} s of {declared:.2f} s declared"
             if broken:
                 self.warnings.append(f"{self.path}: {broken}; kept its first {steps.count} frames")
             if resampler is not None:

@@ -1,0 +1,70 @@
+"""Decoding: the frame shown at each time step, at any frame rate, and the
+log-mel of the audio against a direct numpy computation of VGGish's recipe."""
+
+import feature_oracles
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fewer_frames.benchmarks import generated_videos
+from fewer_frames.features import log_mel, video_files
+
+
+def _steps(path, frames_per_second=1.0, max_frames=300):
+    reader = video_files.VideoReader(str(path), frames_per_second, max_frames, 3)
+    frames = np.concatenate(list(reader.batches()))
+    colours = [generated_videos.colour(second).astype(float) for second in range(12)]
+    seconds = []
+    for frame in frames:  # which second's picture each step got
+        distances = [np.abs(frame.reshape(-1, 3).mean(axis=0) - c).max() for c in colours]
+        assert min(distances) < 6
+        seconds.append(int(np.argmin(distances)))
+    return seconds, reader
+
+
+@pytest.mark.parametrize(
+    "frame_times, frames_per_second, max_frames, expected",
+    [
+        # variable frame rate: the frame on screen at 1 s is the one from 0.5 s
+        ([0, 0.5, 1.7, 2.0, 2.9, 3.1, 4.1], 1.0, 300, [0, 0, 2, 2, 3]),
+        # a stream that starts late gives its first frame to the steps before it
+        ([0.3, 1.2, 2.5], 1.0, 300, [0, 0, 1]),
+        # two steps a second, capped at --max_frames
+        ([0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0], 2.0, 5, [0, 0, 1, 1, 2]),
+    ],
+)
+def test_the_frame_shown_at_each_step(
+    tmp_path, frame_times, frames_per_second, max_frames, expected
+):
+    """Picture i of the generated videos belongs to second int(time of the frame)."""
+    path = tmp_path / "video.mp4"
+    generated_videos.write_video(
+        str(path), frame_times[-1] + 0.1, frame_times=frame_times, audio=False
+    )
+    seconds, reader = _steps(path, frames_per_second, max_frames)
+    assert seconds == expected
+    assert reader.steps == len(expected)
+
+
+def test_constant_rate_video_every_second_and_its_tone(tmp_path):
+    path = tmp_path / "video.mp4"
+    generated_videos.write_video(str(path), 6.5, frames_per_second=30, keyframe_seconds=2)
+    seconds, reader = _steps(path)
+    assert seconds == list(range(7))
+    assert reader.stats.frames_decoded >= 6 * 30
+    assert len(reader.audio.waveform) == pytest.approx(6.5 * 16000, abs=2000)
+    assert reader.warnings == []
+
+
+def test_log_mel_matches_the_recipe_in_numpy():
+    rng = np.random.default_rng(3)
+    seconds = 2.5
+    times = np.arange(int(seconds * 16000)) / 16000
+    waveform = 0.4 * np.sin(2 * np.pi * 440 * times) + 0.05 * rng.normal(size=times.shape)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        computed = session.run(log_mel.log_mel(tf.constant(waveform, tf.float32)))
+    expected = feature_oracles.log_mel(waveform)
+    assert computed.shape == expected.shape == (1 + (len(waveform) - 400) // 160, 64)
+    np.testing.assert_allclose(computed, expected, atol=2e-3)
+    assert log_mel.samples_needed(3, 1.0) == (200 + 95) * 160 + 400
+    assert log_mel.example_starts(3, 2.0).tolist() == [0, 50, 100]
