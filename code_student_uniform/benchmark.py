@@ -22,6 +22,9 @@
   --deploy_videos of --data_pattern (benchmarks/deploy_benchmark.py): videos/s
   at --batch_size, latency per video at batch 1, peak memory, size on disk, GAP, top-20
   agreement with float32; and the run's teacher as a float32 SavedModel.
+--what=features: seconds per minute of video of extract_features.py, split into
+  decoding, the RGB network, the audio network and writing, on generated videos
+  (benchmarks/feature_benchmark.py), and Inception-v3's multiply-adds per frame.
 
 FLOPs are counted analytically (fewer_frames/models/flops.py).
 """
@@ -34,7 +37,7 @@ import sys
 import tensorflow as tf
 from absl import flags
 
-from fewer_frames.benchmarks import benchmark_modes
+from fewer_frames.benchmarks import benchmark_modes, feature_benchmark, stand_in_models
 from fewer_frames.config import command_line
 from fewer_frames.system import filesystem, runtime
 
@@ -42,7 +45,16 @@ command_line.define(*command_line.RUN_TOPICS, "training", "precision", "checkpoi
 flags.DEFINE_enum(
     "what",
     "reader",
-    ["reader", "train_step", "models", "one_model", "memory", "deploy", "one_deployment"],
+    [
+        "reader",
+        "train_step",
+        "models",
+        "one_model",
+        "memory",
+        "deploy",
+        "one_deployment",
+        "features",
+    ],
     "What to measure (memory: computed, see models/memory_estimate.py).",
 )
 flags.DEFINE_enum("role", "teacher", ["teacher", "student"], "one_model: which model.")
@@ -75,6 +87,39 @@ flags.DEFINE_enum(
     "deployment_format", "saved_model", ["saved_model", "litert"], "one_deployment: its format."
 )
 flags.DEFINE_string("held_records", "", "one_deployment: the TFRecord file of the videos.")
+_FEATURES = benchmark_modes.BenchmarkOptions
+flags.DEFINE_string(
+    "feature_model_dir",
+    _FEATURES.feature_model_dir,
+    "features: the release's model files (empty or incomplete: stand-ins of their cost).",
+)
+flags.DEFINE_enum(
+    "feature_network",
+    _FEATURES.feature_network,
+    sorted(stand_in_models.NETWORKS),
+    "features: the stand-in Inception (inception_v3: the real architecture).",
+)
+flags.DEFINE_enum(
+    "vggish_size",
+    _FEATURES.vggish_size,
+    sorted(stand_in_models.VGGISH_WIDTHS),
+    "features: the stand-in VGGish's widths.",
+)
+flags.DEFINE_integer("feature_videos", _FEATURES.feature_videos, "features: videos generated.")
+flags.DEFINE_float(
+    "feature_video_seconds", _FEATURES.feature_video_seconds, "features: length of each video."
+)
+flags.DEFINE_integer("video_width", _FEATURES.video_width, "features: picture width.")
+flags.DEFINE_integer("video_height", _FEATURES.video_height, "features: picture height.")
+flags.DEFINE_integer(
+    "video_frames_per_second", _FEATURES.video_frames_per_second, "features: the videos' rate."
+)
+flags.DEFINE_float(
+    "keyframe_seconds", _FEATURES.keyframe_seconds, "features: seconds between keyframes."
+)
+flags.DEFINE_integer(
+    "frames_per_batch", _FEATURES.frames_per_batch, "features: frames per Inception batch."
+)
 
 FLAGS = flags.FLAGS
 
@@ -103,6 +148,7 @@ def main(argv):
         "deploy": benchmark_modes.bench_deploy,
         "one_deployment": benchmark_modes.bench_one_deployment,
         "memory": benchmark_modes.bench_memory,
+        "features": feature_benchmark.bench_features,
     }[FLAGS.what](options)
     figures.setdefault("towers", 1)
     figures["devices"] = [

@@ -36,9 +36,21 @@ flags.DEFINE_string(
     os.path.join("~", "yt8m"),
     "Folder of the Inception-v3, PCA and VGGish files (downloaded there when missing).",
 )
-flags.DEFINE_float("frames_per_second", 1.0, "Time steps per second of video.")
-flags.DEFINE_integer("max_frames", 300, "Time steps taken from the start of each video.")
-flags.DEFINE_integer("frames_per_batch", 32, "Frames that go through Inception-v3 at once.")
+flags.DEFINE_float(
+    "frames_per_second",
+    extraction.ExtractionSettings.frames_per_second,
+    "Time steps per second of video.",
+)
+flags.DEFINE_integer(
+    "max_frames",
+    extraction.ExtractionSettings.max_frames,
+    "Time steps taken from the start of each video.",
+)
+flags.DEFINE_integer(
+    "frames_per_batch",
+    extraction.ExtractionSettings.frames_per_batch,
+    "Frames that go through Inception-v3 at once.",
+)
 flags.DEFINE_bool("download_models", True, "Download missing model files.")
 flags.DEFINE_string(
     "model_download_mirror",

@@ -1,3 +1,3 @@
 """The library of the binaries in code_student_uniform/, one package per topic:
-system, config, inputs, models, run_dirs, evaluation, training, serving and
+system, config, inputs, features, models, run_dirs, evaluation, training, serving and
 benchmarks, each importing only from the ones before it (docs/code_map.md)."""

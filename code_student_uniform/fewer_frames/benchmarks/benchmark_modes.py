@@ -19,6 +19,7 @@ from absl import logging
 
 from fewer_frames.benchmarks import deploy_benchmark
 from fewer_frames.config import settings
+from fewer_frames.features import extraction
 from fewer_frames.inputs import readers
 from fewer_frames.models import flops, memory_estimate, model_config, model_graph
 from fewer_frames.run_dirs import run_directory
@@ -54,6 +55,16 @@ class BenchmarkOptions:
     checkpoint_path: str = ""
     precision: str = "float32"
     xla: bool = False
+    feature_model_dir: str = ""
+    feature_network: str = "inception_v3"
+    vggish_size: str = "real"
+    feature_videos: int = 2
+    feature_video_seconds: float = 60.0
+    video_width: int = 1280
+    video_height: int = 720
+    video_frames_per_second: int = 30
+    keyframe_seconds: float = 2.0
+    frames_per_batch: int = extraction.ExtractionSettings.frames_per_batch
 
     @property
     def batch_size(self):
