@@ -56,6 +56,23 @@ def test_constant_rate_video_every_second_and_its_tone(tmp_path):
     assert reader.warnings == []
 
 
+@pytest.mark.parametrize(
+    "name, codecs, audio_rate",
+    [
+        ("clip.mov", ("mpeg4", "libmp3lame"), 44100),
+        ("clip.webm", ("libvpx-vp9", "libopus"), 48000),
+    ],
+)
+def test_other_containers_and_codecs(tmp_path, name, codecs, audio_rate):
+    path = tmp_path / name
+    generated_videos.write_video(
+        str(path), 3.5, width=120, height=90, codecs=codecs, audio_rate=audio_rate
+    )
+    seconds, reader = _steps(path)
+    assert seconds == [0, 1, 2, 3]
+    assert len(reader.audio.waveform) == pytest.approx(3.5 * 16000, abs=2000)
+
+
 def test_log_mel_matches_the_recipe_in_numpy():
     rng = np.random.default_rng(3)
     seconds = 2.5

@@ -54,19 +54,25 @@ def write_video(
     frame_times=None,
     texture=False,
     seed=0,
+    codecs=("libx264", "aac"),
+    audio_rate=AUDIO_RATE,
 ):
-    """Writes an H.264 (yuv420p) video in MP4 with AAC stereo audio (unless
-    `audio` is False). `frame_times`: each frame's time in seconds, for a variable
-    frame rate (default: `frames_per_second` evenly); `keyframe_seconds`: the
-    keyframe interval (default: the encoder's)."""
+    """Writes a video (yuv420p) with stereo audio (unless `audio` is False) in
+    the container the path's extension names: H.264 and AAC, or FFmpeg's
+    (video, audio) encoders `codecs`. `frame_times`: each frame's time in
+    seconds, for a variable frame rate (default: `frames_per_second` evenly);
+    `keyframe_seconds`: the keyframe interval (default: the encoder's)."""
     av = import_av()
+    # Timestamps in frames at a constant rate (what every container stores), in
+    # milliseconds for a variable one.
+    ticks = 1000 if frame_times is not None else frames_per_second
     if frame_times is None:
         frame_times = np.arange(int(round(seconds * frames_per_second))) / frames_per_second
     with av.open(path, "w") as container:
-        video = container.add_stream("libx264", rate=frames_per_second)
+        video = container.add_stream(codecs[0], rate=frames_per_second)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.time_base = fractions.Fraction(1, 1000)
-        video.codec_context.time_base = fractions.Fraction(1, 1000)
+        video.time_base = fractions.Fraction(1, ticks)
+        video.codec_context.time_base = fractions.Fraction(1, ticks)
         video.options = {"crf": "12", "preset": "veryfast"}
         if keyframe_seconds:
             gop = max(1, int(round(keyframe_seconds * frames_per_second)))
@@ -77,24 +83,25 @@ def write_video(
             }
         sound = None
         if audio:
-            sound = container.add_stream("aac", rate=AUDIO_RATE)
+            sound = container.add_stream(codecs[1], rate=audio_rate)
             sound.layout = "stereo"
         for time in frame_times:
             frame = av.VideoFrame.from_ndarray(
                 frame_picture(int(time), width, height, seed, texture), format="rgb24"
             )
-            frame.pts = int(round(time * 1000))
-            frame.time_base = fractions.Fraction(1, 1000)
+            frame.pts = int(round(time * ticks))
+            frame.time_base = fractions.Fraction(1, ticks)
             container.mux(video.encode(frame))
         container.mux(video.encode())
         if sound is not None:
-            wave = tone(seconds)
-            for start in range(0, wave.shape[1], 1024):
+            wave = tone(seconds, rate=audio_rate)
+            step = 960  # what every encoder takes (Opus: 20 ms at 48 kHz)
+            for start in range(0, wave.shape[1], step):
                 frame = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(wave[:, start : start + 1024]),
+                    np.ascontiguousarray(wave[:, start : start + step]),
                     format="fltp",
                     layout="stereo",
                 )
-                frame.sample_rate, frame.pts = AUDIO_RATE, start
+                frame.sample_rate, frame.pts = audio_rate, start
                 container.mux(sound.encode(frame))
             container.mux(sound.encode())
