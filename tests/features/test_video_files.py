@@ -10,9 +10,27 @@ from fewer_frames.benchmarks import generated_videos
 from fewer_frames.features import log_mel, video_files
 
 
+def _decoded(reader):
+    """(steps, frames) of all a reader's batches."""
+    batches = list(reader.batches())
+    return (
+        np.concatenate([steps for steps, _ in batches]),
+        np.concatenate([frames for _, frames in batches]),
+    )
+
+
 def _steps(path, frames_per_second=1.0, max_frames=300):
+    """Which second's picture each step got; the sparse reader, asked for every
+    step, decodes the same frames."""
     reader = video_files.VideoReader(str(path), frames_per_second, max_frames, 3)
-    frames = np.concatenate(list(reader.batches()))
+    steps, frames = _decoded(reader)
+    assert steps.tolist() == list(range(reader.steps))
+    sparse = video_files.SparseVideoReader(
+        str(path), frames_per_second, max_frames, 2, lambda count: None
+    )
+    sparse_steps, sparse_frames = _decoded(sparse)
+    assert sparse.steps == reader.steps and sparse_steps.tolist() == steps.tolist()
+    np.testing.assert_array_equal(sparse_frames, frames)
     colours = [generated_videos.colour(second).astype(float) for second in range(12)]
     seconds = []
     for frame in frames:  # which second's picture each step got
@@ -83,5 +101,5 @@ def test_log_mel_matches_the_recipe_in_numpy():
     expected = feature_oracles.log_mel(waveform)
     assert computed.shape == expected.shape == (1 + (len(waveform) - 400) // 160, 64)
     np.testing.assert_allclose(computed, expected, atol=2e-3)
-    assert log_mel.samples_needed(3, 1.0) == (200 + 95) * 160 + 400
-    assert log_mel.example_starts(3, 2.0).tolist() == [0, 50, 100]
+    assert log_mel.samples_needed([0, 2, 1], 1.0) == (200 + 95) * 160 + 400
+    assert log_mel.example_starts([0, 1, 2, 7], 2.0).tolist() == [0, 50, 100, 350]

@@ -108,7 +108,7 @@ def bench_features(options):
             "keyframe_seconds": options.keyframe_seconds,
         },
         "frames_decoded": report.frames_decoded,
-        "frames_embedded": int(round(report.video_seconds * settings.frames_per_second)),
+        "frames_embedded": report.frames_embedded,
         "frames_per_batch": options.frames_per_batch,
         "seconds_per_minute_of_video": per_minute,
         "inception_multiply_adds_per_frame": multiply_adds,

@@ -23,7 +23,7 @@ import tensorflow as tf
 from absl import logging
 
 from fewer_frames.features import inception, log_mel, model_files, release_pca, vggish
-from fewer_frames.features.video_files import VideoError, VideoReader
+from fewer_frames.features.video_files import SparseVideoReader, VideoError, VideoReader
 from fewer_frames.inputs import yt8m_format
 from fewer_frames.system import filesystem
 
@@ -48,6 +48,7 @@ class ExtractionReport:
     failed: list = dataclasses.field(default_factory=list)
     video_seconds: float = 0.0
     frames_decoded: int = 0
+    frames_embedded: int = 0
     decode_seconds: float = 0.0
     rgb_seconds: float = 0.0
     audio_seconds: float = 0.0
@@ -92,8 +93,8 @@ class FeatureExtractor:
         return self.session.run(self.rgb_outputs, {self.frames: frames})
 
     def audio(self, waveform, steps):
-        """(float features, uint8 codes), [steps, 128] each, of a 16 kHz mono
-        waveform (None: silence); cut or padded with silence to the steps' span."""
+        """(float features, uint8 codes), [len(steps), 128] each, of the time steps
+        `steps` of a 16 kHz mono waveform (None: silence), padded with silence."""
         rate = self.settings.frames_per_second
         needed = log_mel.samples_needed(steps, rate)
         if waveform is None:
@@ -135,17 +136,31 @@ def sequence_example(video_id, labels, rgb, audio, id_feature="id"):
 @dataclasses.dataclass
 class _Video:
     entry: object
-    rgb_parts: list = dataclasses.field(default_factory=list)
-    audio: object = None  # a future of (features, codes)
+    rgb_parts: list = dataclasses.field(default_factory=list)  # (steps, features, codes)
+    audio: object = None  # a future of (features, codes) of `steps`
+    steps: int = 0  # the video's time steps
+    wanted: tuple = ()  # the steps computed (all, but for a sparse reader)
     error: str = ""
+
+    def arrays(self):
+        """(RGB, audio), each (float features, uint8 codes) [steps, size]: the
+        steps not computed are zeros (a sparse reader's, which no model reads)."""
+        rgb = [np.zeros([self.steps, release_pca.RGB_SIZE], np.float32)]
+        rgb.append(np.zeros([self.steps, release_pca.RGB_SIZE], np.uint8))
+        for steps, features, codes in self.rgb_parts:
+            rgb[0][steps], rgb[1][steps] = features, codes
+        audio = [np.zeros([self.steps, release_pca.AUDIO_SIZE], np.float32)]
+        audio.append(np.zeros([self.steps, release_pca.AUDIO_SIZE], np.uint8))
+        audio[0][list(self.wanted)], audio[1][list(self.wanted)] = self.audio.result()
+        return tuple(rgb), tuple(audio)
 
 
 class _Decoder(threading.Thread):
     """Decodes the videos in order ahead of the networks, into a bounded queue."""
 
-    def __init__(self, entries, settings):
+    def __init__(self, entries, settings, wanted_steps):
         super().__init__(daemon=True)
-        self.entries, self.settings = entries, settings
+        self.entries, self.settings, self.wanted_steps = entries, settings, wanted_steps
         self.items = queue.Queue(maxsize=4)
         self.stop = threading.Event()
 
@@ -164,12 +179,7 @@ class _Decoder(threading.Thread):
                 if entry.error:
                     self._put(("failed", entry, entry.error))
                     continue
-                reader = VideoReader(
-                    entry.path,
-                    settings.frames_per_second,
-                    settings.max_frames,
-                    settings.frames_per_batch,
-                )
+                reader = make_reader(entry.path, settings, self.wanted_steps)
                 try:
                     for batch in reader.batches():
                         self._put(("frames", entry, batch))
@@ -184,11 +194,20 @@ class _Decoder(threading.Thread):
         self._put(None)
 
 
-def _results(extractor, entries, report):
+def make_reader(path, settings, wanted_steps=None):
+    """The reader of a video: every step in one pass, or with `wanted_steps`
+    ((path, step count) -> the steps to compute, None: all) only those."""
+    sizes = (settings.frames_per_second, settings.max_frames, settings.frames_per_batch)
+    if wanted_steps is None:
+        return VideoReader(path, *sizes)
+    return SparseVideoReader(path, *sizes, lambda count: wanted_steps(path, count))
+
+
+def _results(extractor, entries, report, wanted_steps):
     """Yields (entry, serialized record or None, error) in the list's order."""
     settings = extractor.settings
     id_feature, _ = yt8m_format.dataset_version_info(settings.dataset_version)
-    decoder = _Decoder(entries, settings)
+    decoder = _Decoder(entries, settings, wanted_steps)
     decoder.start()
     pending = collections.deque()
     current = None
@@ -203,8 +222,7 @@ def _results(extractor, entries, report):
         def finished(video):
             if video.error:
                 return video.entry, None, video.error
-            rgb = tuple(np.concatenate(parts) for parts in zip(*video.rgb_parts, strict=True))
-            audio = video.audio.result()
+            rgb, audio = video.arrays()
             started = time.perf_counter()
             record = sequence_example(video.entry.path, video.entry.labels, rgb, audio, id_feature)
             report.write_seconds += time.perf_counter() - started
@@ -221,7 +239,8 @@ def _results(extractor, entries, report):
                     if current is None or current.entry is not entry:
                         current = _Video(entry)
                     started = time.perf_counter()
-                    current.rgb_parts.append(extractor.rgb(payload))
+                    steps, frames = payload
+                    current.rgb_parts.append((steps, *extractor.rgb(frames)))
                     report.rgb_seconds += time.perf_counter() - started
                 else:  # done: the audio is decoded too
                     reader = payload
@@ -230,11 +249,13 @@ def _results(extractor, entries, report):
                     report.decode_seconds += reader.stats.seconds
                     report.frames_decoded += reader.stats.frames_decoded
                     report.video_seconds += reader.steps / settings.frames_per_second
+                    report.frames_embedded += len(reader.wanted)
                     video = current if current is not None and current.entry is entry else None
                     current = None
                     video = video or _Video(entry)
+                    video.steps, video.wanted = reader.steps, tuple(reader.wanted)
                     video.audio = audio_pool.submit(
-                        timed_audio, reader.audio.waveform, reader.steps
+                        timed_audio, reader.audio.waveform, video.wanted
                     )
                     pending.append(video)
                 while pending and (pending[0].error or pending[0].audio.done() or len(pending) > 2):
@@ -245,15 +266,16 @@ def _results(extractor, entries, report):
             decoder.stop.set()
 
 
-def extract(entries, output_path, settings, videos_per_shard=0):
+def extract(entries, output_path, settings, videos_per_shard=0, wanted_steps=None):
     """Writes the records of `entries` (video_list.VideoEntry) to `output_path`, or
-    to shards of `videos_per_shard` videos; returns an ExtractionReport."""
+    to shards of `videos_per_shard` videos; returns an ExtractionReport. With
+    `wanted_steps` (make_reader), only those steps are decoded and computed."""
     started = time.perf_counter()
     report = ExtractionReport()
     per_shard = videos_per_shard or len(entries)
     count = math.ceil(len(entries) / per_shard)
     extractor = FeatureExtractor(settings)
-    results = _results(extractor, entries, report)
+    results = _results(extractor, entries, report, wanted_steps)
     try:
         for index, path in enumerate(shard_paths(output_path, count)):
             written = 0

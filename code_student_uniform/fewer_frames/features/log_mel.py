@@ -21,17 +21,17 @@ EXAMPLE_FRAMES = 96
 STFT_FRAMES_PER_SECOND = SAMPLE_RATE // HOP_SAMPLES
 
 
-def example_starts(count, frames_per_second):
-    """The first STFT frame of each of `count` examples."""
+def example_starts(steps, frames_per_second):
+    """The first STFT frame of the example of each time step in `steps` (ints)."""
     step = STFT_FRAMES_PER_SECOND / frames_per_second
-    return np.rint(np.arange(count) * step).astype(np.int64)
+    return np.rint(np.asarray(steps) * step).astype(np.int64)
 
 
-def samples_needed(count, frames_per_second):
-    """Waveform length that the `count` examples span (the last one's end)."""
-    if count == 0:
+def samples_needed(steps, frames_per_second):
+    """Waveform length that the examples of `steps` span (the last one's end)."""
+    if not len(steps):
         return 0
-    last_frame = int(example_starts(count, frames_per_second)[-1]) + EXAMPLE_FRAMES - 1
+    last_frame = int(example_starts([max(steps)], frames_per_second)[0]) + EXAMPLE_FRAMES - 1
     return last_frame * HOP_SAMPLES + WINDOW_SAMPLES
 
 

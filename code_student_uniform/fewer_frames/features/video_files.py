@@ -63,6 +63,8 @@ class VideoReader:
         self.steps = 0
         self.audio = DecodedAudio(None)
         self.stats = DecodeStats()
+        self.wanted = range(0)  # the steps decoded, once known
+        self._yielded = 0
 
     def _open(self, av):
         if not tf.io.gfile.exists(self.path):
@@ -80,7 +82,8 @@ class VideoReader:
             raise VideoError(f"{self.path}: not a video file FFmpeg can read ({error})") from error
 
     def batches(self):
-        """Yields uint8 [n, height, width, 3] RGB batches of the time steps' frames."""
+        """Yields (steps, frames): the time steps (int [n]) and their uint8
+        [n, height, width, 3] RGB frames, in order."""
         av = import_av()
         started = time.perf_counter()
         container = self._open(av)
@@ -114,7 +117,7 @@ class VideoReader:
                         batch.extend(steps.take(frame))
                         while len(batch) >= self.batch_size:
                             self.stats.seconds += time.perf_counter() - started
-                            yield np.stack(batch[: self.batch_size])
+                            yield self._numbered(batch[: self.batch_size])
                             started = time.perf_counter()
                             batch = batch[self.batch_size :]
                     if steps.full and (audio_done or steps.last_time > end_time + 1.0):
@@ -136,6 +139,7 @@ class VideoReader:
         finally:
             container.close()
         self.steps = steps.count
+        self.wanted = range(steps.count)
         if audio is None:
             self.warnings.append(f"{self.path}: no audio stream; its audio features are silence's")
         else:
@@ -143,7 +147,12 @@ class VideoReader:
             self.audio = DecodedAudio(waveform.astype(np.float32))
         self.stats.seconds += time.perf_counter() - started
         if batch:
-            yield np.stack(batch)
+            yield self._numbered(batch)
+
+    def _numbered(self, frames):
+        first = self._yielded
+        self._yielded += len(frames)
+        return np.arange(first, self._yielded), np.stack(frames)
 
 
 def _mono(frame):
@@ -197,3 +206,130 @@ class _StepPicker:
             taken.append(self._rgb())
             self.count += 1
         return taken
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeline:
+    """A video stream's frame times and keyframe times in seconds (sorted), read
+    from its packets without decoding."""
+
+    frame_times: np.ndarray
+    keyframe_times: np.ndarray
+
+    def steps(self, frames_per_second, max_frames):
+        """The time steps of the video (the full reader's count)."""
+        if not len(self.frame_times):
+            return 0
+        last = self.frame_times[-1]
+        return min(max_frames, int(np.floor(last * frames_per_second + 1e-6)) + 1)
+
+    def frame_at(self, seconds):
+        """The index of the frame shown at `seconds` (the first, before it starts)."""
+        return max(0, int(np.searchsorted(self.frame_times, seconds + 1e-6, side="right")) - 1)
+
+    def keyframe_before(self, seconds):
+        index = np.searchsorted(self.keyframe_times, seconds + 1e-6, side="right") - 1
+        return self.keyframe_times[max(0, index)] if len(self.keyframe_times) else 0.0
+
+
+def read_timeline(container, video):
+    times, keyframes = [], []
+    for packet in container.demux(video):
+        if packet.pts is None or packet.size == 0:
+            continue
+        time_ = float(packet.pts * packet.time_base)
+        times.append(time_)
+        if packet.is_keyframe:
+            keyframes.append(time_)
+    return Timeline(np.sort(np.array(times)), np.sort(np.array(keyframes)))
+
+
+class SparseVideoReader(VideoReader):
+    """Decodes only the frames of the steps `wanted_steps(count)` asks for (None:
+    every step): from the keyframe before each one forward to it; steps in one
+    group of pictures are reached in one pass. The whole audio track is decoded
+    (it is cheap); `stats.frames_decoded` counts the video frames decoded."""
+
+    def __init__(self, path, frames_per_second, max_frames, batch_size, wanted_steps):
+        super().__init__(path, frames_per_second, max_frames, batch_size)
+        self.wanted_steps = wanted_steps
+
+    def batches(self):
+        av = import_av()
+        started = time.perf_counter()
+        container = self._open(av)
+        try:
+            if not container.streams.video:
+                raise VideoError(f"{self.path}: no video stream")
+            video = container.streams.video[0]
+            video.thread_type = "AUTO"
+            try:
+                timeline = read_timeline(container, video)
+            except av.FFmpegError as error:
+                raise VideoError(
+                    f"{self.path}: the video stream cannot be read ({error})"
+                ) from error
+            self.steps = timeline.steps(self.frames_per_second, self.max_frames)
+            if not self.steps:
+                raise VideoError(f"{self.path}: the video stream holds no frames")
+            wanted = self.wanted_steps(self.steps)
+            self.wanted = sorted(set(range(self.steps) if wanted is None else wanted))
+            targets = {}
+            for step in self.wanted:
+                frame = timeline.frame_at(step / self.frames_per_second)
+                targets.setdefault(float(timeline.frame_times[frame]), []).append(step)
+            pictures = self._decode_targets(av, container, video, timeline, sorted(targets))
+            steps = [step for target in sorted(targets) for step in targets[target]]
+            frames = [pictures[target] for target in sorted(targets) for _ in targets[target]]
+            self.audio = self._audio(av, container)
+        finally:
+            container.close()
+        self.stats.seconds += time.perf_counter() - started
+        order = np.argsort(steps, kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            chosen = order[start : start + self.batch_size]
+            yield np.array(steps)[chosen], np.stack([frames[index] for index in chosen])
+
+    def _decode_targets(self, av, container, video, timeline, targets):
+        """{target time: RGB frame}, decoding from the keyframe before each target
+        (or on from the last one decoded, when no keyframe lies between)."""
+
+        def decoded_frames():
+            for packet in container.demux(video):
+                yield from packet.decode()
+
+        pictures = {}
+        frames, position = None, None  # the decoder's output, the last frame's time
+        for target in targets:
+            keyframe = timeline.keyframe_before(target)
+            if frames is None or position >= target or keyframe > position:
+                container.seek(int(round(keyframe / video.time_base)), stream=video, backward=True)
+                video.codec_context.flush_buffers()  # frames of before the seek
+                frames, position = decoded_frames(), None
+            for frame in frames:  # left unfinished: the next target goes on from here
+                self.stats.frames_decoded += 1
+                position = frame.time
+                if frame.time is not None and abs(frame.time - target) < 1e-6:
+                    pictures[target] = frame.to_ndarray(format="rgb24")
+                    break
+            if target not in pictures:
+                raise VideoError(f"{self.path}: no frame at {target:.3f} s after seeking")
+        return pictures
+
+    def _audio(self, av, container):
+        if not container.streams.audio:
+            self.warnings.append(f"{self.path}: no audio stream; its audio features are silence's")
+            return DecodedAudio(None)
+        audio = container.streams.audio[0]
+        container.seek(0)
+        resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+        chunks = []
+        end_time = self.max_frames / self.frames_per_second + 1.0
+        for packet in container.demux(audio):
+            frames = packet.decode()
+            for frame in frames:
+                chunks.extend(_mono(part) for part in resampler.resample(frame))
+            if frames and (frames[-1].time or 0) > end_time:
+                break
+        chunks.extend(_mono(part) for part in resampler.resample(None))
+        return DecodedAudio(np.concatenate(chunks).astype(np.float32) if chunks else None)
