@@ -14,16 +14,15 @@ A video that cannot be used is named and skipped; the exit status is 1 when any
 was; output files appear whole.
 """
 
-import os
-
 from absl import flags, logging
 
-from fewer_frames.config import command_line
+from fewer_frames.config import command_line, settings
 from fewer_frames.features import extraction, video_list
 from fewer_frames.system import runtime
 from fewer_frames.system.errors import UserError
 
-command_line.define("dataset_version")
+command_line.define("dataset_version", "video_features")
+_DEFAULTS = settings.ExtractionSettings
 flags.DEFINE_string("input_videos_csv", None, "CSV of `<video file>,<labels>` lines.")
 flags.DEFINE_string("output_tfrecords_file", None, "TFRecord file to write.")
 flags.DEFINE_integer(
@@ -31,31 +30,11 @@ flags.DEFINE_integer(
     0,
     "Videos per output file (0: one file); shards are named <stem>-00000-of-00004<extension>.",
 )
-flags.DEFINE_string(
-    "model_dir",
-    os.path.join("~", "yt8m"),
-    "Folder of the Inception-v3, PCA and VGGish files (downloaded there when missing).",
-)
 flags.DEFINE_float(
-    "frames_per_second",
-    extraction.ExtractionSettings.frames_per_second,
-    "Time steps per second of video.",
+    "frames_per_second", _DEFAULTS.frames_per_second, "Time steps per second of video."
 )
 flags.DEFINE_integer(
-    "max_frames",
-    extraction.ExtractionSettings.max_frames,
-    "Time steps taken from the start of each video.",
-)
-flags.DEFINE_integer(
-    "frames_per_batch",
-    extraction.ExtractionSettings.frames_per_batch,
-    "Frames that go through Inception-v3 at once.",
-)
-flags.DEFINE_bool("download_models", True, "Download missing model files.")
-flags.DEFINE_string(
-    "model_download_mirror",
-    "",
-    "Base URL to download the model files from instead of their release URLs (same file names).",
+    "max_frames", _DEFAULTS.max_frames, "Time steps taken from the start of each video."
 )
 flags.mark_flags_as_required(["input_videos_csv", "output_tfrecords_file"])
 
@@ -65,35 +44,15 @@ FLAGS = flags.FLAGS
 def main(argv):
     if FLAGS.frames_per_second <= 0 or FLAGS.max_frames <= 0 or FLAGS.frames_per_batch <= 0:
         raise UserError("--frames_per_second, --max_frames and --frames_per_batch must be > 0")
-    settings = extraction.ExtractionSettings(
-        model_dir=os.path.expanduser(FLAGS.model_dir),
-        frames_per_second=FLAGS.frames_per_second,
-        max_frames=FLAGS.max_frames,
-        frames_per_batch=FLAGS.frames_per_batch,
-        allow_download=FLAGS.download_models,
-        download_mirror=FLAGS.model_download_mirror,
-        dataset_version=FLAGS.dataset_version,
-    )
+    extraction_settings = command_line.extraction_settings()
     entries = video_list.read_video_list(FLAGS.input_videos_csv, FLAGS.dataset_version)
     report = extraction.extract(
-        entries, FLAGS.output_tfrecords_file, settings, FLAGS.videos_per_shard
+        entries, FLAGS.output_tfrecords_file, extraction_settings, FLAGS.videos_per_shard
     )
-    logging.info(
-        "%d videos written (%.0f s of video) in %.1f s; decode %.1f s, RGB network %.1f s, "
-        "audio %.1f s, writing %.1f s",
-        report.written,
-        report.video_seconds,
-        report.wall_seconds,
-        report.decode_seconds,
-        report.rgb_seconds,
-        report.audio_seconds,
-        report.write_seconds,
-    )
-    if report.failed:
-        raise UserError(
-            f"{len(report.failed)} of {len(entries)} videos failed (each named above); "
-            f"the other {report.written} are in {', '.join(report.files)}"
-        )
+    logging.info("Extracted %s", report.summary())
+    failure = report.failure(len(entries))
+    if failure:
+        raise UserError(f"{failure}; the other {report.written} are in {', '.join(report.files)}")
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ from absl import flags
 
 from fewer_frames.config import command_line, settings
 from fewer_frames.evaluation import segment_metrics
+from fewer_frames.features import video_list
 from fewer_frames.inputs import vocabulary
 from fewer_frames.run_dirs import run_directory
-from fewer_frames.serving import batch_inference
+from fewer_frames.serving import batch_inference, litert_model, video_inference
 from fewer_frames.system import runtime
 from fewer_frames.system.errors import UserError
 
@@ -31,9 +32,18 @@ command_line.define(
     "vocabulary",
     "segments",
     "precision",
+    "video_features",
     batch_size=settings.EVALUATION_BATCH_SIZE,
 )
 flags.DEFINE_string("input_data_pattern", "./yt8m/test*.tfrecord", "Videos to predict (glob).")
+flags.DEFINE_string(
+    "input_videos_csv",
+    "",
+    "Video files to classify instead of records: a CSV of `<video file>,<labels>` lines "
+    "(extract_features.py's); their features are made with --model_dir's files, only "
+    "for the frames the model sees.",
+)
+flags.DEFINE_string("input_videos", "", "Video files to classify (glob), as --input_videos_csv.")
 flags.DEFINE_string("output_file", "predictions.csv", "CSV to write.")
 flags.DEFINE_string(
     "litert_model",
@@ -52,6 +62,31 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    if not (FLAGS.input_videos_csv or FLAGS.input_videos):
+        _predict(FLAGS.input_data_pattern)
+        return
+    if FLAGS.input_videos_csv and FLAGS.input_videos:
+        raise UserError("give --input_videos_csv or --input_videos, not both")
+    if FLAGS.segment_labels:
+        raise UserError("video files are classified whole, not by --segment_labels")
+    if FLAGS.litert_model:
+        config = litert_model.read_config(FLAGS.litert_model)
+    else:
+        config, _ = run_directory.scored_run(command_line.requested_model(), FLAGS.train_dir)
+    if FLAGS.input_videos_csv:
+        entries = video_list.read_video_list(FLAGS.input_videos_csv, config.dataset_version)
+    else:
+        entries = video_list.glob_video_list(FLAGS.input_videos)
+    extraction_settings = command_line.extraction_settings()
+    with video_inference.records_of_videos(config, entries, extraction_settings) as records:
+        pattern, report = records
+        _predict(pattern)
+    failure = report.failure(len(entries))
+    if failure:
+        raise UserError(f"{failure}; the predictions of the other {report.written} are written")
+
+
+def _predict(data_pattern):
     inputs = command_line.input_settings()
     names = vocabulary.read_vocabulary(FLAGS.vocabulary) if FLAGS.vocabulary else None
     named_output_file = FLAGS.named_output_file or batch_inference.named_output_path(
@@ -62,7 +97,7 @@ def main(argv):
             raise UserError("--litert_model predicts whole videos, not --segment_labels")
         batch_inference.run_litert_inference(
             FLAGS.litert_model,
-            FLAGS.input_data_pattern,
+            data_pattern,
             FLAGS.output_file,
             FLAGS.top_k,
             inputs,
@@ -78,7 +113,7 @@ def main(argv):
         batch_inference.run_segment_inference(
             config,
             FLAGS.train_dir,
-            FLAGS.input_data_pattern,
+            data_pattern,
             FLAGS.output_file,
             segment_metrics.read_class_list(classes) if classes else range(config.num_classes),
             FLAGS.segment_top_k,
@@ -91,7 +126,7 @@ def main(argv):
     batch_inference.run_inference(
         config,
         FLAGS.train_dir,
-        FLAGS.input_data_pattern,
+        data_pattern,
         FLAGS.output_file,
         FLAGS.top_k,
         inputs,

@@ -19,7 +19,6 @@ from absl import logging
 
 from fewer_frames.benchmarks import deploy_benchmark
 from fewer_frames.config import settings
-from fewer_frames.features import extraction
 from fewer_frames.inputs import readers
 from fewer_frames.models import flops, memory_estimate, model_config, model_graph
 from fewer_frames.run_dirs import run_directory
@@ -64,7 +63,7 @@ class BenchmarkOptions:
     video_height: int = 720
     video_frames_per_second: int = 30
     keyframe_seconds: float = 2.0
-    frames_per_batch: int = extraction.ExtractionSettings.frames_per_batch
+    frames_per_batch: int = settings.ExtractionSettings.frames_per_batch
 
     @property
     def batch_size(self):

@@ -20,7 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 from fewer_frames.benchmarks import generated_videos, stand_in_models
+from fewer_frames.config.settings import ExtractionSettings
 from fewer_frames.features import extraction, inception, model_files, video_list
+from fewer_frames.models import model_config
 
 KNOWN_INCEPTION_MULTIPLY_ADDS = 5.7e9
 TOLERANCE = 0.05
@@ -81,8 +83,10 @@ def bench_features(options):
         csv_path = os.path.join(folder, "videos.csv")
         with open(csv_path, "w") as stream:
             stream.write("\n".join(lines) + "\n")
-        settings = extraction.ExtractionSettings(
-            model_dir=model_dir, frames_per_batch=options.frames_per_batch
+        settings = ExtractionSettings(
+            model_config.ModelConfig.dataset_version,
+            model_dir=model_dir,
+            frames_per_batch=options.frames_per_batch,
         )
         entries = video_list.read_video_list(csv_path, settings.dataset_version)
         report = extraction.extract(entries, os.path.join(folder, "out.tfrecord"), settings)

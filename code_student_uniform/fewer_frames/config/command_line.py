@@ -25,6 +25,7 @@ _TRAINING = settings.TrainingSettings()
 _DISTILLATION = settings.DistillationSettings()
 _EVALUATION = settings.EvaluationSettings()
 _SESSION = settings.SessionSettings()
+_EXTRACTION = settings.ExtractionSettings(_MODEL.dataset_version)
 
 
 def _define_runtime():
@@ -97,6 +98,27 @@ def _define_dataset_version():
         _MODEL.dataset_version,
         sorted(yt8m_format.DATASET_VERSIONS),
         "YouTube-8M release: 2018 (id, 3862 classes) or 2017 (video_id, 4716 classes).",
+    )
+
+
+def _define_video_features():
+    flags.DEFINE_string(
+        "model_dir",
+        _EXTRACTION.model_dir,
+        "Folder of the Inception-v3, PCA and VGGish files that make features from video "
+        "files (downloaded there when missing).",
+    )
+    flags.DEFINE_integer(
+        "frames_per_batch", _EXTRACTION.frames_per_batch, "Frames through Inception-v3 at once."
+    )
+    flags.DEFINE_bool(
+        "download_models", _EXTRACTION.download_models, "Download missing model files."
+    )
+    flags.DEFINE_string(
+        "model_download_mirror",
+        _EXTRACTION.model_download_mirror,
+        "Base URL to download the model files from instead of their release URLs "
+        "(same file names).",
     )
 
 
@@ -326,6 +348,7 @@ TOPICS = {
     "checkpoint": _define_checkpoint,
     "data": _define_data,
     "dataset_version": _define_dataset_version,
+    "video_features": _define_video_features,
     "input": _define_input,
     "model": _define_model,
     "distillation": _define_distillation,
@@ -379,6 +402,11 @@ def _values(settings_class, **extra):
 
 def session_settings():
     return _values(settings.SessionSettings)
+
+
+def extraction_settings(**extra):
+    """ExtractionSettings from the flags (`extra`: values the binary sets itself)."""
+    return _values(settings.ExtractionSettings, **extra)
 
 
 def input_settings():

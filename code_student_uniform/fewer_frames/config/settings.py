@@ -145,3 +145,17 @@ class EvaluationSettings:
 
     def __post_init__(self):
         checked_top_k(self.top_k)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractionSettings:
+    """How video files become the releases' features (extract_features.py, and
+    inference.py on video files): the model files, the time steps, batching."""
+
+    dataset_version: str  # which ids and classes the records take
+    model_dir: str = "~/yt8m"
+    frames_per_second: float = 1.0
+    max_frames: int = 300
+    frames_per_batch: int = 32
+    download_models: bool = True
+    model_download_mirror: str = ""

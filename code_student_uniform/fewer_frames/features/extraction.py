@@ -14,6 +14,7 @@ import concurrent.futures
 import dataclasses
 import itertools
 import math
+import os
 import queue
 import threading
 import time
@@ -26,17 +27,7 @@ from fewer_frames.features import inception, log_mel, model_files, release_pca, 
 from fewer_frames.features.video_files import SparseVideoReader, VideoError, VideoReader
 from fewer_frames.inputs import yt8m_format
 from fewer_frames.system import filesystem
-
-
-@dataclasses.dataclass(frozen=True)
-class ExtractionSettings:
-    model_dir: str
-    frames_per_second: float = 1.0
-    max_frames: int = 300
-    frames_per_batch: int = 32
-    allow_download: bool = True
-    download_mirror: str = ""
-    dataset_version: str = "2018"
+from fewer_frames.system.errors import UserError
 
 
 @dataclasses.dataclass
@@ -56,21 +47,36 @@ class ExtractionReport:
     wall_seconds: float = 0.0
     files: list = dataclasses.field(default_factory=list)
 
+    def summary(self):
+        return (
+            f"{self.written} videos ({self.video_seconds:.0f} s) in {self.wall_seconds:.1f} s: "
+            f"{self.frames_decoded} frames decoded, {self.frames_embedded} embedded; decoding "
+            f"{self.decode_seconds:.1f} s, RGB network {self.rgb_seconds:.1f} s, audio "
+            f"{self.audio_seconds:.1f} s, writing {self.write_seconds:.1f} s"
+        )
+
+    def failure(self, total):
+        """The UserError of the videos that failed (None: none did)."""
+        if not self.failed:
+            return None
+        return UserError(f"{len(self.failed)} of {total} videos failed (each named above)")
+
 
 class FeatureExtractor:
     """The networks and PCAs of --model_dir in one graph and session."""
 
     def __init__(self, settings):
         self.settings = settings
+        model_dir = os.path.expanduser(settings.model_dir)
         model_files.ensure_model_files(
-            settings.model_dir,
+            model_dir,
             model_files.RGB_FILES + model_files.AUDIO_FILES,
-            allow_download=settings.allow_download,
-            mirror=settings.download_mirror,
+            allow_download=settings.download_models,
+            mirror=settings.model_download_mirror,
         )
-        graph_def = inception.load_graph_def(settings.model_dir)
-        rgb_pca = release_pca.load_rgb_pca(settings.model_dir)
-        audio_pca = release_pca.load_audio_pca(settings.model_dir)
+        graph_def = inception.load_graph_def(model_dir)
+        rgb_pca = release_pca.load_rgb_pca(model_dir)
+        audio_pca = release_pca.load_audio_pca(model_dir)
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.frames = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], "frames")
@@ -80,7 +86,7 @@ class FeatureExtractor:
             self.starts = tf.compat.v1.placeholder(tf.int64, [None], "example_starts")
             embedding, restore = vggish.embeddings(
                 log_mel.examples(self.waveform, self.starts),
-                vggish.checkpoint_path(settings.model_dir),
+                vggish.checkpoint_path(model_dir),
             )
             audio = release_pca.audio_features(embedding, audio_pca)
             self.audio_outputs = (audio, release_pca.quantize(audio, rounded=False))
@@ -95,6 +101,9 @@ class FeatureExtractor:
     def audio(self, waveform, steps):
         """(float features, uint8 codes), [len(steps), 128] each, of the time steps
         `steps` of a 16 kHz mono waveform (None: silence), padded with silence."""
+        if not len(steps):  # a student that sees none of a short video's frames
+            empty = np.zeros([0, release_pca.AUDIO_SIZE])
+            return empty.astype(np.float32), empty.astype(np.uint8)
         rate = self.settings.frames_per_second
         needed = log_mel.samples_needed(steps, rate)
         if waveform is None:

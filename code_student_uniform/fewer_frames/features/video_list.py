@@ -63,3 +63,11 @@ def read_video_list(csv_path, dataset_version):
     if not entries:
         raise UserError(f"--input_videos_csv {csv_path}: no videos listed")
     return entries
+
+
+def glob_video_list(pattern):
+    """An entry without labels for each file matching `pattern`, in name order."""
+    paths = sorted(tf.io.gfile.glob(pattern))
+    if not paths:
+        raise UserError(f"--input_videos {pattern}: no file matches")
+    return [VideoEntry(number, path) for number, path in enumerate(paths, start=1)]

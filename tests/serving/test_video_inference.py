@@ -1,0 +1,126 @@
+"""Classifying video files: the student decodes and embeds only its frames, and
+predicts what it predicts on the records of extract_features.py."""
+
+import dataclasses
+
+import pytest
+
+from fewer_frames.benchmarks import generated_videos
+from fewer_frames.config import settings
+from fewer_frames.features import video_list
+from fewer_frames.inputs import frame_selection
+from fewer_frames.run_dirs import run_files
+from fewer_frames.serving import batch_inference, video_inference
+from testlib import read_csv, run_binary, run_inference
+
+SECONDS = 14  # at 10 frames per second, a keyframe every 2 s
+FPS = 10
+KEYFRAME_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, feature_models):
+    """Three videos, their CSV, and their records as extract_features.py writes them."""
+    folder = tmp_path_factory.mktemp("clips")
+    lines = []
+    for index, seconds in enumerate((SECONDS, SECONDS - 3, 2)):
+        path = folder / f"clip{index}.mp4"
+        generated_videos.write_video(
+            str(path),
+            seconds + 0.5,
+            frames_per_second=FPS,
+            keyframe_seconds=KEYFRAME_SECONDS,
+            audio=index != 1,
+            seed=index,
+        )
+        lines.append(f"{path},{index}")
+    csv_path = folder / "clips.csv"
+    csv_path.write_text("\n".join(lines) + "\n")
+    records = folder / "clips.tfrecord"
+    run_binary(
+        "extract_features.py",
+        f"--input_videos_csv={csv_path}",
+        f"--output_tfrecords_file={records}",
+        f"--model_dir={feature_models}",
+    )
+    return csv_path, str(records)
+
+
+def _config(train_dir, models, **changes):
+    config = run_files.read_model_config(f"{train_dir}/{run_files.MODEL_FLAGS_FILE}")
+    return dataclasses.replace(config.with_models(models), **changes)
+
+
+def _scores(path):
+    return {video: dict(zip(*pairs, strict=True)) for video, pairs in read_csv(path).items()}
+
+
+def _assert_same_predictions(first, second):
+    assert sorted(first) == sorted(second)
+    for video in first:
+        common = set(first[video]) & set(second[video])
+        assert len(common) >= 15, video  # the same top classes, but for ties at the edge
+        for label in common:
+            assert first[video][label] == pytest.approx(second[video][label], abs=2e-4)
+
+
+def _gop_cost(steps):
+    """Frames decoded to reach the frames of `steps` (seconds, sorted) in videos of
+    FPS frames a second and a keyframe every KEYFRAME_SECONDS: from the keyframe
+    before the first step of each group of pictures on to its last step."""
+    last_step = {}
+    for step in steps:
+        last_step[step // KEYFRAME_SECONDS] = step
+    return sum((last - group * KEYFRAME_SECONDS) * FPS + 1 for group, last in last_step.items())
+
+
+@pytest.mark.parametrize("rule", frame_selection.RULES)
+def test_student_on_video_files_equals_the_two_step_path(
+    rule, shared_run, clips, feature_models, tmp_path
+):
+    csv_path, records = clips
+    train_dir = shared_run("student")
+    config = _config(train_dir, ["student"], frame_selection=rule, num_student_frames=4)
+    # 4 frames in 2 chunks of 2 (the run's 5 chunks were cut from 30 frames)
+    params = dataclasses.replace(config.model_params, student_num_inputs_to_lstm=2)
+    config = dataclasses.replace(config, model_params=params)
+    batch_inference.run_inference(config, train_dir, records, str(tmp_path / "records.csv"), 20)
+    entries = video_list.read_video_list(str(csv_path), config.dataset_version)
+    extraction = settings.ExtractionSettings(config.dataset_version, model_dir=feature_models)
+    with video_inference.records_of_videos(config, entries, extraction) as (pattern, report):
+        batch_inference.run_inference(config, train_dir, pattern, str(tmp_path / "videos.csv"), 20)
+    _assert_same_predictions(_scores(tmp_path / "records.csv"), _scores(tmp_path / "videos.csv"))
+    wanted = video_inference.student_steps(config)
+    counts = (15, 12, 3)  # the steps of 14.5 s, 11.5 s and 2.5 s
+    chosen = [wanted(entry.path, count) for entry, count in zip(entries, counts, strict=True)]
+    assert [len(steps) for steps in chosen] == [min(4, count) for count in counts]
+    assert report.frames_embedded == sum(len(steps) for steps in chosen)
+    assert report.frames_decoded == sum(_gop_cost(steps) for steps in chosen)
+    assert report.frames_decoded < (SECONDS + SECONDS - 3 + 2) * FPS
+
+
+def test_binary_classifies_video_files_with_the_teacher_and_the_student(
+    shared_run, clips, feature_models, tmp_path
+):
+    """inference.py --input_videos_csv: the teacher decodes every frame, the student
+    (its run's own rule, every 10th frame) only its own; each predicts as on the
+    records."""
+    csv_path, records = clips
+    for name in ("teacher", "student"):
+        train_dir = shared_run(name)
+        run_inference(train_dir, records, tmp_path / f"{name}_records.csv")
+        result = run_binary(
+            "inference.py",
+            f"--train_dir={train_dir}",
+            f"--input_videos_csv={csv_path}",
+            f"--model_dir={feature_models}",
+            f"--output_file={tmp_path / name}_videos.csv",
+        )
+        _assert_same_predictions(
+            _scores(tmp_path / f"{name}_records.csv"), _scores(tmp_path / f"{name}_videos.csv")
+        )
+        decoded = int(result.stderr.split(" frames decoded")[0].rsplit(" ", 1)[1])
+        if name == "teacher":
+            assert decoded == (SECONDS + SECONDS - 3 + 2) * FPS + 3 * 5  # every frame
+        else:  # the original stride: floor(15 / 10) = 1 frame of the first video, 1 of the second
+            assert decoded == 2
