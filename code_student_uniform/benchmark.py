@@ -25,6 +25,10 @@
 --what=features: seconds per minute of video of extract_features.py, split into
   decoding, the RGB network, the audio network and writing, on generated videos
   (benchmarks/feature_benchmark.py), and Inception-v3's multiply-adds per frame.
+--what=videos: a generated video per keyframe interval classified from the file by
+  the teacher (every second) and the student (its frames only), at the model
+  flags' size: seconds of decoding, networks and model, frames decoded, and the
+  student/teacher ratios (benchmarks/video_benchmark.py).
 
 FLOPs are counted analytically (fewer_frames/models/flops.py).
 """
@@ -37,7 +41,12 @@ import sys
 import tensorflow as tf
 from absl import flags
 
-from fewer_frames.benchmarks import benchmark_modes, feature_benchmark, stand_in_models
+from fewer_frames.benchmarks import (
+    benchmark_modes,
+    feature_benchmark,
+    stand_in_models,
+    video_benchmark,
+)
 from fewer_frames.config import command_line
 from fewer_frames.system import filesystem, runtime
 
@@ -54,6 +63,7 @@ flags.DEFINE_enum(
         "deploy",
         "one_deployment",
         "features",
+        "videos",
     ],
     "What to measure (memory: computed, see models/memory_estimate.py).",
 )
@@ -91,34 +101,47 @@ _FEATURES = benchmark_modes.BenchmarkOptions
 flags.DEFINE_string(
     "feature_model_dir",
     _FEATURES.feature_model_dir,
-    "features: the release's model files (empty or incomplete: stand-ins of their cost).",
+    "features, videos: the release's model files (empty or incomplete: stand-ins of their cost).",
 )
 flags.DEFINE_enum(
     "feature_network",
     _FEATURES.feature_network,
     sorted(stand_in_models.NETWORKS),
-    "features: the stand-in Inception (inception_v3: the real architecture).",
+    "features, videos: the stand-in Inception (inception_v3: the real architecture).",
 )
 flags.DEFINE_enum(
     "vggish_size",
     _FEATURES.vggish_size,
     sorted(stand_in_models.VGGISH_WIDTHS),
-    "features: the stand-in VGGish's widths.",
+    "features, videos: the stand-in VGGish's widths.",
 )
 flags.DEFINE_integer("feature_videos", _FEATURES.feature_videos, "features: videos generated.")
 flags.DEFINE_float(
     "feature_video_seconds", _FEATURES.feature_video_seconds, "features: length of each video."
 )
-flags.DEFINE_integer("video_width", _FEATURES.video_width, "features: picture width.")
-flags.DEFINE_integer("video_height", _FEATURES.video_height, "features: picture height.")
+flags.DEFINE_integer("video_width", _FEATURES.video_width, "features, videos: picture width.")
+flags.DEFINE_integer("video_height", _FEATURES.video_height, "features, videos: picture height.")
 flags.DEFINE_integer(
-    "video_frames_per_second", _FEATURES.video_frames_per_second, "features: the videos' rate."
+    "video_frames_per_second",
+    _FEATURES.video_frames_per_second,
+    "features, videos: the videos' rate.",
 )
 flags.DEFINE_float(
     "keyframe_seconds", _FEATURES.keyframe_seconds, "features: seconds between keyframes."
 )
 flags.DEFINE_integer(
-    "frames_per_batch", _FEATURES.frames_per_batch, "features: frames per Inception batch."
+    "frames_per_batch", _FEATURES.frames_per_batch, "features, videos: frames per Inception batch."
+)
+flags.DEFINE_float("video_seconds", _FEATURES.video_seconds, "videos: length of each video.")
+flags.DEFINE_list(
+    "video_keyframe_intervals",
+    list(_FEATURES.video_keyframe_intervals),
+    "videos: a video per keyframe interval (seconds).",
+)
+flags.DEFINE_integer(
+    "videos_per_path",
+    _FEATURES.videos_per_path,
+    "videos: times each video is classified by each model (figures are per video).",
 )
 
 FLAGS = flags.FLAGS
@@ -149,6 +172,7 @@ def main(argv):
         "one_deployment": benchmark_modes.bench_one_deployment,
         "memory": benchmark_modes.bench_memory,
         "features": feature_benchmark.bench_features,
+        "videos": video_benchmark.bench_videos,
     }[FLAGS.what](options)
     figures.setdefault("towers", 1)
     figures["devices"] = [

@@ -55,3 +55,46 @@ def test_the_stand_in_inception_v3_costs_what_the_architecture_costs():
     # the count from shapes, worked by hand for the small network: a 3x3/2 VALID
     # convolution 23x23x3 -> 11x11x32, then a 3x3 SAME one 11x11x32 -> 11x11x2048
     assert small == 11 * 11 * 32 * 3 * 3 * 3 + 11 * 11 * 2048 * 3 * 3 * 32
+
+
+def test_videos_mode_compares_the_student_with_the_teacher_on_raw_video(tmp_path):
+    output = tmp_path / "videos.json"
+    run_binary(
+        "benchmark.py",
+        "--what=videos",
+        "--feature_network=small",
+        "--vggish_size=small",
+        "--video_seconds=20.5",
+        "--video_width=96",
+        "--video_height=64",
+        "--video_frames_per_second=10",
+        "--video_keyframe_intervals=1,3",
+        "--videos_per_path=2",
+        "--lstm_cells=8",
+        "--lstm_layers=1",
+        f"--output_json={output}",
+    )
+    figures = json.loads(output.read_text())
+    assert figures["student_frames"] == 30 and figures["lstm_cells"] == 8
+    assert figures["videos_per_path"] == 2
+    assert [row["keyframe_seconds"] for row in figures["rows"]] == [1.0, 3.0]
+    for row in figures["rows"]:
+        teacher, student = row["teacher"], row["student"]
+        assert teacher["frames_decoded"] == 205  # every frame of 20.5 s at 10 fps
+        assert teacher["frames_embedded"] == 21
+        # the original stride: int(21 / 300 * 30) = 2 frames, seconds 0 and 10
+        assert student["frames_embedded"] == 2
+        # from the keyframe before each: keyframes at 0 s, then at 0.5 s + j (1 s):
+        # 0 and 9.5 s; at 0 s, then 1.5 s + 3 j (3 s): 0 and 7.5 s
+        decoded = 1 + (6 if row["keyframe_seconds"] == 1 else 26)
+        assert student["frames_decoded"] == decoded
+        for name, ratio in row["student_over_teacher"].items():
+            if name == "frames_decoded":
+                assert ratio == student["frames_decoded"] / teacher["frames_decoded"]
+            else:
+                assert ratio == pytest.approx(student["seconds"][name] / teacher["seconds"][name])
+        assert row["student_speedup"] == pytest.approx(
+            teacher["seconds"]["total"] / student["seconds"]["total"]
+        )
+        assert student["videos_per_s"] == pytest.approx(1 / student["seconds"]["total"])
+    assert figures["target"] == {"student_speedup": 8.0, "keyframe_seconds": 2.0, "met": False}

@@ -109,10 +109,15 @@ def test_binary_classifies_video_files_with_the_teacher_and_the_student(
     for name in ("teacher", "student"):
         train_dir = shared_run(name)
         run_inference(train_dir, records, tmp_path / f"{name}_records.csv")
+        videos = (  # the student's as a glob
+            f"--input_videos_csv={csv_path}"
+            if name == "teacher"
+            else f"--input_videos={csv_path.parent}/clip*.mp4"
+        )
         result = run_binary(
             "inference.py",
             f"--train_dir={train_dir}",
-            f"--input_videos_csv={csv_path}",
+            videos,
             f"--model_dir={feature_models}",
             f"--output_file={tmp_path / name}_videos.csv",
         )
@@ -124,3 +129,54 @@ def test_binary_classifies_video_files_with_the_teacher_and_the_student(
             assert decoded == (SECONDS + SECONDS - 3 + 2) * FPS + 3 * 5  # every frame
         else:  # the original stride: floor(15 / 10) = 1 frame of the first video, 1 of the second
             assert decoded == 2
+
+
+def test_bad_video_files_are_named_and_the_others_predicted(
+    shared_run, clips, feature_models, tmp_path
+):
+    csv_path, _ = clips
+    listed = tmp_path / "videos.csv"
+    (tmp_path / "notes.mp4").write_text("not a video")
+    good = f"{csv_path.parent}/clip0.mp4"
+    listed.write_text(f"{tmp_path}/missing.mp4,1\n{good},2\n{tmp_path}/notes.mp4,\n")
+    result = run_binary(
+        "inference.py",
+        f"--train_dir={shared_run('student')}",
+        f"--input_videos_csv={listed}",
+        f"--model_dir={feature_models}",
+        f"--output_file={tmp_path / 'predictions.csv'}",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert f"{tmp_path}/missing.mp4: no such file" in result.stderr
+    assert f"{tmp_path}/notes.mp4: not a video file FFmpeg can read" in result.stderr
+    assert "2 of 3 videos failed (each named above); the predictions of the other 1" in (
+        result.stderr
+    )
+    assert list(read_csv(tmp_path / "predictions.csv")) == [good]
+
+
+def test_a_litert_student_classifies_video_files(shared_run, clips, feature_models, tmp_path):
+    """--litert_model with --input_videos_csv: the export's student sees only its
+    frames, and predicts as the export does on the records."""
+    csv_path, records = clips
+    train_dir = shared_run("student")
+    export = tmp_path / "litert"
+    run_binary(
+        "export_model.py", f"--train_dir={train_dir}", f"--export_dir={export}", "--format=litert"
+    )
+    run_binary(
+        "inference.py",
+        f"--litert_model={export}",
+        f"--input_data_pattern={records}",
+        f"--output_file={tmp_path / 'records.csv'}",
+    )
+    result = run_binary(
+        "inference.py",
+        f"--litert_model={export}",
+        f"--input_videos_csv={csv_path}",
+        f"--model_dir={feature_models}",
+        f"--output_file={tmp_path / 'videos.csv'}",
+    )
+    assert "LiteRT model" in result.stderr and " 2 frames decoded" in result.stderr
+    _assert_same_predictions(_scores(tmp_path / "records.csv"), _scores(tmp_path / "videos.csv"))

@@ -64,6 +64,9 @@ class BenchmarkOptions:
     video_frames_per_second: int = 30
     keyframe_seconds: float = 2.0
     frames_per_batch: int = settings.ExtractionSettings.frames_per_batch
+    video_seconds: float = 300.0
+    video_keyframe_intervals: tuple = ("1", "2", "5", "10")
+    videos_per_path: int = 4
 
     @property
     def batch_size(self):

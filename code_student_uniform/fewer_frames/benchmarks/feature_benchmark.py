@@ -46,8 +46,9 @@ def multiply_adds_per_frame(graph_def):
     return int(total)
 
 
-def _model_dir(options, folder):
-    """The release's files where all are in --feature_model_dir, else stand-ins."""
+def stand_in_or_real_models(options, folder):
+    """(model dir, what it holds): the release's files where all are in
+    --feature_model_dir, else stand-ins written into `folder`."""
     names = model_files.RGB_FILES + model_files.AUDIO_FILES
     given = options.feature_model_dir
     if given and all(tf.io.gfile.exists(model_files.model_path(given, name)) for name in names):
@@ -63,7 +64,7 @@ def _model_dir(options, folder):
 
 def bench_features(options):
     with tempfile.TemporaryDirectory() as folder:
-        model_dir, models = _model_dir(options, folder)
+        model_dir, models = stand_in_or_real_models(options, folder)
         lines = []
         started = time.perf_counter()
         for index in range(options.feature_videos):

@@ -56,12 +56,14 @@ def write_video(
     seed=0,
     codecs=("libx264", "aac"),
     audio_rate=AUDIO_RATE,
+    keyframe_phase=0.0,
 ):
     """Writes a video (yuv420p) with stereo audio (unless `audio` is False) in
     the container the path's extension names: H.264 and AAC, or FFmpeg's
     (video, audio) encoders `codecs`. `frame_times`: each frame's time in
     seconds, for a variable frame rate (default: `frames_per_second` evenly);
-    `keyframe_seconds`: the keyframe interval (default: the encoder's)."""
+    `keyframe_seconds`: the keyframe interval (default: the encoder's), with the
+    keyframes after the first at `keyframe_phase` + j * interval seconds."""
     av = import_av()
     # Timestamps in frames at a constant rate (what every container stores), in
     # milliseconds for a variable one.
@@ -74,21 +76,34 @@ def write_video(
         video.time_base = fractions.Fraction(1, ticks)
         video.codec_context.time_base = fractions.Fraction(1, ticks)
         video.options = {"crf": "12", "preset": "veryfast"}
-        if keyframe_seconds:
+        forced = bool(keyframe_seconds and keyframe_phase)
+        if keyframe_seconds and not forced:
             gop = max(1, int(round(keyframe_seconds * frames_per_second)))
             video.codec_context.gop_size = gop
             video.options = {
                 **video.options,
                 "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
             }
+        elif forced:  # keyframes only where the frames ask for them
+            video.options = {
+                **video.options,
+                "forced-idr": "1",
+                "x264-params": "keyint=infinite:scenecut=0",
+            }
         sound = None
         if audio:
             sound = container.add_stream(codecs[1], rate=audio_rate)
             sound.layout = "stereo"
+        pictures = {}  # one picture a second, made once
         for time in frame_times:
-            frame = av.VideoFrame.from_ndarray(
-                frame_picture(int(time), width, height, seed, texture), format="rgb24"
-            )
+            second = int(time)
+            if second not in pictures:
+                pictures = {second: frame_picture(second, width, height, seed, texture)}
+            frame = av.VideoFrame.from_ndarray(pictures[second], format="rgb24")
+            if forced:
+                since = (time - keyframe_phase) / keyframe_seconds
+                if time == 0 or (since >= 0 and abs(since - round(since)) < 1e-6):
+                    frame.pict_type = av.video.frame.PictureType.I
             frame.pts = int(round(time * ticks))
             frame.time_base = fractions.Fraction(1, ticks)
             container.mux(video.encode(frame))

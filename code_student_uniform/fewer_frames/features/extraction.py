@@ -45,6 +45,7 @@ class ExtractionReport:
     audio_seconds: float = 0.0
     write_seconds: float = 0.0
     wall_seconds: float = 0.0
+    setup_seconds: float = 0.0  # loading the networks, within wall_seconds
     files: list = dataclasses.field(default_factory=list)
 
     def summary(self):
@@ -284,6 +285,7 @@ def extract(entries, output_path, settings, videos_per_shard=0, wanted_steps=Non
     per_shard = videos_per_shard or len(entries)
     count = math.ceil(len(entries) / per_shard)
     extractor = FeatureExtractor(settings)
+    report.setup_seconds = time.perf_counter() - started
     results = _results(extractor, entries, report, wanted_steps)
     try:
         for index, path in enumerate(shard_paths(output_path, count)):

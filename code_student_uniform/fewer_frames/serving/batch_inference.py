@@ -4,6 +4,7 @@ Segments submission from bounded per-class top-K lists."""
 
 import contextlib
 import dataclasses
+import time
 
 import tensorflow as tf
 from absl import logging
@@ -56,10 +57,13 @@ def run_inference(
     names=None,
     named_output_file="",
     precision="float32",
+    timing=None,
 ):
     """Writes the predictions of the only model of `config` (the run in
     `train_dir`; its latest readable checkpoint, or `checkpoint_path`); with
-    `names` ({class: name}), also the readable `named_output_file`."""
+    `names` ({class: name}), also the readable `named_output_file`. `timing`, a
+    dict, gets the seconds of building and restoring (`setup`) and of predicting."""
+    timing = {} if timing is None else timing
     inputs = inputs or settings.EVALUATION_INPUT
     session_settings = session_settings or settings.SessionSettings()
     top_k = min(settings.checked_top_k(top_k), config.num_classes)
@@ -67,6 +71,7 @@ def run_inference(
     restored = []
 
     def batches():
+        started = time.perf_counter()
         with tf.Graph().as_default():
             batch = readers.input_tensors(inputs, reader, data_pattern, num_epochs=1, shuffle=False)
             fetches = model_graph.top_k_predictions(
@@ -76,7 +81,9 @@ def run_inference(
                 restored.append(
                     checkpoints.restore_latest(session, train_dir, config.models, checkpoint_path)
                 )
+                timing["setup"] = time.perf_counter() - started
                 yield from readers.run_to_end(session, fetches, reader, data_pattern)
+                timing["predicting"] = time.perf_counter() - started - timing["setup"]
 
     videos = _write_predictions(output_file, batches(), names, named_output_file)
     logging.info(

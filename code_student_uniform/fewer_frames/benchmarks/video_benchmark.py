@@ -1,0 +1,135 @@
+"""benchmark.py --what=videos: a raw video classified end to end by the teacher
+(every second decoded and embedded) and by the student (only its frames).
+
+For each keyframe interval of --video_keyframe_intervals it writes one video
+(H.264 at --video_width x --video_height, --video_frames_per_second, AAC,
+--video_seconds long; keyframes at 0 s and at half an interval + j intervals, so
+that the student's seconds do not all fall on keyframes, as in a real video),
+builds a run of the model flags' size with random weights (the cost does not
+depend on them), and classifies the video through
+the same code as inference.py --input_videos_csv, once per model: seconds of
+decoding, the RGB network, the audio network and the model, frames decoded,
+videos per second, and the student/teacher ratio of each. The feature models
+are those of --feature_model_dir, or stand-ins of the real cost
+(feature_benchmark.py).
+"""
+
+import os
+import tempfile
+
+import tensorflow as tf
+
+from fewer_frames.benchmarks import feature_benchmark, generated_videos
+from fewer_frames.config import settings
+from fewer_frames.features import video_list
+from fewer_frames.models import model_graph
+from fewer_frames.run_dirs import checkpoints, run_files
+from fewer_frames.serving import batch_inference, video_inference
+
+TARGET_SPEEDUP = 8.0  # the student against the teacher, with a keyframe every 2 s
+TARGET_KEYFRAME_SECONDS = 2.0
+
+
+def _random_run(config, directory):
+    """A run directory holding `config`'s models with random weights."""
+    with tf.Graph().as_default():
+        batch = {
+            "video_ids": tf.constant([b"v"]),
+            "video_matrix": tf.zeros([1, config.max_num_frames, sum(config.feature_sizes)]),
+            "labels": tf.zeros([1, config.num_classes]),
+            "num_frames": tf.constant([config.max_num_frames]),
+        }
+        model_graph.build_models(config, batch)
+        step = tf.compat.v1.train.get_or_create_global_step()
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            checkpoints.save_checkpoint(tf.compat.v1.train.Saver(), session, directory, step)
+    run_files.write_model_config(directory, config)
+
+
+def _classify(config, run_dir, entries, extraction, output_file):
+    """Figures of one model classifying `entries` from their video files: seconds
+    per stage, and in all once the networks are loaded (`setup`, apart)."""
+    timing = {}
+    with video_inference.records_of_videos(config, entries, extraction) as (pattern, report):
+        batch_inference.run_inference(config, run_dir, pattern, output_file, 20, timing=timing)
+    videos = len(entries)
+    seconds = {  # per video
+        "decode": report.decode_seconds / videos,
+        "rgb_network": report.rgb_seconds / videos,
+        "audio_network": report.audio_seconds / videos,
+        "model": timing["predicting"] / videos,
+        "total": (report.wall_seconds - report.setup_seconds + timing["predicting"]) / videos,
+    }
+    return {
+        "seconds": seconds,
+        "setup_seconds": report.setup_seconds + timing["setup"],
+        "frames_decoded": report.frames_decoded // videos,
+        "frames_embedded": report.frames_embedded // videos,
+        "videos_per_s": 1 / seconds["total"],
+        "decode_share": seconds["decode"] / seconds["total"],
+    }
+
+
+def bench_videos(options):
+    config = options.requested.new_config(["teacher", "student"])
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        model_dir, models = feature_benchmark.stand_in_or_real_models(options, folder)
+        run_dir = os.path.join(folder, "run")
+        _random_run(config, run_dir)
+        extraction = settings.ExtractionSettings(
+            config.dataset_version, model_dir=model_dir, frames_per_batch=options.frames_per_batch
+        )
+        for interval in options.video_keyframe_intervals:
+            interval = float(interval)
+            path = os.path.join(folder, f"keyframes_{interval:g}s.mp4")
+            generated_videos.write_video(
+                path,
+                options.video_seconds,
+                width=options.video_width,
+                height=options.video_height,
+                frames_per_second=options.video_frames_per_second,
+                keyframe_seconds=interval,
+                keyframe_phase=interval / 2,
+                texture=True,
+            )
+            # The same file listed --videos_per_path times: per-video figures of a
+            # stream of videos, once the first has warmed the networks up.
+            entries = video_list.glob_video_list(path) * options.videos_per_path
+            row = {"keyframe_seconds": interval, "first_keyframes_at": [0.0, interval / 2]}
+            for role in ("teacher", "student"):
+                output = os.path.join(folder, f"{role}.csv")
+                row[role] = _classify(
+                    config.with_models([role]), run_dir, entries, extraction, output
+                )
+            teacher, student = row["teacher"], row["student"]
+            row["student_over_teacher"] = {
+                **{
+                    name: student["seconds"][name] / teacher["seconds"][name]
+                    for name in teacher["seconds"]
+                },
+                "frames_decoded": student["frames_decoded"] / teacher["frames_decoded"],
+            }
+            row["student_speedup"] = teacher["seconds"]["total"] / student["seconds"]["total"]
+            rows.append(row)
+    at_target = [row for row in rows if row["keyframe_seconds"] == TARGET_KEYFRAME_SECONDS]
+    return {
+        "what": "videos",
+        "models": models,
+        "lstm_cells": config.model_params.lstm_cells,
+        "student_frames": config.selection().frame_budget,
+        "video": {
+            "seconds": options.video_seconds,
+            "width": options.video_width,
+            "height": options.video_height,
+            "frames_per_second": options.video_frames_per_second,
+        },
+        "videos_per_path": options.videos_per_path,
+        "rows": rows,
+        "target": {
+            "student_speedup": TARGET_SPEEDUP,
+            "keyframe_seconds": TARGET_KEYFRAME_SECONDS,
+            "met": bool(at_target) and at_target[0]["student_speedup"] >= TARGET_SPEEDUP,
+        },
+    }
