@@ -10,6 +10,13 @@ echo "== ruff"
 "$VENV_DIR/bin/ruff" check .
 "$VENV_DIR/bin/ruff" format --check .
 echo "== pytest"
+# Each worker's TensorFlow processes take their share of the cores (one each on
+# two cores), so that threads waiting for work do not spin against the other
+# worker's; a run that sets these keeps its own.
+workers="${TEST_WORKERS:-2}"
+threads=$(( $(nproc) / workers ))
+export TF_NUM_INTRAOP_THREADS="${TF_NUM_INTRAOP_THREADS:-$(( threads > 0 ? threads : 1 ))}"
+export TF_NUM_INTEROP_THREADS="${TF_NUM_INTEROP_THREADS:-1}"
 # Every tool is installed above: a test that would skip for lack of one fails instead.
 export YT8M_TESTS_REQUIRE_EVERY_TOOL=1
-"$PYTHON_BIN" -m pytest -n "${TEST_WORKERS:-2}" --durations=25 "$@"
+"$PYTHON_BIN" -m pytest -n "$workers" --durations=25 "$@"
