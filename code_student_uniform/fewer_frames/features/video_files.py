@@ -81,6 +81,13 @@ class VideoReader:
         except (av.FFmpegError, ValueError) as error:
             raise VideoError(f"{self.path}: not a video file FFmpeg can read ({error})") from error
 
+    def _video_stream(self, container):
+        if not container.streams.video:
+            raise VideoError(f"{self.path}: no video stream")
+        video = container.streams.video[0]
+        video.thread_type = "AUTO"  # FFmpeg's decoding threads
+        return video
+
     def batches(self):
         """Yields (steps, frames): the time steps (int [n]) and their uint8
         [n, height, width, 3] RGB frames, in order."""
@@ -88,10 +95,7 @@ class VideoReader:
         started = time.perf_counter()
         container = self._open(av)
         try:
-            if not container.streams.video:
-                raise VideoError(f"{self.path}: no video stream")
-            video = container.streams.video[0]
-            video.thread_type = "AUTO"
+            video = self._video_stream(container)
             audio = container.streams.audio[0] if container.streams.audio else None
             chunks = []
             resampler = None
@@ -259,10 +263,7 @@ class SparseVideoReader(VideoReader):
         started = time.perf_counter()
         container = self._open(av)
         try:
-            if not container.streams.video:
-                raise VideoError(f"{self.path}: no video stream")
-            video = container.streams.video[0]
-            video.thread_type = "AUTO"
+            video = self._video_stream(container)
             try:
                 timeline = read_timeline(container, video)
             except av.FFmpegError as error:
