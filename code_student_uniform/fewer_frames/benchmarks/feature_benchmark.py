@@ -62,34 +62,42 @@ def stand_in_or_real_models(options, folder):
     )
 
 
+def write_benchmark_video(options, path, seconds, keyframe_seconds, keyframe_phase=0.0, seed=0):
+    """A generated video at the benchmark flags' size and rate, textured so that
+    the encoder has real detail to code."""
+    generated_videos.write_video(
+        path,
+        seconds,
+        width=options.video_width,
+        height=options.video_height,
+        frames_per_second=options.video_frames_per_second,
+        keyframe_seconds=keyframe_seconds,
+        keyframe_phase=keyframe_phase,
+        texture=True,
+        seed=seed,
+    )
+
+
+def extraction_settings(options, model_dir):
+    return ExtractionSettings(
+        model_config.ModelConfig.dataset_version,
+        model_dir=model_dir,
+        frames_per_batch=options.frames_per_batch,
+    )
+
+
 def bench_features(options):
     with tempfile.TemporaryDirectory() as folder:
         model_dir, models = stand_in_or_real_models(options, folder)
-        lines = []
+        entries = []
         started = time.perf_counter()
         for index in range(options.feature_videos):
             path = os.path.join(folder, f"video{index}.mp4")
-            generated_videos.write_video(
-                path,
-                options.feature_video_seconds,
-                width=options.video_width,
-                height=options.video_height,
-                frames_per_second=options.video_frames_per_second,
-                keyframe_seconds=options.keyframe_seconds,
-                texture=True,
-                seed=index,
-            )
-            lines.append(f"{path},1")
+            seconds, keyframes = options.feature_video_seconds, options.keyframe_seconds
+            write_benchmark_video(options, path, seconds, keyframes, seed=index)
+            entries.append(video_list.VideoEntry(index + 1, path, (1,)))
         writing_videos = time.perf_counter() - started
-        csv_path = os.path.join(folder, "videos.csv")
-        with open(csv_path, "w") as stream:
-            stream.write("\n".join(lines) + "\n")
-        settings = ExtractionSettings(
-            model_config.ModelConfig.dataset_version,
-            model_dir=model_dir,
-            frames_per_batch=options.frames_per_batch,
-        )
-        entries = video_list.read_video_list(csv_path, settings.dataset_version)
+        settings = extraction_settings(options, model_dir)
         report = extraction.extract(entries, os.path.join(folder, "out.tfrecord"), settings)
         multiply_adds = multiply_adds_per_frame(inception.load_graph_def(model_dir))
     minutes = report.video_seconds / 60.0

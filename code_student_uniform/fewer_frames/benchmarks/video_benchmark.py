@@ -19,8 +19,7 @@ import tempfile
 
 import tensorflow as tf
 
-from fewer_frames.benchmarks import feature_benchmark, generated_videos
-from fewer_frames.config import settings
+from fewer_frames.benchmarks import feature_benchmark
 from fewer_frames.features import video_list
 from fewer_frames.models import model_graph
 from fewer_frames.run_dirs import checkpoints, run_files
@@ -78,21 +77,12 @@ def bench_videos(options):
         model_dir, models = feature_benchmark.stand_in_or_real_models(options, folder)
         run_dir = os.path.join(folder, "run")
         _random_run(config, run_dir)
-        extraction = settings.ExtractionSettings(
-            config.dataset_version, model_dir=model_dir, frames_per_batch=options.frames_per_batch
-        )
+        extraction = feature_benchmark.extraction_settings(options, model_dir)
         for interval in options.video_keyframe_intervals:
             interval = float(interval)
             path = os.path.join(folder, f"keyframes_{interval:g}s.mp4")
-            generated_videos.write_video(
-                path,
-                options.video_seconds,
-                width=options.video_width,
-                height=options.video_height,
-                frames_per_second=options.video_frames_per_second,
-                keyframe_seconds=interval,
-                keyframe_phase=interval / 2,
-                texture=True,
+            feature_benchmark.write_benchmark_video(
+                options, path, options.video_seconds, interval, keyframe_phase=interval / 2
             )
             # The same file listed --videos_per_path times: per-video figures of a
             # stream of videos, once the first has warmed the networks up.
