@@ -142,6 +142,27 @@ def main(argv):
 runtime.run(main)
 """
 
+# TensorFlow's C++ code can catch the Interrupted a signal raised inside it and
+# raise an error of its own with no trace of it (nest.flatten: a bare TypeError).
+SIGNAL_SWALLOWED_BY_CODE_THAT_RAISES_ITS_OWN_ERROR = """
+import os, signal, sys, time
+sys.path.insert(0, {code_dir!r})
+from fewer_frames.system import runtime
+
+def flatten():
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    except BaseException:
+        pass
+    raise TypeError
+
+def main(argv):
+    flatten()
+
+runtime.run(main)
+"""
+
 
 @pytest.mark.parametrize(
     "script, stopped",
@@ -151,8 +172,12 @@ runtime.run(main)
             SIGNAL_LEAVING_A_CLEAN_UP_THAT_FAILS_WHEN_COLLECTED,
             "Stopped by SIGTERM\n(while stopping, a clean-up left half-done failed: TypeError",
         ),
+        (
+            SIGNAL_SWALLOWED_BY_CODE_THAT_RAISES_ITS_OWN_ERROR,
+            "Stopped by SIGTERM (then, unwinding: TypeError",
+        ),
     ],
-    ids=["while-unwinding", "when-collected"],
+    ids=["while-unwinding", "when-collected", "swallowed"],
 )
 def test_a_signal_inside_tensorflow_code_still_ends_as_stopped(script, stopped):
     result = subprocess.run(

@@ -38,8 +38,16 @@ def _stopping():
     sys.unraisablehook = _report_failed_clean_up
 
 
+# The signals this process received: the first stopped it, even where TensorFlow's
+# C++ code caught the Interrupted and raised an error of its own in its place (a
+# bare TypeError from nest.flatten), leaving no trace of it. Numbers, not the
+# exceptions: a traceback kept here would keep the interrupted frames alive.
+_received_signums = []
+
+
 def _raise_interrupted(signum, frame):
     _stopping()
+    _received_signums.append(signum)
     raise Interrupted(signum)
 
 
@@ -117,6 +125,8 @@ def run(main, graph_mode=True):
             reported(argv)
         except BaseException as error:
             stop = _interruption_behind(error)
+            if stop is None and _received_signums:
+                stop = Interrupted(_received_signums[0])
             if stop is None or isinstance(error, SystemExit):
                 raise  # a bug keeps its traceback; an exit already reported stays
             _stopping()
