@@ -2,38 +2,11 @@
 
 import numpy as np
 import pytest
+from metric_oracles import brute_force_ap, brute_force_gap_and_map
 
 from fewer_frames.evaluation import eval_util
 from fewer_frames.evaluation.average_precision_calculator import AveragePrecisionCalculator
 from fewer_frames.evaluation.mean_average_precision_calculator import MeanAveragePrecisionCalculator
-
-
-def brute_force_ap(scores, labels, num_positives):
-    """AP by walking the ranked list one entry at a time."""
-    order = sorted(range(len(scores)), key=lambda index: -scores[index])
-    hits, total = 0, 0.0
-    for rank, index in enumerate(order, start=1):
-        if labels[index]:
-            hits += 1
-            total += hits / rank
-    return total / num_positives if num_positives else 0.0
-
-
-def brute_force_gap_and_map(predictions, actuals, top_k):
-    pooled = []
-    for row in range(predictions.shape[0]):
-        top = np.argsort(-predictions[row])[:top_k]
-        pooled += [(cls, predictions[row, cls], actuals[row, cls]) for cls in top]
-    gap = brute_force_ap([p[1] for p in pooled], [p[2] for p in pooled], actuals.sum())
-    present_aps = []
-    for cls in range(predictions.shape[1]):
-        positives = actuals[:, cls].sum()
-        if positives:
-            entries = [p for p in pooled if p[0] == cls]
-            ap = brute_force_ap([p[1] for p in entries], [p[2] for p in entries], positives)
-            present_aps.append(ap)
-    # mAP over every class (absent ones count 0), and over the classes present.
-    return gap, sum(present_aps) / predictions.shape[1], float(np.mean(present_aps))
 
 
 def test_hit_at_one_hand_worked():

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from metric_oracles import brute_force_gap_and_map, brute_force_hit_at_one_and_perr
 
 from fewer_frames.evaluation import eval_util
 from testlib import read_csv, run_binary, traced_inference_peak
@@ -83,6 +84,19 @@ def test_inference_csv_matches_evaluation(run, flags, scored, runs, small_sample
     expected = json.loads(metrics.read_text())
     assert expected["model"] == scored
     assert eval_util.calculate_gap(predictions, actuals) == pytest.approx(expected["gap"], abs=2e-3)
+    # Every metric depends on the top 20 alone (no video has more labels): the
+    # evaluation's, computed in its graph, equal the oracles' on the CSV's rows.
+    assert actuals.sum(axis=1).max() <= 20
+    hit_at_one, perr = brute_force_hit_at_one_and_perr(predictions, actuals)
+    gap, mean_ap, mean_ap_present = brute_force_gap_and_map(predictions, actuals, top_k=20)
+    for name, value in (
+        ("hit_at_one", hit_at_one),
+        ("perr", perr),
+        ("gap", gap),
+        ("map", mean_ap),
+        ("map_present_classes", mean_ap_present),
+    ):
+        assert expected[name] == pytest.approx(value, abs=2e-3), name
 
 
 # One file with the 60 test videos once, then one with them 40 times (2,400

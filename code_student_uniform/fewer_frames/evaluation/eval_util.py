@@ -3,7 +3,9 @@
 All functions take numpy arrays `predictions` [videos, classes] (scores) and
 `actuals` [videos, classes] (0/1 labels). `EvaluationMetrics` accumulates over
 a whole evaluation set; its GAP and mAP are those of the pooled set, not an
-average of per-batch values.
+average of per-batch values. It keeps only what the pooled metrics need (each
+video's top-k entries, compact); the per-video work before it can run in the
+graph (`metric_tensors.py`), so that evaluation goes at the model's speed.
 """
 
 import numpy as np
@@ -13,13 +15,51 @@ from fewer_frames.evaluation.average_precision_calculator import AveragePrecisio
 from fewer_frames.evaluation.mean_average_precision_calculator import MeanAveragePrecisionCalculator
 
 
+def video_metric_values(predictions, actuals, top_k=20):
+    """The per-video work of the metrics, in numpy (`metric_tensors` does the same
+    in the graph): each video's classes ranked by score, equal scores by class id.
+
+    Returns {"top_ids", "top_scores", "top_labels"}: [videos, min(top_k, classes)],
+    the best classes, their scores and whether they are labels; "hit_at_one"
+    [videos]: the best class is a label; "num_labels" and "perr_hits" [videos]: m
+    labels, and how many of them are among the m best classes; and
+    "positives_per_class" [classes].
+    """
+    predictions, actuals = np.asarray(predictions), np.asarray(actuals) > 0
+    num_labels = actuals.sum(axis=1)
+    order = np.argsort(-predictions, axis=1, kind="stable")
+    hits = np.take_along_axis(actuals, order, axis=1)
+    in_top_m = np.arange(predictions.shape[1])[None, :] < num_labels[:, None]
+    top = order[:, :top_k]
+    return {
+        "top_ids": top,
+        "top_scores": np.take_along_axis(predictions, top, axis=1),
+        "top_labels": hits[:, :top_k],
+        "hit_at_one": hits[:, 0] if hits.shape[1] else np.zeros(len(hits), bool),
+        "num_labels": num_labels,
+        "perr_hits": (hits & in_top_m).sum(axis=1),
+        "positives_per_class": actuals.sum(axis=0),
+    }
+
+
+def _hit_at_one(values):
+    return float(np.mean(values["hit_at_one"])) if len(values["hit_at_one"]) else 0.0
+
+
+def _perr(values):
+    """Precision at equal recall per video (0 for a video without labels), averaged."""
+    num_labels = values["num_labels"]
+    if not len(num_labels):
+        return 0.0
+    correct = np.asarray(values["perr_hits"], np.float64)
+    return float(
+        np.divide(correct, num_labels, out=np.zeros(len(correct)), where=num_labels > 0).mean()
+    )
+
+
 def calculate_hit_at_one(predictions, actuals):
     """Fraction of videos whose top-scored class is one of their labels."""
-    predictions, actuals = np.asarray(predictions), np.asarray(actuals)
-    if predictions.shape[0] == 0:
-        return 0.0
-    top = np.argmax(predictions, axis=1)
-    return float(np.mean(actuals[np.arange(actuals.shape[0]), top] > 0))
+    return _hit_at_one(video_metric_values(predictions, actuals, top_k=1))
 
 
 def calculate_precision_at_equal_recall_rate(predictions, actuals):
@@ -27,34 +67,16 @@ def calculate_precision_at_equal_recall_rate(predictions, actuals):
 
     A video without labels counts as 0 (the YouTube-8M convention).
     """
-    predictions, actuals = np.asarray(predictions), np.asarray(actuals)
-    if predictions.shape[0] == 0:
-        return 0.0
-    num_labels = (actuals > 0).sum(axis=1)
-    # Descending rank order; the top m of each row are the first m columns.
-    order = np.argsort(-predictions, axis=1, kind="stable")
-    hits = np.take_along_axis(actuals > 0, order, axis=1)
-    in_top_m = np.arange(predictions.shape[1])[None, :] < num_labels[:, None]
-    correct = (hits & in_top_m).sum(axis=1)
-    precision = np.divide(correct, num_labels, out=np.zeros(len(correct)), where=num_labels > 0)
-    return float(precision.mean())
-
-
-def top_k_entries(predictions, actuals, top_k=20):
-    """Each video's top_k predictions as flat (class id, score, label) arrays."""
-    predictions, actuals = np.asarray(predictions), np.asarray(actuals)
-    top_k = min(top_k, predictions.shape[1])
-    top = np.argpartition(-predictions, top_k - 1, axis=1)[:, :top_k]
-    scores = np.take_along_axis(predictions, top, axis=1)
-    labels = np.take_along_axis(actuals > 0, top, axis=1)
-    return top.ravel(), scores.ravel(), labels.ravel().astype(np.float64)
+    return _perr(video_metric_values(predictions, actuals, top_k=1))
 
 
 def calculate_gap(predictions, actuals, top_k=20):
     """Global average precision of the pooled top_k predictions of every video."""
-    _, scores, labels = top_k_entries(predictions, actuals, top_k)
+    values = video_metric_values(predictions, actuals, top_k)
     calculator = AveragePrecisionCalculator()
-    calculator.accumulate(scores, labels, num_positives=float((np.asarray(actuals) > 0).sum()))
+    calculator.accumulate(
+        values["top_scores"], values["top_labels"], values["positives_per_class"].sum()
+    )
     return calculator.peek_ap()
 
 
@@ -65,7 +87,7 @@ class EvaluationMetrics:
         settings.checked_top_k(top_k)
         self.num_class = num_class
         self.top_k = top_k
-        self.gap_calculator = AveragePrecisionCalculator()
+        # One pool of top-k entries serves the GAP (pooled) and the mAP (per class).
         self.map_calculator = MeanAveragePrecisionCalculator(num_class)
         self.clear()
 
@@ -74,7 +96,6 @@ class EvaluationMetrics:
         self.sum_perr = 0.0
         self.sum_loss = 0.0
         self.num_examples = 0
-        self.gap_calculator.clear()
         self.map_calculator.clear()
 
     def accumulate(self, predictions, labels, loss):
@@ -85,13 +106,19 @@ class EvaluationMetrics:
             raise ValueError(
                 f"predictions {predictions.shape} and labels {labels.shape} differ in shape"
             )
-        batch_size = predictions.shape[0]
-        hit_at_one = calculate_hit_at_one(predictions, labels)
-        perr = calculate_precision_at_equal_recall_rate(predictions, labels)
-        class_ids, scores, top_labels = top_k_entries(predictions, labels, self.top_k)
-        positives_per_class = (labels > 0).sum(axis=0)
-        self.gap_calculator.accumulate(scores, top_labels, positives_per_class.sum())
-        self.map_calculator.accumulate(class_ids, scores, top_labels, positives_per_class)
+        return self.accumulate_values(video_metric_values(predictions, labels, self.top_k), loss)
+
+    def accumulate_values(self, values, loss):
+        """Adds one batch's per-video values (`video_metric_values`, or the same
+        computed in the graph by `metric_tensors.video_metric_tensors`)."""
+        batch_size = len(values["hit_at_one"])
+        hit_at_one, perr = _hit_at_one(values), _perr(values)
+        self.map_calculator.accumulate(
+            values["top_ids"],
+            values["top_scores"],
+            values["top_labels"],
+            values["positives_per_class"],
+        )
         self.sum_hit_at_one += hit_at_one * batch_size
         self.sum_perr += perr * batch_size
         loss = np.asarray(loss, np.float64)
@@ -103,14 +130,14 @@ class EvaluationMetrics:
     def get(self):
         """Metrics of everything accumulated since the last `clear`."""
         count = max(self.num_examples, 1)
-        aps = self.map_calculator.peek_aps()
+        aps, gap = self.map_calculator.peek_aps_and_pooled_ap()
         return {
             "avg_hit_at_one": self.sum_hit_at_one / count,
             "avg_perr": self.sum_perr / count,
             "avg_loss": self.sum_loss / count,
-            "gap": self.gap_calculator.peek_ap(),
-            "map": self.map_calculator.peek_map(),
-            "map_present_classes": self.map_calculator.peek_map_present_classes(),
+            "gap": gap,
+            "map": float(aps.mean()),
+            "map_present_classes": self.map_calculator.map_present_classes(aps),
             "aps": aps,
             "num_examples": self.num_examples,
         }

@@ -15,7 +15,7 @@ import tensorflow as tf
 from absl import logging
 
 from fewer_frames.config.settings import EvaluationSettings
-from fewer_frames.evaluation import eval_util, segment_metrics
+from fewer_frames.evaluation import eval_util, metric_tensors, segment_metrics
 from fewer_frames.inputs import readers, record_checks, vocabulary
 from fewer_frames.models import model_config, model_graph
 from fewer_frames.run_dirs import checkpoints, run_directory
@@ -51,8 +51,16 @@ class _VideoScores:
         self.settings = settings
         self.metrics = eval_util.EvaluationMetrics(num_classes, settings.top_k)
 
+    def fetches(self, outputs, evaluated, batch):
+        """The per-video work runs in the graph: a few numbers per video come back."""
+        predictions = outputs[f"{evaluated}_predictions"]
+        return metric_tensors.video_metric_tensors(
+            predictions, outputs["labels"], self.settings.top_k
+        )
+
     def accumulate(self, values):
-        self.metrics.accumulate(values["predictions"], values["labels"], values["loss"])
+        self.metrics.accumulate_values(values, values["loss"])
+        return len(values["hit_at_one"])
 
     def summary(self):
         result = self.metrics.get()
@@ -88,11 +96,20 @@ class _SegmentScores:
         self.metrics = segment_metrics.SegmentMetrics(whitelist, settings.segment_top_k)
         self.loss_sum = 0.0
 
+    def fetches(self, outputs, evaluated, batch):
+        return {
+            "predictions": outputs[f"{evaluated}_predictions"],
+            "labels": outputs["labels"],
+            "ids": batch["video_ids"],
+            "label_weights": outputs["label_weights"],
+        }
+
     def accumulate(self, values):
         self.metrics.accumulate(
             values["ids"], values["predictions"], values["labels"], values["label_weights"]
         )
         self.loss_sum += float(values["loss"]) * len(values["labels"])
+        return len(values["labels"])
 
     def summary(self):
         result = self.metrics.get()
@@ -117,14 +134,8 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
         )
         loss_tensors = model_graph.evaluation_losses(outputs, evaluated, settings.label_loss)
         global_step = tf.compat.v1.train.get_or_create_global_step()
-        fetches = {
-            "predictions": outputs[f"{evaluated}_predictions"],
-            "labels": outputs["labels"],
-            **loss_tensors,
-        }
-        if segments:
-            fetches.update(ids=batch["video_ids"], label_weights=outputs["label_weights"])
         scores = (_SegmentScores if segments else _VideoScores)(settings, config.num_classes)
+        fetches = {**scores.fetches(outputs, evaluated, batch), **loss_tensors}
         rep_loss_sum = 0.0
         progress = _Progress(settings.progress_every_secs, total)
         with tf.compat.v1.Session(config=settings.session.session_config()) as session:
@@ -133,8 +144,7 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
             session.run(tf.compat.v1.local_variables_initializer())
             step = int(session.run(global_step))
             for values in readers.run_to_end(session, fetches, reader, pattern):
-                count = len(values["labels"])
-                scores.accumulate(values)
+                count = scores.accumulate(values)
                 rep_loss_sum += float(values.get("rep_loss", 0.0)) * count
                 progress.add(count)
     summary = scores.summary()

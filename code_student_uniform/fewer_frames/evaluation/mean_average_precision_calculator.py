@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fewer_frames.evaluation.average_precision_calculator import average_precisions
+from fewer_frames.evaluation.ranked_entries import RankedEntries
 
 
 class MeanAveragePrecisionCalculator:
@@ -17,48 +17,44 @@ class MeanAveragePrecisionCalculator:
         if num_class <= 0:
             raise ValueError(f"num_class must be positive, got {num_class}")
         self.num_class = num_class
+        self._entries = RankedEntries(num_class)
         self.clear()
 
     def clear(self):
-        self._class_ids = []
-        self._scores = []
-        self._labels = []
-        self._num_positives = np.zeros(self.num_class, np.float64)
+        self._entries.clear()
+        self._num_positives = np.zeros(self.num_class, np.int64)
 
     def accumulate(self, class_ids, scores, labels, num_positives):
         """Adds entries and the batch's positives per class ([num_class])."""
-        self._class_ids.append(np.asarray(class_ids, np.int64).ravel())
-        self._scores.append(np.asarray(scores, np.float64).ravel())
-        self._labels.append(np.asarray(labels, np.float64).ravel())
-        self._num_positives += np.asarray(num_positives, np.float64)
+        self._entries.add(class_ids, scores, labels)
+        self._num_positives += np.asarray(num_positives, np.int64)
 
     def is_empty(self):
-        return not self._class_ids
+        return self._entries.size == 0
 
     @property
     def num_positives(self):
         return self._num_positives
 
+    def peek_aps_and_pooled_ap(self):
+        """(AP of every class [num_class], 0 for a class without positives; AP of
+        all entries ranked in one list against all positives: the GAP)."""
+        return self._entries.average_precisions(self._num_positives)
+
     def peek_aps(self):
         """Average precision of every class ([num_class]; 0 for classes without positives)."""
-        if self.is_empty():
-            return np.zeros(self.num_class)
-        return average_precisions(
-            np.concatenate(self._class_ids),
-            np.concatenate(self._scores),
-            np.concatenate(self._labels),
-            self._num_positives,
-            self.num_class,
-        )
+        return self.peek_aps_and_pooled_ap()[0]
 
     def peek_map(self):
         """Mean AP over all `num_class` classes, a class without positives counting 0:
         the YouTube-8M starter code's mAP, the number in the paper's Table 1."""
         return float(self.peek_aps().mean())
 
+    def map_present_classes(self, aps):
+        """Mean of `aps` over the classes with at least one positive (0 if none)."""
+        present = self._num_positives > 0
+        return float(np.asarray(aps)[present].mean()) if present.any() else 0.0
+
     def peek_map_present_classes(self):
         """Mean AP over the classes with at least one positive (0 if there are none)."""
-        present = self._num_positives > 0
-        if not present.any():
-            return 0.0
-        return float(self.peek_aps()[present].mean())
+        return self.map_present_classes(self.peek_aps())

@@ -5,7 +5,6 @@ A run directory (--train_dir) holds:
 - `checkpoint` and `model.ckpt-<step>.*`: the checkpoints and their index;
 - `model_flags.json`: the run's ModelConfig (its models and what shapes them);
 - `train_flags.json`: the mode and RunSettings the run was trained with;
-- `video_counts.json`: videos counted per data pattern (a cache, for the ETA);
 - `trainer_lease.json`: the live trainer's lease (one trainer per directory);
 - `validate_metrics.json`: the last evaluation's metrics (validate.py);
 - `events.out.tfevents.*`: TensorBoard summaries.
@@ -27,7 +26,6 @@ CHECKPOINT_PREFIX = "model.ckpt"
 MODEL_FLAGS_FILE = "model_flags.json"
 # The settings a training run was started with (MODEL_FLAGS_FILE: its models').
 TRAIN_FLAGS_FILE = "train_flags.json"
-VIDEO_COUNTS_FILE = "video_counts.json"
 LEASE_FILE = "trainer_lease.json"
 VALIDATE_METRICS_FILE = "validate_metrics.json"
 LITERT_MODEL_FILE = "model.tflite"
@@ -81,23 +79,6 @@ def saved_run_settings(directory):
             "remove it to resume the run"
         ) from error
     return values
-
-
-def read_video_counts(run_dir):
-    """The cached video counts ({data pattern: {"videos", "sizes"}}); {} when absent
-    or unreadable (only a cache: counted again)."""
-    path = os.path.join(run_dir, VIDEO_COUNTS_FILE)
-    if not tf.io.gfile.exists(path):
-        return {}
-    try:
-        with tf.io.gfile.GFile(path) as stream:
-            return json.load(stream)
-    except ValueError:
-        return {}
-
-
-def write_video_counts(run_dir, counts):
-    filesystem.write_json(os.path.join(run_dir, VIDEO_COUNTS_FILE), counts)
 
 
 def read_lease(directory):

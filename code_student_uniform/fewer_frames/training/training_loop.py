@@ -259,7 +259,7 @@ def _loop(
     batch_size = settings.inputs.batch_size
     if saver:
         run_progress = progress.training_progress(
-            training, batch_size, step, train_dir, files, workers, drop_remainder
+            training, batch_size, step, files, workers, drop_remainder
         )
     else:
         run_progress = progress.Progress(step, training.max_steps or None, None, batch_size, 0)
