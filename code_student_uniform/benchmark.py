@@ -29,6 +29,10 @@
   the teacher (every second) and the student (its frames only), at the model
   flags' size: seconds of decoding, networks and model, frames decoded, and the
   student/teacher ratios (benchmarks/video_benchmark.py).
+--what=metrics: the evaluation loop's metrics (per-video work in the graph, the
+  pooled ranking in numpy) on --metrics_videos of scores from a model that costs
+  nothing, on one core: videos/s and GiB kept per million videos, peak included
+  (benchmarks/metrics_benchmark.py).
 
 FLOPs are counted analytically (fewer_frames/models/flops.py).
 """
@@ -44,6 +48,7 @@ from absl import flags
 from fewer_frames.benchmarks import (
     benchmark_modes,
     feature_benchmark,
+    metrics_benchmark,
     stand_in_models,
     video_benchmark,
 )
@@ -64,6 +69,7 @@ flags.DEFINE_enum(
         "one_deployment",
         "features",
         "videos",
+        "metrics",
     ],
     "What to measure (memory: computed, see models/memory_estimate.py).",
 )
@@ -144,6 +150,10 @@ flags.DEFINE_integer(
     "videos: times each video is classified by each model (figures are per video).",
 )
 
+flags.DEFINE_integer(
+    "metrics_videos", _FEATURES.metrics_videos, "metrics: videos scored (at --batch_size)."
+)
+
 FLAGS = flags.FLAGS
 
 
@@ -173,6 +183,7 @@ def main(argv):
         "memory": benchmark_modes.bench_memory,
         "features": feature_benchmark.bench_features,
         "videos": video_benchmark.bench_videos,
+        "metrics": metrics_benchmark.bench_metrics,
     }[FLAGS.what](options)
     figures.setdefault("towers", 1)
     figures["devices"] = [

@@ -97,3 +97,16 @@ def test_entries_are_stored_in_seven_bytes():
     assert stored == videos * top_k * 7
     with pytest.raises(ValueError, match=r"list ids must lie in \[0, 3862\)"):
         entries.add([3862], [0.5], [True])
+
+
+def test_bunched_scores_are_cut_into_ranges_of_the_asked_size():
+    rng = np.random.default_rng(3)
+    # Top-k scores of a confident model: all within 0.004 of 1, one 16-bit bucket.
+    scores = (1 - rng.random(5000) * 0.004).astype(np.float32)
+    scores[:300] = 0.5  # 300 entries with one score: a range of their own
+    entries = RankedEntries(1, range_entries=100)
+    entries.add(np.zeros(5000, np.int16), scores, rng.random(5000) < 0.5)
+    keys = descending_keys(scores)
+    sizes = [int(((keys >= first) & (keys <= last)).sum()) for first, last in entries._ranges()]
+    assert sum(sizes) == 5000
+    assert max(sizes) == 300 and sorted(sizes)[-2] <= 100

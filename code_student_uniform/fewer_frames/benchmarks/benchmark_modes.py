@@ -67,6 +67,7 @@ class BenchmarkOptions:
     video_seconds: float = 300.0
     video_keyframe_intervals: tuple = ("1", "2", "5", "10")
     videos_per_path: int = 4
+    metrics_videos: int = 200_000
 
     @property
     def batch_size(self):

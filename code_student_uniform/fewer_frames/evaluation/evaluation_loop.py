@@ -44,7 +44,7 @@ class _Progress:
         return self.done / max(time.time() - self.start, 1e-9)
 
 
-class _VideoScores:
+class VideoScores:
     """The video-level metrics of an evaluation: Hit@1, PERR, GAP, mAP (eval_util)."""
 
     def __init__(self, settings, num_classes):
@@ -134,7 +134,7 @@ def evaluate_checkpoint(config, evaluated, checkpoint_path, settings, total=None
         )
         loss_tensors = model_graph.evaluation_losses(outputs, evaluated, settings.label_loss)
         global_step = tf.compat.v1.train.get_or_create_global_step()
-        scores = (_SegmentScores if segments else _VideoScores)(settings, config.num_classes)
+        scores = (_SegmentScores if segments else VideoScores)(settings, config.num_classes)
         fetches = {**scores.fetches(outputs, evaluated, batch), **loss_tensors}
         rep_loss_sum = 0.0
         progress = _Progress(settings.progress_every_secs, total)

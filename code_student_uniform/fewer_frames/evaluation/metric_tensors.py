@@ -12,7 +12,7 @@ import tensorflow as tf
 def video_metric_tensors(predictions, labels, top_k=20):
     """Tensors of each video's top classes, Hit@1, PERR counts and the batch's
     positives per class (see `eval_util.video_metric_values`)."""
-    labels = labels > 0
+    labels = labels if labels.dtype == tf.bool else labels > 0
     num_labels = tf.reduce_sum(tf.cast(labels, tf.int32), axis=1)
     num_classes = tf.shape(predictions)[1]
     # Enough of the ranking for the top_k entries and for each video's m labels;

@@ -5,12 +5,13 @@ entries: the GAP ranks all of them in one list, the mAP ranks each class's
 entries in a list of its own. An entry is stored in 7 bytes (int16 class id,
 float32 score, one byte label), so a million videos at k=20 keep 0.14 GB.
 
-Ranking never sorts the whole pool at once. The scores are cut into ranges of
-the order key's top 16 bits (a histogram says how many entries each range
-holds); the ranges are taken best first, each sorted on its own, and running
-counts carry every list's rank and positives from one range to the next. The
-memory this needs is that of one range (`range_entries`), whatever the pool's
-size. Equal scores rank in arrival order, as `average_precisions` ranks them.
+Ranking never sorts the whole pool at once. The scores' order keys are cut
+into ranges (histograms of their top 16 bits, and of the low 16 where scores
+bunch together, say how many entries each range holds); the ranges are taken
+best first, each sorted on its own, and running counts carry every list's rank
+and positives from one range to the next. The memory this needs is that of one
+range (`range_entries`), whatever the pool's size. Equal scores rank in arrival
+order.
 """
 
 import numpy as np
@@ -73,28 +74,48 @@ class RankedEntries:
     def _parts(self):
         return self._blocks + self._pending
 
-    def _ranges(self):
-        """[first bucket, end bucket) ranges of the keys' top 16 bits, best first,
-        each holding about `range_entries` entries (more only for a single bucket)."""
+    def _histogram(self, high=None):
+        """Entries per value of the keys' top 16 bits, or, with `high`, per value of
+        the low 16 bits among the keys whose top 16 bits are `high`."""
         counts = np.zeros(_BUCKETS, np.int64)
         for _, keys, _ in self._parts():
-            counts += np.bincount(keys >> 16, minlength=_BUCKETS)
-        ranges, start, held = [], 0, 0
-        for bucket in np.flatnonzero(counts):
-            if held and held + counts[bucket] > self.range_entries:
-                ranges.append((start, bucket))
-                start, held = bucket, 0
-            held += counts[bucket]
-        if held:
-            ranges.append((start, _BUCKETS))
+            if high is None:
+                counts += np.bincount(keys >> 16, minlength=_BUCKETS)
+            else:
+                inside = keys[(keys >> 16) == high]
+                counts += np.bincount(inside & 0xFFFF, minlength=_BUCKETS)
+        return counts
+
+    def _ranges(self):
+        """Inclusive [first key, last key] ranges, best first, each holding about
+        `range_entries` entries: by the keys' top 16 bits, and where one such
+        bucket holds more (scores bunched together), by all 32. Only entries
+        with one and the same score can make a range larger."""
+        units = []  # (first key, last key, entries), in key order
+        for high in np.flatnonzero(counts := self._histogram()):
+            high = int(high)
+            if counts[high] <= self.range_entries:
+                units.append((high << 16, (high << 16) | 0xFFFF, int(counts[high])))
+                continue
+            low_counts = self._histogram(high)
+            for low in np.flatnonzero(low_counts):
+                key = (high << 16) | int(low)
+                units.append((key, key, int(low_counts[low])))
+        ranges, held = [], 0
+        for first, last, entries in units:
+            if ranges and held + entries <= self.range_entries:
+                ranges[-1][1] = last
+                held += entries
+            else:
+                ranges.append([first, last])
+                held = entries
         return ranges
 
-    def _ranked_range(self, first, end):
+    def _ranked_range(self, first, last):
         """The range's (list ids, labels) in rank order: by key, then arrival."""
         ids, keys, labels = [], [], []
         for part_ids, part_keys, part_labels in self._parts():
-            buckets = part_keys >> 16
-            inside = (buckets >= first) & (buckets < end)
+            inside = (part_keys >= first) & (part_keys <= last)
             ids.append(part_ids[inside])
             keys.append(part_keys[inside])
             labels.append(part_labels[inside])
@@ -112,8 +133,8 @@ class RankedEntries:
         list_seen = np.zeros(self.num_lists, np.int64)  # entries ranked so far, per list
         list_hits = np.zeros(self.num_lists, np.int64)  # positives ranked so far, per list
         pooled_sum, pooled_seen, pooled_hits = 0.0, 0, 0
-        for first, end in self._ranges():
-            ids, labels = self._ranked_range(first, end)
+        for first, last in self._ranges():
+            ids, labels = self._ranked_range(first, last)
             # The pooled list: the k-th positive at rank r adds precision k / r.
             at = np.flatnonzero(labels)
             hits = pooled_hits + np.arange(1, at.size + 1)
