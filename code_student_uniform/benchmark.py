@@ -33,6 +33,11 @@
   pooled ranking in numpy) on --metrics_videos of scores from a model that costs
   nothing, on one core: videos/s and GiB kept per million videos, peak included
   (benchmarks/metrics_benchmark.py).
+--what=scale: the chief's start-up, one evaluation pass and one inference pass,
+  each through its binary on generated data at --scale_fractions of the 2018
+  frame-level sets (records of the real size): bytes read, read calls, peak
+  memory and wall time, extrapolated to the full dataset beside a storage model
+  (benchmarks/scale_benchmark.py).
 
 FLOPs are counted analytically (fewer_frames/models/flops.py).
 """
@@ -49,6 +54,7 @@ from fewer_frames.benchmarks import (
     benchmark_modes,
     feature_benchmark,
     metrics_benchmark,
+    scale_benchmark,
     stand_in_models,
     video_benchmark,
 )
@@ -70,6 +76,7 @@ flags.DEFINE_enum(
         "features",
         "videos",
         "metrics",
+        "scale",
     ],
     "What to measure (memory: computed, see models/memory_estimate.py).",
 )
@@ -154,6 +161,30 @@ flags.DEFINE_integer(
     "metrics_videos", _FEATURES.metrics_videos, "metrics: videos scored (at --batch_size)."
 )
 
+flags.DEFINE_list(
+    "scale_fractions",
+    list(_FEATURES.scale_fractions),
+    "scale: fractions of the 2018 frame-level data measured (a line through them extrapolates).",
+)
+flags.DEFINE_list(
+    "scale_frames",
+    list(_FEATURES.scale_frames),
+    "scale: fewest and most frames per generated video (128,300: the real 249 KB per record).",
+)
+flags.DEFINE_list(
+    "scale_stages",
+    list(_FEATURES.scale_stages),
+    "scale: the stages measured, of startup,evaluation,inference (the passes need startup's run).",
+)
+flags.DEFINE_float(
+    "storage_latency_ms", _FEATURES.storage_latency_ms, "scale: storage model, per read call."
+)
+flags.DEFINE_float(
+    "storage_bandwidth_mb_s",
+    _FEATURES.storage_bandwidth_mb_s,
+    "scale: storage model, MB/s of one stream.",
+)
+
 FLAGS = flags.FLAGS
 
 
@@ -184,6 +215,7 @@ def main(argv):
         "features": feature_benchmark.bench_features,
         "videos": video_benchmark.bench_videos,
         "metrics": metrics_benchmark.bench_metrics,
+        "scale": scale_benchmark.bench_scale,
     }[FLAGS.what](options)
     figures.setdefault("towers", 1)
     figures["devices"] = [

@@ -68,6 +68,11 @@ class BenchmarkOptions:
     video_keyframe_intervals: tuple = ("1", "2", "5", "10")
     videos_per_path: int = 4
     metrics_videos: int = 200_000
+    scale_fractions: tuple = ("0.0005", "0.001")
+    scale_frames: tuple = ("128", "300")
+    scale_stages: tuple = ("startup", "evaluation", "inference")
+    storage_latency_ms: float = 30.0
+    storage_bandwidth_mb_s: float = 200.0
 
     @property
     def batch_size(self):

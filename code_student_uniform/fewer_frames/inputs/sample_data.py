@@ -103,7 +103,7 @@ def _segment_ratings(rng, spec, active, num_frames):
     return sorted(ratings)
 
 
-def _sequence_example(video_id, labels, rgb, audio, id_feature, ratings=None):
+def sequence_example(video_id, labels, rgb, audio, id_feature, ratings=None):
     example = tf.train.SequenceExample()
     example.context.feature[id_feature].bytes_list.value.append(video_id)
     if labels is not None:
@@ -148,7 +148,7 @@ def write_split(output_dir, split, num_files, spec, version, seed, videos_per_fi
                 kept_labels = None if split.endswith("test") else labels
                 ratings = _segment_ratings(rng, spec, active, len(rgb)) if rated else None
                 writer.write(
-                    _sequence_example(video_id, kept_labels, rgb, audio, id_feature, ratings)
+                    sequence_example(video_id, kept_labels, rgb, audio, id_feature, ratings)
                 )
                 num_videos += 1
                 num_frames += len(rgb)
