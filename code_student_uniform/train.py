@@ -7,7 +7,7 @@ from fewer_frames.config import command_line
 from fewer_frames.system import runtime
 from fewer_frames.training import training_loop
 
-command_line.define(*command_line.RUN_TOPICS, "training")
+command_line.define(*command_line.RUN_TOPICS, "training", "precision")
 flags.DEFINE_enum(
     "training_mode",
     "parallel",

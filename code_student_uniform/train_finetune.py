@@ -6,7 +6,9 @@ from fewer_frames.config import command_line, settings
 from fewer_frames.system import runtime
 from fewer_frames.training import training_loop
 
-command_line.define(*command_line.RUN_TOPICS, "training", train_dir=settings.FINETUNE_DIR)
+command_line.define(
+    *command_line.RUN_TOPICS, "training", "precision", train_dir=settings.FINETUNE_DIR
+)
 FLAGS = flags.FLAGS
 
 

@@ -69,6 +69,12 @@ def test_train_step_mode_writes_its_figures(tmp_path):
     figures = json.loads(output.read_text())
     for key in ("step_seconds", "train_flops_per_s", "matmul_flops_per_s"):
         assert figures[key] > 0, key
+    # Both precisions measured; step_seconds is the --precision one's.
+    assert figures["precision"] == "float32"
+    assert figures["step_seconds"] == pytest.approx(1 / figures["float32_steps_per_second"])
+    assert figures["bfloat16_speedup"] == pytest.approx(
+        figures["bfloat16_steps_per_second"] / figures["float32_steps_per_second"]
+    )
     # 16 units, 1 layer: the analytic count of 3 x forward for teacher and student.
     config = _tiny_lstm_config(units=16)
     teacher = 300 * 2 * (1152 + 16) * 64 + 20 * 2 * (32 + 16) * 64 + 2 * 32 * 50 * 5

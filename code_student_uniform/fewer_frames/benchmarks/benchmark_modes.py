@@ -19,6 +19,7 @@ from absl import logging
 
 from fewer_frames.benchmarks import deploy_benchmark
 from fewer_frames.config import settings
+from fewer_frames.config.settings import PRECISIONS
 from fewer_frames.inputs import readers
 from fewer_frames.models import flops, memory_estimate, model_config, model_graph
 from fewer_frames.run_dirs import run_directory
@@ -233,24 +234,31 @@ def bench_train_step(options):
     devices = towers.tower_devices(training_settings.num_gpu, training_settings.num_cpu_towers)
     towers.check_batch_size(batch_size, len(devices))
     session_config = settings.session.session_config(cpu_devices=training_settings.num_cpu_towers)
-    with tf.Graph().as_default():
-        graph = training_graph.build_training_graph(
-            config, "parallel", _synthetic_batch(config, batch_size), settings, devices
+    seconds = {}
+    for precision in PRECISIONS:  # both, each in a graph of its own
+        precise = dataclasses.replace(
+            settings, training=dataclasses.replace(training_settings, precision=precision)
         )
-        with tf.compat.v1.Session(config=session_config) as session:
-            session_devices = [device.name for device in session.list_devices()]
-            session.run(tf.compat.v1.global_variables_initializer())
-            logging.info("warm-up step")
-            session.run(graph["train_op"])
-            start = time.time()
-            for step in range(options.steps):
-                session.run(graph["train_op"])
-                logging.info("timed step %d done", step + 1)
-            step_seconds = (time.time() - start) / options.steps
-            matmul_shape = model_config.model_class(config.model).reference_matmul(
-                config.model_params, batch_size, config.max_num_frames, config.feature_sizes
+        with tf.Graph().as_default():
+            graph = training_graph.build_training_graph(
+                config, "parallel", _synthetic_batch(config, batch_size), precise, devices
             )
-            matmul_rate = _matmul_rate(session, *matmul_shape)
+            with tf.compat.v1.Session(config=session_config) as session:
+                session_devices = [device.name for device in session.list_devices()]
+                session.run(tf.compat.v1.global_variables_initializer())
+                logging.info("%s: warm-up step", precision)
+                session.run(graph["train_op"])
+                start = time.time()
+                for step in range(options.steps):
+                    session.run(graph["train_op"])
+                    logging.info("%s: timed step %d done", precision, step + 1)
+                seconds[precision] = (time.time() - start) / options.steps
+                matmul_shape = model_config.model_class(config.model).reference_matmul(
+                    config.model_params, batch_size, config.max_num_frames, config.feature_sizes
+                )
+                if precision == "float32":
+                    matmul_rate = _matmul_rate(session, *matmul_shape)
+    step_seconds = seconds[training_settings.precision]
     step_flops = (
         flops.TRAIN_STEP_PASSES
         * batch_size
@@ -262,6 +270,9 @@ def bench_train_step(options):
     return {
         "model": config.model,
         "step_seconds": step_seconds,
+        "precision": training_settings.precision,
+        **{f"{precision}_steps_per_second": 1 / value for precision, value in seconds.items()},
+        "bfloat16_speedup": seconds["float32"] / seconds["bfloat16"],
         "train_flops_per_step": step_flops,
         "train_flops_per_s": step_flops / step_seconds,
         "matmul_flops_per_s": matmul_rate,

@@ -327,9 +327,10 @@ def _define_precision():
         "precision",
         _EVALUATION.precision,
         settings.PRECISIONS,
-        "The scored model's numeric type: bfloat16 runs its matmuls and cells in bfloat16 "
-        "(on CPUs with AVX-512 BF16 or AMX, and on GPUs), reading the same float32 "
-        "checkpoints; its outputs are float32.",
+        "The models' numeric type: bfloat16 runs their matmuls in bfloat16 (on CPUs with "
+        "AVX-512 BF16 or AMX, and on GPUs); the weights and checkpoints (the same as "
+        "float32's), a training run's optimizer state and losses, the LSTM cell state "
+        "and the scores stay float32.",
     )
 
 

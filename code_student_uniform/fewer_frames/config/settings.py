@@ -107,6 +107,9 @@ class TrainingSettings:
     deterministic: bool = True
     num_gpu: int = 1
     num_cpu_towers: int = 1
+    # The models' matmuls in training (model_graph.py); the weights, the optimizer's
+    # state, the checkpoints, the LSTM cell state, the scores and the losses stay float32.
+    precision: str = "float32"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -59,10 +59,12 @@ def batch_norm(inputs, scope, is_training, mask=None):
             weights = tf.ones_like(inputs[..., :1]) if mask is None else mask[..., None]
             mean, variance = tf.nn.weighted_moments(inputs, axes, weights)
             for variable, value in ((moving_mean, mean), (moving_variance, variance)):
+                value = tf.cast(value, variable.dtype)  # float32 statistics in any precision
                 update = variable.assign_sub((variable - value) * (1 - BATCH_NORM_DECAY))
                 tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, update)
         else:
             mean, variance = moving_mean, moving_variance
+        mean, variance = tf.cast(mean, inputs.dtype), tf.cast(variance, inputs.dtype)
         return tf.nn.batch_normalization(inputs, mean, variance, beta, gamma, BATCH_NORM_EPSILON)
 
 

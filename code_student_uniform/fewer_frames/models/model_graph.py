@@ -54,6 +54,21 @@ def _read_as(dtype):
     return read_cast
 
 
+def _cast_on_read(dtype):
+    """A variable-scope custom getter for training in `dtype`: each trainable
+    float32 variable is created and saved as float32 and read through a cast, so
+    its gradient arrives, and the optimizer updates it, in float32. Statistics
+    (batch norm's moving averages) stay float32 variables, updated as such."""
+
+    def read_cast(getter, *args, **kwargs):
+        variable = getter(*args, **kwargs)
+        if variable.dtype.base_dtype != tf.float32 or kwargs.get("trainable") is False:
+            return variable
+        return tf.cast(variable, dtype)
+
+    return read_cast
+
+
 def _create(model, model_input, num_frames, config, student, is_training):
     """Calls the model's teacher or student builder; returns (representation,
     predictions), in float32 whatever the input's type."""
@@ -76,7 +91,8 @@ def build_models(config, batch, is_training=False, frozen=(), precision="float32
     as model variables; models named in `frozen` are built in inference mode
     (e.g. batch norm with its moving statistics). With `precision` bfloat16 the
     models compute in bfloat16 (their input and every variable read cast; the
-    variables stay float32), their outputs cast back to float32. With `xla`,
+    variables stay float32), their outputs cast back to float32: in training
+    through a cast at every read, for scoring through copies made once. With `xla`,
     the models' ops are compiled by XLA (a jit scope: on the CPU too, without
     TensorFlow's global XLA flags); the input pipeline is not.
 
@@ -89,7 +105,9 @@ def build_models(config, batch, is_training=False, frozen=(), precision="float32
     if precision not in PRECISIONS:
         raise UserError(f"--precision={precision}: one of {', '.join(PRECISIONS)}")
     dtype = tf.as_dtype(precision)
-    getter = _read_as(dtype) if dtype != tf.float32 else None
+    getter = None
+    if dtype != tf.float32:
+        getter = _cast_on_read(dtype) if is_training else _read_as(dtype)
     model_input = tf.cast(layers.l2_normalize_frames(batch["video_matrix"]), dtype)
     outputs = {"labels": batch["labels"]}
     if "label_weights" in batch:

@@ -63,10 +63,12 @@ def _regularization(scope):
     return tf.compat.v1.losses.get_regularization_loss(scope=scope + "/")
 
 
-def _tower_losses(config, batch, frozen, label_loss, distillation, xla=False):
+def _tower_losses(config, batch, frozen, label_loss, distillation, xla=False, precision="float32"):
     """One tower: the models on its batch, and their losses (batch means; L_pred
     a batch sum)."""
-    outputs = model_graph.build_models(config, batch, is_training=True, frozen=frozen, xla=xla)
+    outputs = model_graph.build_models(
+        config, batch, is_training=True, frozen=frozen, precision=precision, xla=xla
+    )
     labels, weights = batch["labels"], batch.get("label_weights")
     values = {}
     if "teacher" in config.models:
@@ -94,7 +96,9 @@ def _tower_losses(config, batch, frozen, label_loss, distillation, xla=False):
     return values, outputs
 
 
-def _build_towers(config, batch, devices, frozen, label_loss, distillation, xla=False):
+def _build_towers(
+    config, batch, devices, frozen, label_loss, distillation, xla=False, precision="float32"
+):
     """The models and losses on every tower; the losses of the whole batch and
     the predictions of every model, in batch order."""
     tower_values, tower_outputs = [], []
@@ -109,7 +113,7 @@ def _build_towers(config, batch, devices, frozen, label_loss, distillation, xla=
                 stack.enter_context(tf.compat.v1.variable_scope(scope, reuse=True))
                 stack.enter_context(tf.name_scope(f"tower_{index}"))
             values, outputs = _tower_losses(
-                config, tower_batch, frozen, label_loss, distillation, xla
+                config, tower_batch, frozen, label_loss, distillation, xla, precision
             )
         tower_values.append(values)
         tower_outputs.append(outputs)
@@ -138,7 +142,14 @@ def build_training_graph(config, mode, batch, settings=RunSettings(), devices=(N
     )
     label_loss = losses.get_label_loss(settings.distillation.label_loss)
     fetches, predictions = _build_towers(
-        config, batch, devices, frozen, label_loss, settings.distillation, settings.session.xla
+        config,
+        batch,
+        devices,
+        frozen,
+        label_loss,
+        settings.distillation,
+        settings.session.xla,
+        settings.training.precision,
     )
     totals, train_ops = {}, []
     if "teacher" in trained:
