@@ -10,11 +10,15 @@ echo "== ruff"
 "$VENV_DIR/bin/ruff" check .
 "$VENV_DIR/bin/ruff" format --check .
 echo "== pytest"
+# One worker per core, two at least and four at most (a worker's TensorFlow
+# processes take up to a few GB).
+cores=$(nproc)
+default_workers=$(( cores < 2 ? 2 : (cores > 4 ? 4 : cores) ))
+workers="${TEST_WORKERS:-$default_workers}"
 # Each worker's TensorFlow processes take their share of the cores (one each on
 # two cores), so that threads waiting for work do not spin against the other
 # worker's; a run that sets these keeps its own.
-workers="${TEST_WORKERS:-2}"
-threads=$(( $(nproc) / workers ))
+threads=$(( cores / workers ))
 export TF_NUM_INTRAOP_THREADS="${TF_NUM_INTRAOP_THREADS:-$(( threads > 0 ? threads : 1 ))}"
 export TF_NUM_INTEROP_THREADS="${TF_NUM_INTEROP_THREADS:-1}"
 # Every tool is installed above: a test that would skip for lack of one fails instead.
