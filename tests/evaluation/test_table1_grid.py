@@ -3,13 +3,13 @@
 import glob
 import os
 import signal
-import statistics
 import subprocess
 import time
 
 import pytest
 import tensorflow as tf
 
+from fewer_frames.evaluation import table1
 from testlib import PROJECT_ROOT, TINY_RUN, made_once, read_json, read_text, run_script, shared_root
 
 plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
@@ -19,9 +19,9 @@ TINY = [
     "--max_steps=16",
     "--finetune_steps=6",
 ]
-GRID = ["--rows=serial_rep", "--ks=6", "--seeds=2", *TINY]
-# teacher_seed1/2 (serial_rep learns from them), then serial_rep_k6 per seed.
-CELLS = 4
+GRID = ["--rows=serial_rep", "--ks=6", "--seeds=1", *TINY]
+# teacher_seed1 (serial_rep learns from it), then serial_rep_k6_seed1.
+CELLS = 2
 # The paper's rows: training mode and (L_CE, L_rep, L_pred) weights of the student.
 ROW_SETTINGS = {
     "teacher": ("teacher_only", None),
@@ -76,10 +76,10 @@ def test_tiny_grid_interrupted_and_continued(small_sample, tmp_path):
     env = {"YT8M_DIR": sample_dir}
     output_dir = tmp_path / "table1"
 
-    # Interrupted once the teachers and one student cell have finished.
+    # Interrupted once the teacher has finished, while its student trains.
     grid = _start_grid(output_dir, env)
     deadline = time.time() + 400
-    while len(glob.glob(str(output_dir / "runs" / "*" / "result.json"))) < 3:
+    while len(glob.glob(str(output_dir / "runs" / "*" / "result.json"))) < 1:
         assert grid.poll() is None, grid.stdout.read()
         assert time.time() < deadline, "the grid made no progress"
         time.sleep(0.5)
@@ -89,7 +89,7 @@ def test_tiny_grid_interrupted_and_continued(small_sample, tmp_path):
         path: (os.path.getmtime(path), read_text(path))
         for path in glob.glob(str(output_dir / "runs" / "*" / "result.json"))
     }
-    assert 3 <= len(finished) < CELLS
+    assert 1 <= len(finished) < CELLS
 
     # The same command continues: finished cells are kept, the others run.
     log = run_script("run_table1.sh", f"--output_dir={output_dir}", *GRID, env=env).stderr
@@ -100,12 +100,7 @@ def test_tiny_grid_interrupted_and_continued(small_sample, tmp_path):
 
     results = read_json(output_dir / "results.json")
     cells = sorted((result["row"], result["k"], result["seed"]) for result in results)
-    assert cells == [
-        ("serial_rep", 6, 1),
-        ("serial_rep", 6, 2),
-        ("teacher", 300, 1),
-        ("teacher", 300, 2),
-    ]
+    assert cells == [("serial_rep", 6, 1), ("teacher", 300, 1)]
     by_cell = {(r["row"], r["seed"]): r for r in results}
     for result in results:
         assert 0 < result["gap"] <= 1 and 0 < result["map"] <= 1, result
@@ -133,8 +128,6 @@ def test_tiny_grid_interrupted_and_continued(small_sample, tmp_path):
     # L_rep alone: distilled for 16 steps, then fine-tuned on L_CE for 6.
     assert by_cell["serial_rep", 1]["steps"] == 22 and by_cell["teacher", 1]["steps"] == 16
     assert by_cell["serial_rep", 1]["run_dir"].endswith("finetune")
-    # Seeds differ, so do their students.
-    assert by_cell["serial_rep", 1]["gap"] != by_cell["serial_rep", 2]["gap"]
     # 6 frames: 3 chunks of 2 (the largest divisor of k up to 5), saved with the run.
     student = by_cell["serial_rep", 1]
     config = read_json(os.path.join(student["run_dir"], "model_flags.json"))
@@ -146,8 +139,7 @@ def test_tiny_grid_interrupted_and_continued(small_sample, tmp_path):
     table = read_text(output_dir / "table.md")
     for row, paper, key in (("Serial L_rep", "(0.727/0.288)", "serial_rep"),):
         line = next(line for line in table.splitlines() if line.startswith(f"| {row} |"))
-        gaps = [by_cell[key, seed]["gap"] for seed in (1, 2)]
-        assert f"{statistics.mean(gaps):.3f} ± {statistics.stdev(gaps):.3f}" in line
+        assert f"{by_cell[key, 1]['gap']:.3f} ± 0.000" in line
         assert paper in line
     assert "| Teacher-Skyline" not in table  # not among the rows asked for
 
@@ -165,6 +157,26 @@ def test_tiny_grid_interrupted_and_continued(small_sample, tmp_path):
         assert hparams["seed"].number_value == result["seed"]
         assert metrics["gap"] == pytest.approx(result["gap"], rel=1e-6)
         assert metrics["flops_per_video"] == pytest.approx(result["flops_per_video"], rel=1e-6)
+
+
+def test_table_gives_each_cell_over_seeds_beside_the_paper():
+    results = [
+        {"row": "serial_rep", "k": 6, "seed": 1, "gap": 0.70, "map_present_classes": 0.2},
+        {"row": "serial_rep", "k": 6, "seed": 2, "gap": 0.72, "map_present_classes": 0.3},
+        {"row": "teacher", "k": 300, "seed": 1, "gap": 0.80, "map_present_classes": 0.4},
+        {"row": "teacher", "k": 300, "seed": 2, "gap": 0.80, "map_present_classes": 0.5},
+    ]
+    table = table1.table_markdown(results, ["teacher", "serial_rep"], [6, 10, 7])
+    lines = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| ")}
+    # Mean ± sample standard deviation: 0.71 ± 0.0141, 0.25 ± 0.0707; the paper's (SPEC
+    # Table 1) in brackets, none for k=7.
+    assert lines["| Serial L_rep"] == (
+        "| Serial L_rep | 0.710 ± 0.014 / 0.250 ± 0.071 (0.727/0.288) | – (0.768/0.339) | – |"
+    )
+    assert lines["| Teacher-Skyline (all frames)"].startswith(
+        "| Teacher-Skyline (all frames) | 0.800 ± 0.000 / 0.450 ± 0.071 ("
+    )
+    assert "over 2 seed(s) (1, 2)" in table
 
 
 def test_grid_refuses_flags_it_sets_and_other_flags_in_its_directory(small_sample, tmp_path):
