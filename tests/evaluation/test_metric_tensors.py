@@ -110,3 +110,13 @@ def test_bunched_scores_are_cut_into_ranges_of_the_asked_size():
     sizes = [int(((keys >= first) & (keys <= last)).sum()) for first, last in entries._ranges()]
     assert sum(sizes) == 5000
     assert max(sizes) == 300 and sorted(sizes)[-2] <= 100
+
+
+def test_the_training_logs_batch_metrics_equal_the_oracles():
+    from fewer_frames.training.training_loop import batch_metrics
+
+    predictions, actuals = _tied_batch(seed=5)
+    logged = batch_metrics(predictions, actuals)
+    hit_at_one, perr = brute_force_hit_at_one_and_perr(predictions, actuals)
+    gap, _, _ = brute_force_gap_and_map(predictions, actuals, top_k=20)
+    assert logged == pytest.approx({"hit_at_one": hit_at_one, "perr": perr, "gap": gap}, abs=1e-12)

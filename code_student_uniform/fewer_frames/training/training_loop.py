@@ -346,12 +346,10 @@ def _loop(
 
 
 def batch_metrics(predictions, labels):
-    """Hit@1, PERR and GAP of one batch."""
-    return {
-        "hit_at_one": eval_util.calculate_hit_at_one(predictions, labels),
-        "perr": eval_util.calculate_precision_at_equal_recall_rate(predictions, labels),
-        "gap": eval_util.calculate_gap(predictions, labels),
-    }
+    """Hit@1, PERR and GAP of one batch (its classes ranked once for all three)."""
+    metrics = eval_util.EvaluationMetrics(np.shape(predictions)[1])
+    batch = metrics.accumulate(predictions, labels, loss=0.0)
+    return {"hit_at_one": batch["hit_at_one"], "perr": batch["perr"], "gap": metrics.get()["gap"]}
 
 
 def _log_step(writer, step, values, examples_per_second, progress_parts=()):
