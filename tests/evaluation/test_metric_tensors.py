@@ -4,10 +4,10 @@ bounded memory: equal to numpy and to the one-at-a-time oracles, ties included."
 import numpy as np
 import pytest
 import tensorflow as tf
-from metric_oracles import brute_force_ap, brute_force_gap_and_map, brute_force_hit_at_one_and_perr
 
 from fewer_frames.evaluation import eval_util, metric_tensors
 from fewer_frames.evaluation.ranked_entries import RankedEntries, descending_keys
+from metric_oracles import brute_force_ap, brute_force_gap_and_map, brute_force_hit_at_one_and_perr
 from testlib import run_session
 
 

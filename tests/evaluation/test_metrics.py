@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from metric_oracles import brute_force_ap, brute_force_gap_and_map
 
 from fewer_frames.evaluation import eval_util
 from fewer_frames.evaluation.average_precision_calculator import AveragePrecisionCalculator
 from fewer_frames.evaluation.mean_average_precision_calculator import MeanAveragePrecisionCalculator
+from metric_oracles import brute_force_ap, brute_force_gap_and_map
 
 
 def test_hit_at_one_hand_worked():

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from metric_oracles import brute_force_gap_and_map, brute_force_hit_at_one_and_perr
 
 from fewer_frames.evaluation import eval_util
+from metric_oracles import brute_force_gap_and_map, brute_force_hit_at_one_and_perr
 from testlib import read_csv, run_binary, traced_inference_peak
 
 
