@@ -78,23 +78,29 @@ def test_videos_mode_compares_the_student_with_the_teacher_on_raw_video(tmp_path
     assert figures["student_frames"] == 30 and figures["lstm_cells"] == 8
     assert figures["videos_per_path"] == 2
     assert [row["keyframe_seconds"] for row in figures["rows"]] == [1.0, 3.0]
+    assert figures["student_litert_int8"] == "measured"
     for row in figures["rows"]:
-        teacher, student = row["teacher"], row["student"]
+        teacher = row["teacher"]
         assert teacher["frames_decoded"] == 205  # every frame of 20.5 s at 10 fps
         assert teacher["frames_embedded"] == 21
-        # the original stride: int(21 / 300 * 30) = 2 frames, seconds 0 and 10
-        assert student["frames_embedded"] == 2
-        # from the keyframe before each: keyframes at 0 s, then at 0.5 s + j (1 s):
-        # 0 and 9.5 s; at 0 s, then 1.5 s + 3 j (3 s): 0 and 7.5 s
-        decoded = 1 + (6 if row["keyframe_seconds"] == 1 else 26)
-        assert student["frames_decoded"] == decoded
-        for name, ratio in row["student_over_teacher"].items():
-            if name == "frames_decoded":
-                assert ratio == student["frames_decoded"] / teacher["frames_decoded"]
-            else:
-                assert ratio == pytest.approx(student["seconds"][name] / teacher["seconds"][name])
-        assert row["student_speedup"] == pytest.approx(
-            teacher["seconds"]["total"] / student["seconds"]["total"]
-        )
-        assert student["videos_per_s"] == pytest.approx(1 / student["seconds"]["total"])
+        for name in ("student", "student_litert_int8"):
+            student = row[name]
+            # the original stride: int(21 / 300 * 30) = 2 frames, seconds 0 and 10
+            assert student["frames_embedded"] == 2
+            # From the keyframe before each: keyframes at 0 s, then at 0.5 s + j (1 s):
+            # 0 and 9.5 s; at 0 s, then 1.5 s + 3 j (3 s): 0 and 7.5 s. Frames that
+            # no other refers to are skipped on the way (counted exactly in
+            # test_video_inference); the keyframes and the targets are decoded.
+            rolled = 6 if row["keyframe_seconds"] == 1 else 26
+            assert 3 <= student["frames_decoded"] <= 1 + rolled
+            for figure, ratio in row[f"{name}_over_teacher"].items():
+                if figure == "frames_decoded":
+                    assert ratio == student["frames_decoded"] / teacher["frames_decoded"]
+                else:
+                    expected = student["seconds"][figure] / teacher["seconds"][figure]
+                    assert ratio == pytest.approx(expected)
+            assert row[f"{name}_speedup"] == pytest.approx(
+                teacher["seconds"]["total"] / student["seconds"]["total"]
+            )
+            assert student["videos_per_s"] == pytest.approx(1 / student["seconds"]["total"])
     assert figures["target"] == {"student_speedup": 8.0, "keyframe_seconds": 2.0, "met": False}

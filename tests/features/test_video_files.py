@@ -103,3 +103,42 @@ def test_log_mel_matches_the_recipe_in_numpy():
     np.testing.assert_allclose(computed, expected, atol=2e-3)
     assert log_mel.samples_needed([0, 2, 1], 1.0) == (200 + 95) * 160 + 400
     assert log_mel.example_starts([0, 1, 2, 7], 2.0).tolist() == [0, 50, 100, 350]
+
+
+@pytest.mark.parametrize(
+    "name, codecs, audio_rate, placed",
+    [
+        ("clip.mp4", ("libx264", "aac"), 44100, True),
+        ("clip.mp4", ("libx264", "aac"), 22050, True),
+        ("clip.mov", ("mpeg4", "libmp3lame"), 44100, True),
+        # WebM's millisecond timestamps round Opus' first frame: the whole track
+        ("clip.webm", ("libvpx-vp9", "libopus"), 48000, False),
+    ],
+)
+def test_the_sparse_reader_decodes_only_the_audio_of_its_steps(
+    tmp_path, name, codecs, audio_rate, placed
+):
+    """The audio of the wanted steps equals the whole track's decode sample for
+    sample (the resampler in phase, the codec settled by the pre-roll); the
+    samples between spans are never decoded."""
+    path = tmp_path / name
+    generated_videos.write_video(
+        str(path), 12.5, width=120, height=90, codecs=codecs, audio_rate=audio_rate
+    )
+    whole = video_files.VideoReader(str(path), 1.0, 300, 8)
+    _decoded(whole)
+    wanted = [0, 5, 6, 11]  # spans from the start, of two steps, and near the end
+    sparse = video_files.SparseVideoReader(str(path), 1.0, 300, 8, lambda count: wanted)
+    _decoded(sparse)
+    length = log_mel.samples_needed([0], 1.0)
+    for step in wanted:
+        span = slice(step * 16000, step * 16000 + length)
+        expected = np.pad(whole.audio.waveform[span], (0, length))[:length]
+        got = np.pad(sparse.audio.waveform[span], (0, length))[:length]
+        np.testing.assert_array_equal(got, expected)
+        assert np.abs(expected).max() > 0.1  # the tone, not silence
+    # 1.5 s to 4.5 s and 7.5 s to 10.5 s: no step's example reaches them
+    between = np.concatenate(
+        [sparse.audio.waveform[24000:72000], sparse.audio.waveform[120000:168000]]
+    )
+    assert np.abs(between).max() == (0 if placed else pytest.approx(0.3, abs=0.05))

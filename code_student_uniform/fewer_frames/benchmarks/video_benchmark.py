@@ -11,9 +11,12 @@ the same code as inference.py --input_videos_csv, once per model: seconds of
 decoding, the RGB network, the audio network and the model, frames decoded,
 videos per second, and the student/teacher ratio of each. The feature models
 are those of --feature_model_dir, or stand-ins of the real cost
-(feature_benchmark.py).
+(feature_benchmark.py). Where the LiteRT interpreter is installed, the student
+also runs as a full-integer (int8) LiteRT export, calibrated on the features of
+the first video.
 """
 
+import importlib
 import os
 import tempfile
 
@@ -23,10 +26,12 @@ from fewer_frames.benchmarks import feature_benchmark
 from fewer_frames.features import video_list
 from fewer_frames.models import model_graph
 from fewer_frames.run_dirs import checkpoints, run_files
-from fewer_frames.serving import batch_inference, video_inference
+from fewer_frames.serving import batch_inference, exports, litert_model, video_inference
 
 TARGET_SPEEDUP = 8.0  # the student against the teacher, with a keyframe every 2 s
 TARGET_KEYFRAME_SECONDS = 2.0
+LITERT_ROW = "student_litert_int8"
+NO_LITERT = "requirements-litert.txt"
 
 
 def _random_run(config, directory):
@@ -46,12 +51,32 @@ def _random_run(config, directory):
     run_files.write_model_config(directory, config)
 
 
-def _classify(config, run_dir, entries, extraction, output_file):
-    """Figures of one model classifying `entries` from their video files: seconds
-    per stage, and in all once the networks are loaded (`setup`, apart)."""
+def _litert_student(config, run_dir, entries, extraction, folder):
+    """The student of `run_dir` as a full-integer LiteRT export, calibrated on
+    the features of the first video (None: no LiteRT interpreter here)."""
+    try:
+        importlib.import_module("ai_edge_litert.interpreter")
+    except ImportError:
+        return None
+    with video_inference.records_of_videos(config, entries[:1], extraction) as (pattern, _):
+        representative = litert_model.representative_batches(config, pattern, 1, 1)
+    path = os.path.join(folder, "student_litert_int8")
+    exports.litert(config, run_dir, path, "full_integer", representative=representative)
+    return path
+
+
+def _classify(config, run_dir, entries, extraction, output_file, litert_export=None):
+    """Figures of one model (or of the LiteRT export `litert_export`) classifying
+    `entries` from their video files: seconds per stage, and in all once the
+    networks are loaded (`setup`, apart)."""
     timing = {}
     with video_inference.records_of_videos(config, entries, extraction) as (pattern, report):
-        batch_inference.run_inference(config, run_dir, pattern, output_file, 20, timing=timing)
+        if litert_export:
+            batch_inference.run_litert_inference(
+                litert_export, pattern, output_file, 20, timing=timing
+            )
+        else:
+            batch_inference.run_inference(config, run_dir, pattern, output_file, 20, timing=timing)
     videos = len(entries)
     seconds = {  # per video
         "decode": report.decode_seconds / videos,
@@ -70,9 +95,18 @@ def _classify(config, run_dir, entries, extraction, output_file):
     }
 
 
+def _ratios(student, teacher):
+    """The student's figure over the teacher's, for each."""
+    return {
+        **{name: student["seconds"][name] / value for name, value in teacher["seconds"].items()},
+        "frames_decoded": student["frames_decoded"] / teacher["frames_decoded"],
+    }
+
+
 def bench_videos(options):
     config = options.requested.new_config(["teacher", "student"])
-    rows = []
+    teacher, student = config.with_models(["teacher"]), config.with_models(["student"])
+    rows, litert_export = [], None
     with tempfile.TemporaryDirectory() as folder:
         model_dir, models = feature_benchmark.stand_in_or_real_models(options, folder)
         run_dir = os.path.join(folder, "run")
@@ -88,20 +122,21 @@ def bench_videos(options):
             # stream of videos, once the first has warmed the networks up.
             entries = video_list.glob_video_list(path) * options.videos_per_path
             row = {"keyframe_seconds": interval, "first_keyframes_at": [0.0, interval / 2]}
-            for role in ("teacher", "student"):
+            if litert_export is None:
+                litert_export = _litert_student(student, run_dir, entries, extraction, folder)
+            for role, model in (("teacher", teacher), ("student", student)):
                 output = os.path.join(folder, f"{role}.csv")
-                row[role] = _classify(
-                    config.with_models([role]), run_dir, entries, extraction, output
+                row[role] = _classify(model, run_dir, entries, extraction, output)
+            if litert_export:
+                output = os.path.join(folder, f"{LITERT_ROW}.csv")
+                row[LITERT_ROW] = _classify(
+                    student, run_dir, entries, extraction, output, litert_export
                 )
-            teacher, student = row["teacher"], row["student"]
-            row["student_over_teacher"] = {
-                **{
-                    name: student["seconds"][name] / teacher["seconds"][name]
-                    for name in teacher["seconds"]
-                },
-                "frames_decoded": student["frames_decoded"] / teacher["frames_decoded"],
-            }
-            row["student_speedup"] = teacher["seconds"]["total"] / student["seconds"]["total"]
+            for name in ("student", LITERT_ROW)[: 2 if litert_export else 1]:
+                row[f"{name}_over_teacher"] = _ratios(row[name], row["teacher"])
+                row[f"{name}_speedup"] = (
+                    row["teacher"]["seconds"]["total"] / row[name]["seconds"]["total"]
+                )
             rows.append(row)
     at_target = [row for row in rows if row["keyframe_seconds"] == TARGET_KEYFRAME_SECONDS]
     return {
@@ -117,6 +152,7 @@ def bench_videos(options):
         },
         "videos_per_path": options.videos_per_path,
         "rows": rows,
+        LITERT_ROW: "measured" if litert_export else f"no LiteRT interpreter ({NO_LITERT})",
         "target": {
             "student_speedup": TARGET_SPEEDUP,
             "keyframe_seconds": TARGET_KEYFRAME_SECONDS,

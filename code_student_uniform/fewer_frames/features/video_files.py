@@ -10,11 +10,14 @@ Audio is resampled to 16 kHz by FFmpeg, its channels averaged.
 """
 
 import dataclasses
+import itertools
+import math
 import time
 
 import numpy as np
 import tensorflow as tf
 
+from fewer_frames.features import log_mel
 from fewer_frames.features.log_mel import SAMPLE_RATE
 from fewer_frames.system import filesystem
 from fewer_frames.system.errors import UserError
@@ -236,12 +239,16 @@ class Timeline:
         return self.keyframe_times[max(0, index)] if len(self.keyframe_times) else 0.0
 
 
+def _packet_time(packet):
+    return float(packet.pts * packet.time_base)
+
+
 def read_timeline(container, video):
     times, keyframes = [], []
     for packet in container.demux(video):
         if packet.pts is None or packet.size == 0:
             continue
-        time_ = float(packet.pts * packet.time_base)
+        time_ = _packet_time(packet)
         times.append(time_)
         if packet.is_keyframe:
             keyframes.append(time_)
@@ -251,8 +258,9 @@ def read_timeline(container, video):
 class SparseVideoReader(VideoReader):
     """Decodes only the frames of the steps `wanted_steps(count)` asks for (None:
     every step): from the keyframe before each one forward to it; steps in one
-    group of pictures are reached in one pass. The whole audio track is decoded
-    (it is cheap); `stats.frames_decoded` counts the video frames decoded."""
+    group of pictures are reached in one pass. The audio is decoded only around
+    the steps' examples (_AudioSpans), sample for sample the whole decode's;
+    `stats.frames_decoded` counts the video frames decoded."""
 
     def __init__(self, path, frames_per_second, max_frames, batch_size, wanted_steps):
         super().__init__(path, frames_per_second, max_frames, batch_size)
@@ -293,10 +301,15 @@ class SparseVideoReader(VideoReader):
 
     def _decode_targets(self, av, container, video, timeline, targets):
         """{target time: RGB frame}, decoding from the keyframe before each target
-        (or on from the last one decoded, when no keyframe lies between)."""
+        (or on from the last one decoded, when no keyframe lies between). Rolling
+        forward, the frames that no other frame refers to are not decoded, but for
+        the targets (FFmpeg's skip_frame): the pictures are a full decode's."""
+        wanted = set(targets)
 
         def decoded_frames():
             for packet in container.demux(video):
+                is_target = packet.pts is not None and _packet_time(packet) in wanted
+                video.codec_context.skip_frame = "DEFAULT" if is_target else "NONREF"
                 yield from packet.decode()
 
         pictures = {}
@@ -321,16 +334,152 @@ class SparseVideoReader(VideoReader):
         if not container.streams.audio:
             self.warnings.append(f"{self.path}: no audio stream; its audio features are silence's")
             return DecodedAudio(None)
-        audio = container.streams.audio[0]
-        container.seek(0)
-        resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
-        chunks = []
+        spans = _AudioSpans(av, container, container.streams.audio[0])
         end_time = self.max_frames / self.frames_per_second + 1.0
-        for packet in container.demux(audio):
-            frames = packet.decode()
-            for frame in frames:
-                chunks.extend(_mono(part) for part in resampler.resample(frame))
-            if frames and (frames[-1].time or 0) > end_time:
+        return DecodedAudio(spans.waveform(self._audio_spans(), end_time))
+
+    def _audio_spans(self):
+        """The [first, end) 16 kHz samples of the wanted steps' examples, merged
+        where decoding on is cheaper than seeking again."""
+        starts = log_mel.example_starts(self.wanted, self.frames_per_second) * log_mel.HOP_SAMPLES
+        length = log_mel.samples_needed([0], self.frames_per_second)
+        join = int((_AUDIO_PREROLL_SECONDS + _AUDIO_MARGIN_SECONDS) * SAMPLE_RATE)
+        spans = []
+        for first in starts.tolist():
+            if spans and first <= spans[-1][1] + join:
+                spans[-1][1] = first + length
+            else:
+                spans.append([first, first + length])
+        return spans
+
+
+def _resampled(av, frames, end_time=None):
+    """The 16 kHz mono waveform of decoded audio `frames` (up to the frame that
+    passes `end_time` seconds), or None."""
+    resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+    chunks = []
+    for frame in frames:
+        chunks.extend(_mono(part) for part in resampler.resample(frame))
+        if end_time is not None and (frame.time or 0) > end_time:
+            break
+    chunks.extend(_mono(part) for part in resampler.resample(None))
+    return np.concatenate(chunks).astype(np.float32) if chunks else None
+
+
+# Decoded before an audio span and dropped: the codecs' dependence on the packets
+# before (AAC's and Vorbis' overlap, MP3's bit reservoir, Opus' pre-roll) and the
+# resampler's filter settle within it.
+_AUDIO_PREROLL_SECONDS = 0.25
+# Resampled on either side of a span and dropped: the filter's start and flush.
+_AUDIO_MARGIN_SECONDS = 0.05
+
+
+class _AudioSpans:
+    """The 16 kHz mono waveform of some spans of a track, equal to the same
+    samples of the whole track's decode. Each span is decoded after a pre-roll
+    that is dropped, and resampled from a whole period of the two rates after
+    the track's first sample, so the resampler's phase is the whole decode's.
+    Where the timestamps do not place the samples exactly (rounded, or with
+    gaps), the whole track is decoded instead."""
+
+    def __init__(self, av, container, stream):
+        self.av, self.container, self.stream = av, container, stream
+        self.rate = stream.codec_context.sample_rate
+        common = math.gcd(self.rate, SAMPLE_RATE) if self.rate else 1
+        self.period_in, self.period_out = self.rate // common, SAMPLE_RATE // common
+        self.origin = None  # the track's first sample, on the stream's clock
+
+    def waveform(self, spans, end_time):
+        """The waveform up to the last span's end, zeros outside the spans (None:
+        no spans, or no audio)."""
+        if not spans:
+            return None
+        from_start = self._frames_from(0)  # the new decoder, as the whole decode starts
+        head = list(itertools.islice(from_start, 2))
+        if not self._placed(head):
+            return _resampled(self.av, itertools.chain(head, from_start), end_time)
+        self.origin = self._position(head[0])
+        waveform = np.zeros([spans[-1][1]], np.float32)
+        kept = 0
+        for first, end in spans:
+            try:
+                base, samples = self._span(first, end, itertools.chain(head, from_start))
+            except _SpanNotPlacedError:
+                whole = _resampled(self.av, self._frames_from(0, flush=True), end_time)
+                return None if whole is None else whole[: spans[-1][1]]
+            piece = samples[first - base : end - base]
+            waveform[first : first + len(piece)] = piece
+            kept = first + len(piece)
+        return waveform[:kept]
+
+    def _frames_from(self, sample, flush=False):
+        """Decoded frames from the packet before input sample `sample` on."""
+        if sample <= 0:  # as the whole decode starts (a seek in the stream's own time
+            self.container.seek(0)  # base alters the first frames of some tracks)
+        else:
+            at = int(sample / self.rate / self.stream.time_base)
+            self.container.seek(at, stream=self.stream, backward=True)
+        if flush:
+            self.stream.codec_context.flush_buffers()
+        for packet in self.container.demux(self.stream):
+            yield from packet.decode()
+
+    def _position(self, frame):
+        """The frame's first sample on the stream's clock (None: not a whole sample)."""
+        if frame.pts is None or frame.time_base is None or frame.sample_rate != self.rate:
+            return None
+        position = frame.pts * frame.time_base * self.rate
+        return int(position) if position.denominator == 1 else None
+
+    def _placed(self, head):
+        """Whether the track's first frames are placed exactly by their timestamps
+        and join (WebM's milliseconds, for one, round Opus' first frame, shortened
+        by its pre-skip)."""
+        if not self.rate or not head or None in (positions := [self._position(f) for f in head]):
+            return False
+        return len(head) == 1 or positions[0] + head[0].samples == positions[1]
+
+    def _span(self, first, end, from_start):
+        """(the output index of its first sample, the samples) of a stretch that
+        holds [first, end); `from_start`: the frames from the track's start, while
+        no other span has been decoded."""
+        margin = int(_AUDIO_MARGIN_SECONDS * SAMPLE_RATE)
+        periods = max(0, (first - margin) // self.period_out)
+        start = self.origin + periods * self.period_in  # where the resampler's phase is 0
+        stop = self.origin + -(-(end + margin) * self.rate // SAMPLE_RATE)
+        if periods:
+            preroll = int(_AUDIO_PREROLL_SECONDS * self.rate)
+            frames, keep_from = self._frames_from(start - preroll, flush=True), start - preroll // 2
+        else:  # the first span, near the start: the frames from the start
+            frames, keep_from = from_start, self.origin
+        arrays, position, template = [], None, None
+        for frame in frames:
+            at = self._position(frame)
+            if at is None or (position is None and at > keep_from):
+                raise _SpanNotPlacedError()  # no place, or the seek landed past the pre-roll
+            if position is not None and at != position:
+                raise _SpanNotPlacedError()  # a gap or an overlap in the timestamps
+            position = at + frame.samples
+            if at < keep_from:
+                continue  # pre-roll: the codec settles
+            template = template or frame
+            arrays.append((at, frame.to_ndarray()))
+            if position >= stop:
                 break
-        chunks.extend(_mono(part) for part in resampler.resample(None))
-        return DecodedAudio(np.concatenate(chunks).astype(np.float32) if chunks else None)
+        if not arrays:  # the track ends before the span
+            return periods * self.period_out, np.zeros([0], np.float32)
+        if arrays[0][0] > start:
+            raise _SpanNotPlacedError()
+        channels = 1 if template.format.is_planar else len(template.layout.channels)
+        data = np.concatenate([array for _, array in arrays], axis=1)
+        data = np.ascontiguousarray(data[:, (start - arrays[0][0]) * channels :])
+        joined = self.av.AudioFrame.from_ndarray(
+            data, format=template.format.name, layout=template.layout.name
+        )
+        joined.sample_rate = self.rate
+        samples = _resampled(self.av, [joined])
+        return periods * self.period_out, np.zeros([0], np.float32) if samples is None else samples
+
+
+class _SpanNotPlacedError(Exception):
+    """A span's samples are not placed exactly by the stream's timestamps."""

@@ -106,10 +106,14 @@ def run_litert_inference(
     threads=0,
     names=None,
     named_output_file="",
+    timing=None,
 ):
     """Writes the predictions of the LiteRT export in `export_dir`
     (export_model.py --format=litert) like `run_inference`: TensorFlow's reader
-    decodes the frames the model takes, the LiteRT interpreter scores them."""
+    decodes the frames the model takes, the LiteRT interpreter scores them.
+    `timing` as `run_inference`'s."""
+    timing = {} if timing is None else timing
+    started = time.perf_counter()
     inputs = inputs or settings.EVALUATION_INPUT
     config = litert_model.read_config(export_dir)
     model = litert_model.LiteRTModel(f"{export_dir}/{run_files.LITERT_MODEL_FILE}", threads)
@@ -121,10 +125,12 @@ def run_litert_inference(
             batch = readers.input_tensors(inputs, reader, data_pattern, num_epochs=1, shuffle=False)
             fetches = [batch["video_ids"], *(batch[name] for name in litert_model.INPUTS)]
             with tf.compat.v1.Session() as session:
+                timing["setup"] = time.perf_counter() - started
                 for ids, *model_inputs in readers.run_to_end(
                     session, fetches, reader, data_pattern
                 ):
                     yield ids, *litert_model.top_k(model.predict(*model_inputs), top_k)
+                timing["predicting"] = time.perf_counter() - started - timing["setup"]
 
     videos = _write_predictions(output_file, batches(), names, named_output_file)
     logging.info(
