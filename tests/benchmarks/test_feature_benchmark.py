@@ -83,6 +83,8 @@ def test_videos_mode_compares_the_student_with_the_teacher_on_raw_video(tmp_path
         teacher = row["teacher"]
         assert teacher["frames_decoded"] == 205  # every frame of 20.5 s at 10 fps
         assert teacher["frames_embedded"] == 21
+        assert teacher["kernels"] == row["student"]["kernels"] == "TensorFlow"
+        assert row["student_litert_int8"]["kernels"] in ("LiteRT xnnpack", "LiteRT builtin")
         for name in ("student", "student_litert_int8"):
             student = row[name]
             # the original stride: int(21 / 300 * 30) = 2 frames, seconds 0 and 10

@@ -86,6 +86,7 @@ def _classify(config, run_dir, entries, extraction, output_file, litert_export=N
         "total": (report.wall_seconds - report.setup_seconds + timing["predicting"]) / videos,
     }
     return {
+        "kernels": timing.get("kernels", "TensorFlow"),
         "seconds": seconds,
         "setup_seconds": report.setup_seconds + timing["setup"],
         "frames_decoded": report.frames_decoded // videos,

@@ -84,11 +84,12 @@ class VideoReader:
         except (av.FFmpegError, ValueError) as error:
             raise VideoError(f"{self.path}: not a video file FFmpeg can read ({error})") from error
 
-    def _video_stream(self, container):
+    def _video_stream(self, container, threads="AUTO"):
+        """The video stream, decoded with FFmpeg's `threads` (frame and slice)."""
         if not container.streams.video:
             raise VideoError(f"{self.path}: no video stream")
         video = container.streams.video[0]
-        video.thread_type = "AUTO"  # FFmpeg's decoding threads
+        video.thread_type = threads
         return video
 
     def batches(self):
@@ -271,7 +272,9 @@ class SparseVideoReader(VideoReader):
         started = time.perf_counter()
         container = self._open(av)
         try:
-            video = self._video_stream(container)
+            # Frame threads hold frames in flight: after each seek they decode past
+            # the target before it comes out. Slice threads do not.
+            video = self._video_stream(container, threads="SLICE")
             try:
                 timeline = read_timeline(container, video)
             except av.FFmpegError as error:

@@ -111,12 +111,13 @@ def run_litert_inference(
     """Writes the predictions of the LiteRT export in `export_dir`
     (export_model.py --format=litert) like `run_inference`: TensorFlow's reader
     decodes the frames the model takes, the LiteRT interpreter scores them.
-    `timing` as `run_inference`'s."""
+    `timing` as `run_inference`'s, and the interpreter's `kernels`."""
     timing = {} if timing is None else timing
     started = time.perf_counter()
     inputs = inputs or settings.EVALUATION_INPUT
     config = litert_model.read_config(export_dir)
     model = litert_model.LiteRTModel(f"{export_dir}/{run_files.LITERT_MODEL_FILE}", threads)
+    timing["kernels"] = f"LiteRT {model.delegate}"
     top_k = min(settings.checked_top_k(top_k), config.num_classes)
     reader = config.reader()
 
