@@ -348,3 +348,14 @@ def project_with_a_family(tmp_path, file_name, source):
     os.symlink(os.path.join(PROJECT_ROOT, ".venv"), root / ".venv")
     (root / "code_student_uniform" / "fewer_frames" / "models" / file_name).write_text(source)
     return root
+
+
+def reference_frame_indices(path, frames_per_second):
+    """The indices (time x `frames_per_second`) of a video's frames that other
+    frames refer to: those FFmpeg decodes from the start with skip_frame=NONREF."""
+    import av  # noqa: PLC0415 (the video requirements)
+
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        video.codec_context.skip_frame = "NONREF"
+        return {round(frame.time * frames_per_second) for frame in container.decode(video)}

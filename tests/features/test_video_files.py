@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from fewer_frames.benchmarks import generated_videos
 from fewer_frames.features import log_mel, video_files
+from testlib import reference_frame_indices
 
 
 def _decoded(reader):
@@ -47,6 +48,8 @@ def _steps(path, frames_per_second=1.0, max_frames=300):
         ([0, 0.5, 1.7, 2.0, 2.9, 3.1, 4.1], 1.0, 300, [0, 0, 2, 2, 3]),
         # a stream that starts late gives its first frame to the steps before it
         ([0.3, 1.2, 2.5], 1.0, 300, [0, 0, 1]),
+        # the last frame shown exactly at a step's time gives that step its picture
+        ([0, 0.5, 1.0, 2.0], 1.0, 300, [0, 1, 2]),
         # two steps a second, capped at --max_frames
         ([0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0], 2.0, 5, [0, 0, 1, 1, 2]),
     ],
@@ -142,3 +145,19 @@ def test_the_sparse_reader_decodes_only_the_audio_of_its_steps(
         [sparse.audio.waveform[24000:72000], sparse.audio.waveform[120000:168000]]
     )
     assert np.abs(between).max() == (0 if placed else pytest.approx(0.3, abs=0.05))
+
+
+def test_the_sparse_reader_decodes_a_wanted_frame_that_no_other_refers_to(tmp_path):
+    """Rolling forward it skips the frames no other frame refers to, but not a
+    wanted one: every step here is such a frame (B-frames of H.264)."""
+    path = tmp_path / "video.mp4"
+    generated_videos.write_video(str(path), 6.5, frames_per_second=10, keyframe_seconds=2)
+    references = reference_frame_indices(path, 10)
+    full = video_files.VideoReader(str(path), 10.0, 300, 8)
+    _, frames = _decoded(full)
+    wanted = [step for step in range(full.steps) if step not in references][::4]
+    assert len(wanted) >= 3
+    sparse = video_files.SparseVideoReader(str(path), 10.0, 300, 8, lambda count: wanted)
+    steps, sparse_frames = _decoded(sparse)
+    assert steps.tolist() == wanted
+    np.testing.assert_array_equal(sparse_frames, frames[wanted])

@@ -11,7 +11,7 @@ from fewer_frames.features import video_list
 from fewer_frames.inputs import frame_selection
 from fewer_frames.run_dirs import run_files
 from fewer_frames.serving import batch_inference, video_inference
-from testlib import read_csv, run_binary, run_inference
+from testlib import read_csv, reference_frame_indices, run_binary, run_inference
 
 SECONDS = 14  # at 10 frames per second, a keyframe every 2 s
 FPS = 10
@@ -64,17 +64,6 @@ def _assert_same_predictions(first, second):
             assert first[video][label] == pytest.approx(second[video][label], abs=2e-4)
 
 
-def _reference_frames(path):
-    """The indices of the frames that other frames refer to: those FFmpeg decodes
-    from the start with skip_frame=NONREF."""
-    import av  # noqa: PLC0415 (the video requirements)
-
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        video.codec_context.skip_frame = "NONREF"
-        return {round(frame.time * FPS) for frame in container.decode(video)}
-
-
 def _gop_cost(steps, references):
     """Frames decoded to reach the frames of `steps` (seconds, sorted) in videos of
     FPS frames a second and a keyframe every KEYFRAME_SECONDS: in each group of
@@ -119,7 +108,7 @@ def test_student_on_video_files_equals_the_two_step_path(
     chosen = [wanted(entry.path, count) for entry, count in zip(entries, counts, strict=True)]
     assert [len(steps) for steps in chosen] == [min(4, count) for count in counts]
     assert report.frames_embedded == sum(len(steps) for steps in chosen)
-    references = [_reference_frames(entry.path) for entry in entries]
+    references = [reference_frame_indices(entry.path, FPS) for entry in entries]
     assert report.frames_decoded == sum(
         _gop_cost(steps, refs) for steps, refs in zip(chosen, references, strict=True)
     )
