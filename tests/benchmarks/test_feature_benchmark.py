@@ -105,11 +105,4 @@ def test_videos_mode_compares_the_student_with_the_teacher_on_raw_video(tmp_path
                 teacher["seconds"]["total"] / student["seconds"]["total"]
             )
             assert student["videos_per_s"] == pytest.approx(1 / student["seconds"]["total"])
-            # the stream's time per video, the pipeline full, and the model's
-            seconds = student["seconds"]
-            assert seconds["total"] == pytest.approx(student["stream_seconds"] + seconds["model"])
-            assert 0 < student["stream_seconds"] < student["one_shot_total"] - seconds["model"]
-            assert row[f"{name}_speedup_one_shot"] == pytest.approx(
-                teacher["one_shot_total"] / student["one_shot_total"]
-            )
     assert figures["target"] == {"student_speedup": 8.0, "keyframe_seconds": 2.0, "met": False}

@@ -68,10 +68,7 @@ def _litert_student(config, run_dir, entries, extraction, folder):
 def _classify(config, run_dir, entries, extraction, output_file, litert_export=None):
     """Figures of one model (or of the LiteRT export `litert_export`) classifying
     `entries` from their video files: seconds per stage, and in all once the
-    networks are loaded (`setup`, apart). The total is the time between
-    consecutive videos of the stream (the pipeline full) plus the model's;
-    `one_shot_total` also spreads the first video's wait for the pipeline to
-    fill (the whole stream's wall time over its videos)."""
+    networks are loaded (`setup`, apart)."""
     timing = {}
     with video_inference.records_of_videos(config, entries, extraction) as (pattern, report):
         if litert_export:
@@ -81,22 +78,16 @@ def _classify(config, run_dir, entries, extraction, output_file, litert_export=N
         else:
             batch_inference.run_inference(config, run_dir, pattern, output_file, 20, timing=timing)
     videos = len(entries)
-    one_shot = (report.wall_seconds - report.setup_seconds) / videos
-    finished = report.finished_at
-    stream = (finished[-1] - finished[0]) / (videos - 1) if videos > 1 else one_shot
-    model = timing["predicting"] / videos
     seconds = {  # per video
         "decode": report.decode_seconds / videos,
         "rgb_network": report.rgb_seconds / videos,
         "audio_network": report.audio_seconds / videos,
-        "model": model,
-        "total": stream + model,
+        "model": timing["predicting"] / videos,
+        "total": (report.wall_seconds - report.setup_seconds + timing["predicting"]) / videos,
     }
     return {
         "kernels": timing.get("kernels", "TensorFlow"),
         "seconds": seconds,
-        "stream_seconds": stream,
-        "one_shot_total": one_shot + model,
         "setup_seconds": report.setup_seconds + timing["setup"],
         "frames_decoded": report.frames_decoded // videos,
         "frames_embedded": report.frames_embedded // videos,
@@ -146,9 +137,6 @@ def bench_videos(options):
                 row[f"{name}_over_teacher"] = _ratios(row[name], row["teacher"])
                 row[f"{name}_speedup"] = (
                     row["teacher"]["seconds"]["total"] / row[name]["seconds"]["total"]
-                )
-                row[f"{name}_speedup_one_shot"] = (
-                    row["teacher"]["one_shot_total"] / row[name]["one_shot_total"]
                 )
             rows.append(row)
     at_target = [row for row in rows if row["keyframe_seconds"] == TARGET_KEYFRAME_SECONDS]

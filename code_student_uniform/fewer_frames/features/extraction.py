@@ -47,10 +47,6 @@ class ExtractionReport:
     wall_seconds: float = 0.0
     setup_seconds: float = 0.0  # loading the networks, within wall_seconds
     files: list = dataclasses.field(default_factory=list)
-    # When each video's record was made (seconds from the start): in a stream of
-    # videos, the gaps are the time per video once the pipeline is full.
-    finished_at: list = dataclasses.field(default_factory=list)
-    started: float = dataclasses.field(default_factory=time.perf_counter)
 
     def summary(self):
         return (
@@ -240,7 +236,6 @@ def _results(extractor, entries, report, wanted_steps):
             started = time.perf_counter()
             record = sequence_example(video.entry.path, video.entry.labels, rgb, audio, id_feature)
             report.write_seconds += time.perf_counter() - started
-            report.finished_at.append(time.perf_counter() - report.started)
             return video.entry, record, ""
 
         try:
@@ -285,8 +280,8 @@ def extract(entries, output_path, settings, videos_per_shard=0, wanted_steps=Non
     """Writes the records of `entries` (video_list.VideoEntry) to `output_path`, or
     to shards of `videos_per_shard` videos; returns an ExtractionReport. With
     `wanted_steps` (make_reader), only those steps are decoded and computed."""
+    started = time.perf_counter()
     report = ExtractionReport()
-    started = report.started
     per_shard = videos_per_shard or len(entries)
     count = math.ceil(len(entries) / per_shard)
     extractor = FeatureExtractor(settings)
