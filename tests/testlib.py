@@ -283,17 +283,23 @@ def assert_learned(gap, sample_dir, num_classes, what=""):
     assert gap > prior + LEARNED_MARGIN, (what, gap, prior)
 
 
-def validated_gap(train_dir, sample_dir, model, metrics_path):
-    """GAP of `model` of the run in `train_dir` on the sample's validate split (validate.py)."""
+def validated_metrics(train_dir, eval_data_pattern, metrics_path, *flags):
+    """The metrics of one validate.py pass over `eval_data_pattern` (its JSON)."""
     run_binary(
         "validate.py",
         f"--train_dir={train_dir}",
-        f"--eval_model={model}",
         "--run_once",
-        f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
+        f"--eval_data_pattern={eval_data_pattern}",
         f"--metrics_json={metrics_path}",
+        *flags,
     )
-    return read_json(metrics_path)["gap"]
+    return read_json(metrics_path)
+
+
+def validated_gap(train_dir, sample_dir, model, metrics_path):
+    """GAP of `model` of the run in `train_dir` on the sample's validate split (validate.py)."""
+    validate = f"{sample_dir}/validate*.tfrecord"
+    return validated_metrics(train_dir, validate, metrics_path, f"--eval_model={model}")["gap"]
 
 
 # Runs inference.py in a new interpreter with Python's allocations traced (the

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from testlib import TINY_RUN, read_csv, read_json, run_binary, run_inference
+from testlib import TINY_RUN, read_csv, run_binary, run_inference, validated_metrics
 
 XLA_COMPILED = "Compiled cluster using XLA"
 # TensorFlow's INFO lines (the tests hide them) say whether XLA compiled.
@@ -72,16 +72,10 @@ def test_bfloat16_predictions_and_gap_within_tolerance(plain, tmp_path):
     assert np.mean(agreement) > 0.8, np.mean(agreement)
     gaps = {}
     for precision in ("float32", "bfloat16"):
-        metrics = tmp_path / f"{precision}.json"
-        run_binary(
-            "validate.py",
-            f"--train_dir={run}",
-            f"--eval_data_pattern={data}",
-            "--run_once",
-            f"--metrics_json={metrics}",
-            f"--precision={precision}",
+        metrics = validated_metrics(
+            run, data, tmp_path / f"{precision}.json", f"--precision={precision}"
         )
-        gaps[precision] = read_json(metrics)["gap"]
+        gaps[precision] = metrics["gap"]
     assert gaps["bfloat16"] == pytest.approx(gaps["float32"], abs=BFLOAT16_GAP_TOLERANCE)
 
 

@@ -8,7 +8,14 @@ import tensorflow as tf
 from fewer_frames.config import settings
 from fewer_frames.models import model_config, model_graph
 from fewer_frames.training import training_graph
-from testlib import TINY_RUN, checkpoint_variables, event_values, read_json, run_binary
+from testlib import (
+    TINY_RUN,
+    checkpoint_variables,
+    event_values,
+    read_json,
+    run_binary,
+    validated_metrics,
+)
 
 PARAMS = {
     "HierarchicalLstmModel": {"lstm_cells": 8, "lstm_layers": 1, "num_inputs_to_lstm": 20},
@@ -83,16 +90,12 @@ def test_a_bfloat16_run_resumes_and_scores_in_either_precision(small_sample, tmp
     )
     gaps = {}
     for precision in ("float32", "bfloat16"):
-        metrics = tmp_path / f"{precision}.json"
-        run_binary(
-            "validate.py",
-            f"--train_dir={runs['bfloat16']}",
-            f"--eval_data_pattern={sample_dir}/validate*.tfrecord",
-            "--run_once",
+        result = validated_metrics(
+            runs["bfloat16"],
+            f"{sample_dir}/validate*.tfrecord",
+            tmp_path / f"{precision}.json",
             f"--precision={precision}",
-            f"--metrics_json={metrics}",
         )
-        result = read_json(metrics)
         assert result["global_step"] == 5
         gaps[precision] = result["gap"]
     assert np.isfinite(list(gaps.values())).all()
