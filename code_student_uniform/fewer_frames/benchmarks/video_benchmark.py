@@ -133,7 +133,7 @@ def bench_videos(options):
                 row[LITERT_ROW] = _classify(
                     student, run_dir, entries, extraction, output, litert_export
                 )
-            for name in ("student", LITERT_ROW)[: 2 if litert_export else 1]:
+            for name in ["student"] + ([LITERT_ROW] if litert_export else []):
                 row[f"{name}_over_teacher"] = _ratios(row[name], row["teacher"])
                 row[f"{name}_speedup"] = (
                     row["teacher"]["seconds"]["total"] / row[name]["seconds"]["total"]

@@ -402,11 +402,12 @@ class _AudioSpans:
         if not self._placed(head):
             return _resampled(self.av, itertools.chain(head, from_start), end_time)
         self.origin = self._position(head[0])
+        from_start = itertools.chain(head, from_start)
         waveform = np.zeros([spans[-1][1]], np.float32)
         kept = 0
         for first, end in spans:
             try:
-                base, samples = self._span(first, end, itertools.chain(head, from_start))
+                base, samples = self._span(first, end, from_start)
             except _SpanNotPlacedError:
                 whole = _resampled(self.av, self._frames_from(0, flush=True), end_time)
                 return None if whole is None else whole[: spans[-1][1]]
