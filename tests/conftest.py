@@ -1,6 +1,7 @@
 """Shared fixtures (sample data, the real YouTube-8M shards), and skips made failures
 under ./run_tests.sh."""
 
+import fractions
 import json
 import os
 
@@ -37,11 +38,21 @@ def small_sample(tmp_path_factory):
 
 
 # Stand-in model files (the releases' names, formats and shapes, small networks)
-# and generated videos for the feature tests.
+# and generated videos for the feature tests, with what real files vary in: sizes
+# that are not multiples of 16, NTSC's 30000/1001 frames a second, audio at 48 kHz
+# with channels that differ, motion in every frame and B-frames.
 # video name: (seconds, write_video options)
 VIDEOS = {
-    "tone.mp4": (4.5, {}),
-    "silent.mp4": (3.0, {"audio": False, "width": 80, "height": 60}),
+    "tone.mp4": (
+        4.5,
+        {
+            "width": 70,
+            "height": 42,
+            "frames_per_second": fractions.Fraction(30000, 1001),
+            "audio_rate": 48000,
+        },
+    ),
+    "silent.mp4": (3.0, {"audio": False, "width": 82, "height": 46, "frames_per_second": 24}),
 }
 
 

@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 from fewer_frames.run_dirs import checkpoints, run_directory
 from testlib import (
     PROJECT_ROOT,
+    binary_launcher,
     checkpoint_variables,
     class_prior_gap,
     event_tags,
@@ -287,7 +287,7 @@ def test_validate_follows_new_checkpoints(small_sample, tmp_path):
     metrics = tmp_path / "metrics.json"
     train(sample_dir, train_dir, "--max_steps=2", "--training_mode=student_only")
     command = [
-        sys.executable,
+        binary_launcher(),
         os.path.join(PROJECT_ROOT, "code_student_uniform", "validate.py"),
         f"--train_dir={train_dir}",
         f"--eval_data_pattern={sample_dir}/validate*.tfrecord",

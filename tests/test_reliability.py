@@ -22,7 +22,7 @@ from fewer_frames.inputs import readers
 from fewer_frames.models import model_config
 from fewer_frames.run_dirs import checkpoints, run_directory, run_files
 from fewer_frames.system.errors import UserError
-from testlib import CODE_DIR, PROJECT_ROOT, Started, run_binary
+from testlib import CODE_DIR, PROJECT_ROOT, Started, binary_launcher, run_binary
 
 TINY = ["--lstm_cells=8", "--lstm_layers=1", "--batch_size=8", "--num_readers=2"]
 
@@ -506,7 +506,7 @@ def test_evaluation_loop_survives_checkpoint_rotation(small_sample, tmp_path):
     with open(log_path, "w") as log:
         follower = subprocess.Popen(
             [
-                sys.executable,
+                binary_launcher(),
                 os.path.join(CODE_DIR, "validate.py"),
                 f"--train_dir={train_dir}",
                 f"--eval_data_pattern={sample_dir}/validate*.tfrecord",

@@ -56,40 +56,60 @@ def made_once(directory):
 
 
 # Binaries run in processes forked from a server that has imported TensorFlow
-# (tests/forked_binary.py); YT8M_TESTS_FRESH_PROCESSES=1 starts each in a fresh
-# interpreter instead. Environment variables read when TensorFlow is imported
-# (besides TF_CONFIG, read at run time) also get a fresh interpreter.
+# (tests/forked_binary.py), through its launcher; YT8M_TESTS_FRESH_PROCESSES=1
+# starts each in a fresh interpreter instead.
 FRESH_PROCESSES = os.environ.get("YT8M_TESTS_FRESH_PROCESSES") == "1"
-_IMPORT_TIME_VARIABLES = ("TF_", "CUDA", "PYTHON", "LD_")
-_forkserver = None
+_fork_server = None  # (process, folder) of this test process's server
 
 
-def _forked(script, args, env, timeout):
-    """CompletedProcess of `script` run in a forked process (see forked_binary.py)."""
-    global _forkserver
-    import multiprocessing
-    import tempfile
+def binary_launcher():
+    """The executable that runs a binary (`LAUNCHER script.py flags`): the fork
+    server's launcher, started on first use; the interpreter itself under
+    YT8M_TESTS_FRESH_PROCESSES=1."""
+    global _fork_server
+    if FRESH_PROCESSES:
+        return sys.executable
+    if _fork_server is None:
+        import atexit
+        import tempfile
 
-    import forked_binary
-
-    if _forkserver is None:
-        _forkserver = multiprocessing.get_context("forkserver")
-        _forkserver.set_forkserver_preload(forked_binary.PRELOADED)
-    with tempfile.TemporaryDirectory() as folder:
-        stdout, stderr = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
-        process = _forkserver.Process(
-            target=forked_binary.run,
-            args=(script, list(args), PROJECT_ROOT, env, stdout, stderr, PROJECT_ROOT),
+        # A short path: a Unix socket's is limited to 107 bytes.
+        folder = tempfile.mkdtemp(prefix="yt8m-fork-", dir="/tmp")
+        os.makedirs(os.path.join(folder, "bin"))
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                os.path.join(PROJECT_ROOT, "tests", "forked_binary.py"),
+                os.path.join(folder, "socket"),
+                os.path.join(folder, "bin", "python"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        process.start()
-        process.join(timeout)
-        if process.exitcode is None:
+        assert process.stdout.readline().strip() == "ready", "the fork server did not start"
+        # The folder stands in for the virtual environment of the stage scripts
+        # (VENV_DIR): its bin/python is the launcher, its stamps say what is installed.
+        for stamp in glob.glob(os.path.join(sys.prefix, ".installed-*")):
+            shutil.copy(stamp, folder)
+
+        def stop():
             process.kill()
-            process.join()
-            raise subprocess.TimeoutExpired([script, *args], timeout)
-        return subprocess.CompletedProcess(
-            [script, *args], process.exitcode, read_text(stdout), read_text(stderr)
-        )
+            process.wait()
+            shutil.rmtree(folder, ignore_errors=True)
+
+        atexit.register(stop)
+        _fork_server = process, folder
+    return os.path.join(_fork_server[1], "bin", "python")
+
+
+def launcher_environment():
+    """Environment for a stage script whose binaries go through binary_launcher()."""
+    launcher = binary_launcher()
+    return (
+        {}
+        if launcher == sys.executable
+        else {"VENV_DIR": os.path.dirname(os.path.dirname(launcher))}
+    )
 
 
 def run_binary(
@@ -100,25 +120,16 @@ def run_binary(
     server, under YT8M_TESTS_FRESH_PROCESSES=1); so does `preexec_fn`, called in the
     child before it starts (limits, capabilities)."""
     path = os.path.join(CODE_DIR, script)
-    full_env = dict(os.environ, **(env or {}))
-    changed = {
-        name for name in {*full_env, *os.environ} if full_env.get(name) != os.environ.get(name)
-    }
-    import_time_changes = [
-        name for name in changed if name.startswith(_IMPORT_TIME_VARIABLES) and name != "TF_CONFIG"
-    ]
-    if FRESH_PROCESSES or fresh_process or import_time_changes or preexec_fn:
-        result = subprocess.run(
-            [sys.executable, path, *args],
-            capture_output=True,
-            text=True,
-            env=full_env,
-            timeout=timeout,
-            cwd=PROJECT_ROOT,
-            preexec_fn=preexec_fn,
-        )
-    else:
-        result = _forked(path, args, full_env, timeout)
+    python = sys.executable if fresh_process or preexec_fn else binary_launcher()
+    result = subprocess.run(
+        [python, path, *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **(env or {})),
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+        preexec_fn=preexec_fn,
+    )
     if check and result.returncode != 0:
         raise AssertionError(
             f"{script} exited {result.returncode}\nstdout:\n{result.stdout[-4000:]}\n"
@@ -128,13 +139,15 @@ def run_binary(
 
 
 class Started:
-    """A binary started in a new interpreter, its stderr going to a file."""
+    """A binary started through binary_launcher() (a new interpreter with
+    `preexec_fn`), its stderr going to a file."""
 
     def __init__(self, log_path, binary, *flags, preexec_fn=None):
         self.log_path = log_path
+        python = sys.executable if preexec_fn else binary_launcher()
         with open(log_path, "w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, os.path.join(CODE_DIR, binary), *flags],
+                [python, os.path.join(CODE_DIR, binary), *flags],
                 cwd=PROJECT_ROOT,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -222,11 +235,12 @@ def event_tags(directory):
 
 
 def run_script(name, *args, env, check=True):
+    """Runs a bash script of the project; its binaries go through binary_launcher()."""
     result = subprocess.run(
         ["bash", os.path.join(PROJECT_ROOT, name), *args],
         capture_output=True,
         text=True,
-        env=dict(os.environ, **env),
+        env=dict(os.environ, **launcher_environment(), **env),
         cwd=PROJECT_ROOT,
         timeout=600,
     )

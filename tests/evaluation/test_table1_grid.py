@@ -10,7 +10,16 @@ import pytest
 import tensorflow as tf
 
 from fewer_frames.evaluation import table1
-from testlib import PROJECT_ROOT, TINY_RUN, made_once, read_json, read_text, run_script, shared_root
+from testlib import (
+    PROJECT_ROOT,
+    TINY_RUN,
+    launcher_environment,
+    made_once,
+    read_json,
+    read_text,
+    run_script,
+    shared_root,
+)
 
 plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
 
@@ -63,7 +72,7 @@ def _start_grid(output_dir, env):
     return subprocess.Popen(
         ["bash", os.path.join(PROJECT_ROOT, "run_table1.sh"), f"--output_dir={output_dir}", *GRID],
         cwd=PROJECT_ROOT,
-        env=dict(os.environ, **env),
+        env=dict(os.environ, **launcher_environment(), **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

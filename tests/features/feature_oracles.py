@@ -10,7 +10,8 @@ from fewer_frames.features import video_files
 
 def frames_of_seconds(path, max_frames=300):
     """Decodes every frame; the frame shown at each whole second, by brute force:
-    the last frame at or before it (the first frame if none is)."""
+    the last frame at or before it (the first frame if none is). Returns those
+    frames and their times."""
     av = video_files.import_av()
     with av.open(path) as container:
         decoded = [
@@ -21,9 +22,9 @@ def frames_of_seconds(path, max_frames=300):
     for second in range(max_frames):
         if second > last_time:
             break
-        shown = [picture for time, picture in decoded if time <= second] or [decoded[0][1]]
+        shown = [(time, picture) for time, picture in decoded if time <= second] or decoded[:1]
         chosen.append(shown[-1])
-    return np.stack(chosen), len(decoded)
+    return np.stack([picture for _, picture in chosen]), [time for time, _ in chosen]
 
 
 def inception_pool(graph_def_path, frames):

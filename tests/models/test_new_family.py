@@ -4,9 +4,8 @@ trains, evaluates, is benchmarked and runs in a Table 1 grid with no other edit.
 import json
 import os
 import subprocess
-import sys
 
-from testlib import project_with_a_family, read_json
+from testlib import binary_launcher, launcher_environment, project_with_a_family, read_json
 
 FAMILY = '''"""A family in one file: the mean of the real frames through one hidden layer."""
 
@@ -70,7 +69,7 @@ def test_a_family_in_one_new_file_works_everywhere(small_sample, tmp_path):
     benchmark = tmp_path / "models.json"
     _run(
         root,
-        sys.executable,
+        binary_launcher(),
         str(code / "benchmark.py"),
         "--what=models",
         *model,
@@ -97,7 +96,7 @@ def test_a_family_in_one_new_file_works_everywhere(small_sample, tmp_path):
         "--num_readers=2",
         "--num_epochs=0",
         "--max_steps=4",
-        env={"YT8M_DIR": sample_dir},
+        env={"YT8M_DIR": sample_dir, **launcher_environment()},
     )
     # The grid's cell trained through train.py and was scored through validate.py.
     (result,) = read_json(output_dir / "results.json")

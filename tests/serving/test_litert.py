@@ -6,11 +6,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 
-from testlib import project_with_a_family, read_json, run_binary
+from testlib import binary_launcher, project_with_a_family, read_json, run_binary
 
 QUANTIZATIONS = ("none", "dynamic_range", "full_integer")
 # Top-20 agreement with the float32 graph and GAP change, bounds per quantisation
@@ -150,7 +149,7 @@ class ClippedMeanModel(BaseModel):
 
 def _binary(root, script, *flags, env=None):
     return subprocess.run(
-        [sys.executable, f"code_student_uniform/{script}", *flags],
+        [binary_launcher(), f"code_student_uniform/{script}", *flags],
         cwd=root,
         capture_output=True,
         text=True,

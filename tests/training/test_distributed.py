@@ -6,12 +6,11 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import tensorflow as tf
 
-from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN
+from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN, binary_launcher
 
 
 def free_ports(count):
@@ -78,7 +77,7 @@ def test_two_workers_share_one_global_step(small_sample, tmp_path):
             TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": job, "index": index}}),
         )
         return subprocess.Popen(
-            [sys.executable, os.path.join(CODE_DIR, "train.py"), *flags],
+            [binary_launcher(), os.path.join(CODE_DIR, "train.py"), *flags],
             env=env,
             cwd=PROJECT_ROOT,
             stdout=subprocess.DEVNULL,
@@ -133,7 +132,7 @@ def test_two_workers_share_one_global_step(small_sample, tmp_path):
 def test_bad_tf_config_is_reported(tmp_path):
     env = dict(os.environ, TF_CONFIG='{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {}}')
     result = subprocess.run(
-        [sys.executable, os.path.join(CODE_DIR, "train.py"), f"--train_dir={tmp_path}"],
+        [binary_launcher(), os.path.join(CODE_DIR, "train.py"), f"--train_dir={tmp_path}"],
         env=env,
         capture_output=True,
         text=True,
@@ -162,7 +161,7 @@ def test_sigterm_stops_a_distributed_run_with_the_chief_saving(small_sample, tmp
         with open(logs[-1], "w") as log:
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, os.path.join(CODE_DIR, "train.py"), *flags],
+                    [binary_launcher(), os.path.join(CODE_DIR, "train.py"), *flags],
                     env=dict(os.environ, TF_CONFIG=task),
                     cwd=PROJECT_ROOT,
                     stdout=subprocess.DEVNULL,

@@ -15,7 +15,14 @@ import pytest
 import tensorflow as tf
 
 from fewer_frames.system import runtime
-from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN, Started, checkpoint_variables
+from testlib import (
+    CODE_DIR,
+    PROJECT_ROOT,
+    TINY_RUN,
+    Started,
+    binary_launcher,
+    checkpoint_variables,
+)
 
 
 def training_flags(sample_dir, train_dir, max_steps):
@@ -78,7 +85,7 @@ def test_a_signal_saves_the_step_reached_and_the_same_command_resumes(
     assert checkpoint_variables(str(train_dir))["global_step"] == step
 
     resumed = subprocess.run(
-        [sys.executable, os.path.join(CODE_DIR, binary)]
+        [binary_launcher(), os.path.join(CODE_DIR, binary)]
         + training_flags(sample_dir, train_dir, step + 2)
         + flags,
         cwd=PROJECT_ROOT,
