@@ -6,11 +6,11 @@ seconds of every run).
 `python forked_binary.py SOCKET LAUNCHER` is the server: it imports those
 modules, writes LAUNCHER, an executable that stands in for the interpreter, and
 forks one child per request on the Unix socket SOCKET. The launcher
-(`LAUNCHER script.py flags...`) sends its arguments, environment, working
-folder and standard streams, forwards the signals it gets to the child, and
-exits as the child did. Anything else (`LAUNCHER -c ...`, `-m ...`), or an
-environment whose variables read at TensorFlow's import differ from the
-server's, runs the real interpreter instead.
+(`LAUNCHER script.py args...` or `LAUNCHER -c code args...`) sends its
+arguments, environment, working folder and standard streams, forwards the
+signals it gets to the child, and exits as the child did. Anything else
+(`LAUNCHER -m ...`, other options), or an environment whose variables read at
+TensorFlow's import differ from the server's, runs the real interpreter instead.
 
 Each child is a process of its own, as `python code_student_uniform/<binary>.py`
 would be: its own flags, TensorFlow state, exit status and streams, and a
@@ -40,7 +40,8 @@ MAX_MESSAGE = 1 << 20
 _LAUNCHER = """#!{python} -S
 import json, os, signal, socket, sys
 REAL = {python!r}
-if len(sys.argv) < 2 or sys.argv[1].startswith("-") or not sys.argv[1].endswith(".py"):
+first = sys.argv[1] if len(sys.argv) > 1 else "-"
+if not (first == "-c" and len(sys.argv) > 2 or first.endswith(".py") and first[0] != "-"):
     os.execv(REAL, [REAL, *sys.argv[1:]])
 connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 connection.connect({socket_path!r})
@@ -78,7 +79,8 @@ def _import_time_variables(env):
 
 
 def _run_child(request, streams, launcher):
-    """In the forked child: becomes `python <script> <flags>` and never returns."""
+    """In the forked child: becomes `python <script> <args>` (or `python -c <code>
+    <args>`) and never returns."""
     os.setpgid(0, 0)
     signal.set_wakeup_fd(-1)
     for number in range(1, signal.NSIG):
@@ -87,21 +89,34 @@ def _run_child(request, streams, launcher):
     for target, stream in enumerate(streams):
         os.dup2(stream, target)
         os.close(stream)
+    import atexit
     import runpy
     import traceback
 
-    script, *args = request["argv"]
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    script = os.path.abspath(script)
-    # The import path of `python <script>`: the script's folder in place of the server's.
-    sys.path[0] = os.path.dirname(script)
-    sys.argv = [script, *args]
     sys.executable = launcher
+    # The import path of `python <script>` or `python -c`: the script's folder, or
+    # the working folder (""), in place of the server's.
+    if request["argv"][0] == "-c":
+        _, source, *args = request["argv"]
+        sys.path[0], sys.argv = "", ["-c", *args]
+
+        def main():
+            module = sys.modules["__main__"] = type(sys)("__main__")
+            exec(compile(source, "<string>", "exec"), module.__dict__)
+    else:
+        script, *args = request["argv"]
+        script = os.path.abspath(script)
+        sys.path[0], sys.argv = os.path.dirname(script), [script, *args]
+
+        def main():
+            runpy.run_path(script, run_name="__main__")
+
     code = 0
     try:
-        runpy.run_path(script, run_name="__main__")
+        main()
     except SystemExit as exit:
         code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
         if exit.code is not None and not isinstance(exit.code, int):
@@ -110,6 +125,7 @@ def _run_child(request, streams, launcher):
         traceback.print_exc()
         code = 1
     try:
+        atexit._run_exitfuncs()  # as the interpreter does at exit; os._exit does not
         sys.stdout.flush()
         sys.stderr.flush()
     finally:

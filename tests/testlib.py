@@ -140,11 +140,11 @@ def run_binary(
 
 class Started:
     """A binary started through binary_launcher() (a new interpreter with
-    `preexec_fn`), its stderr going to a file."""
+    `fresh_process` or `preexec_fn`), its stderr going to a file."""
 
-    def __init__(self, log_path, binary, *flags, preexec_fn=None):
+    def __init__(self, log_path, binary, *flags, fresh_process=False, preexec_fn=None):
         self.log_path = log_path
-        python = sys.executable if preexec_fn else binary_launcher()
+        python = sys.executable if fresh_process or preexec_fn else binary_launcher()
         with open(log_path, "w") as log:
             self.process = subprocess.Popen(
                 [python, os.path.join(CODE_DIR, binary), *flags],
@@ -316,7 +316,7 @@ def validated_gap(train_dir, sample_dir, model, metrics_path):
     return validated_metrics(train_dir, validate, metrics_path, f"--eval_model={model}")["gap"]
 
 
-# Runs inference.py in a new interpreter with Python's allocations traced (the
+# Runs inference.py (through binary_launcher()) with Python's allocations traced (the
 # project's modules imported first, outside the trace) and prints their peak in
 # bytes. Fetched predictions are numpy arrays, which tracemalloc sees;
 # TensorFlow's own buffers (tf.data's autotuned prefetching, whose peak varies by
@@ -344,7 +344,7 @@ print(tracemalloc.get_traced_memory()[1])
 def traced_inference_peak(*flags):
     """The peak of Python's allocations (bytes) of inference.py with `flags`."""
     result = subprocess.run(
-        [sys.executable, "-c", _TRACED_INFERENCE, CODE_DIR, *flags],
+        [binary_launcher(), "-c", _TRACED_INFERENCE, CODE_DIR, *flags],
         capture_output=True,
         text=True,
         cwd=PROJECT_ROOT,

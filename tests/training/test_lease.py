@@ -24,7 +24,8 @@ def test_one_trainer_per_run_directory(small_sample, tmp_path):
         "--checkpoint_every_steps=5",
         "--log_every_steps=1",
     ]
-    started = Started(tmp_path / "first.log", "train.py", *flags)
+    # A new interpreter: the lease names the process the test started.
+    started = Started(tmp_path / "first.log", "train.py", *flags, fresh_process=True)
     first = started.process
     try:
         deadline = time.time() + 120
