@@ -163,19 +163,30 @@ def pytest_make_collect_report(collector):
 
 
 # The longest tests start first, so that the workers do not wait for one of them
-# at the end (pytest-xdist hands tests out in collection order).
+# at the end (pytest-xdist hands tests out in collection order); the order of the
+# 25 slowest that ./run_tests.sh prints (see docs/tests.md).
 LONGEST_FIRST = (
-    "test_table1_grid.py::test_tiny_grid",
-    "test_benchmark.py::test_deploy_mode",
+    "test_vlad_models.py::test_short_training",
+    "test_segments.py::test_fine_tune_on_segments",
     "test_determinism.py::",
     "test_efficient_inference.py::test_training_with_xla",
-    "test_vlad_models.py::test_short_training",
-    "test_towers.py::test_short_run",
-    "test_pipeline.py::test_five_scripts",
-    "test_filesystem.py::test_every_stage",
-    "test_new_family.py::",
     "test_reliability.py::test_evaluation_loop_survives",
+    "test_towers.py::test_short_run",
+    "test_benchmark.py::test_deploy_mode",
+    "test_bfloat16_training.py::test_a_bfloat16_run_resumes",
+    "test_table1_grid.py::test_tiny_grid",
+    "test_segments.py::test_segment_inference_memory",
+    "test_filesystem.py::test_every_stage",
+    "test_reliability.py::test_kill_9",
+    "test_feature_benchmark.py::test_videos_mode",
     "test_original_fidelity.py::",
+    "test_towers.py::test_full_size_graph",
+    "test_towers.py::test_two_towers_step",
+    "test_filesystem.py::test_a_ram_run_directory",
+    "test_pipeline.py::test_five_scripts",
+    "test_preemption.py::test_a_signal_saves",
+    "test_distributed.py::",
+    "test_new_family.py::",
 )
 
 
