@@ -82,10 +82,10 @@ def _run_child(request, streams, launcher):
     """In the forked child: becomes `python <script> <args>` (or `python -c <code>
     <args>`) and never returns."""
     os.setpgid(0, 0)
+    # The interpreter's own dispositions (SIGINT raising KeyboardInterrupt, SIGPIPE
+    # ignored, ...) are the server's but for what it set itself.
     signal.set_wakeup_fd(-1)
-    for number in range(1, signal.NSIG):
-        with contextlib.suppress(OSError, ValueError):
-            signal.signal(number, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for target, stream in enumerate(streams):
         os.dup2(stream, target)
         os.close(stream)
