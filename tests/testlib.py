@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -171,6 +172,7 @@ class Started:
             assert time.time() < deadline, "the binary never got there"
             time.sleep(0.05)
         self.process.send_signal(signum)
+        self.process.send_signal(signal.SIGCONT)  # in case `ready` paused it (SIGSTOP)
         return self.process.wait(timeout=timeout), self.log()
 
 

@@ -218,9 +218,18 @@ def test_signalled_inference_evaluation_and_export_leave_no_output(
         f"--input_data_pattern={tmp_path}/many.tfrecord",
         f"--output_file={out}/predictions.csv",
         "--batch_size=16",
+        fresh_process=True,  # paused below, which a launcher would not pass on
     )
-    # While its output is being written under a temporary name.
-    code, output = inference.signal_when(lambda: _staging(str(out)), signal.SIGTERM)
+
+    def writing():
+        """Its output is being written under a temporary name: paused there, so
+        that the signal lands before it can finish (2,400 videos take 2 s)."""
+        if not _staging(str(out)):
+            return False
+        inference.process.send_signal(signal.SIGSTOP)
+        return True
+
+    code, output = inference.signal_when(writing, signal.SIGTERM)
     assert code == 128 + signal.SIGTERM, output[-3000:]
     assert "Stopped by SIGTERM" in output and "Traceback" not in output
     assert os.listdir(out) == []
