@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/common.sh"
 cd "$PROJECT_ROOT"
 
-ensure_venv requirements.txt requirements-dev.txt requirements-tensorboard.txt requirements-litert.txt requirements-video.txt
+ensure_venv requirements.txt requirements-dev.txt requirements-tensorboard.txt requirements-litert.txt requirements-video.txt requirements-beam.txt
 echo "== ruff"
 "$VENV_DIR/bin/ruff" check .
 "$VENV_DIR/bin/ruff" format --check .

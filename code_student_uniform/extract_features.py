@@ -10,8 +10,11 @@ the CSV writes it), `labels`, `mean_rgb` and `mean_audio`. The flags' names are
 those of Google's extractor (extract_tfrecords_main.py).
 
 Model files: --model_dir, downloaded there on first use (docs/video_features.md).
-A video that cannot be used is named and skipped; the exit status is 1 when any
-was; output files appear whole.
+A video that cannot be used is named, skipped and listed in `<stem>.failed.csv`
+beside the output; the exit status is 1 when any was. Output files appear whole,
+and a re-run of the same command skips the shards already written. With
+--beam_pipeline_options the same work runs as an Apache Beam pipeline
+(docs/scale.md).
 """
 
 from absl import flags, logging
@@ -46,13 +49,24 @@ def main(argv):
         raise UserError("--frames_per_second, --max_frames and --frames_per_batch must be > 0")
     extraction_settings = command_line.extraction_settings()
     entries = video_list.read_video_list(FLAGS.input_videos_csv, FLAGS.dataset_version)
-    report = extraction.extract(
-        entries, FLAGS.output_tfrecords_file, extraction_settings, FLAGS.videos_per_shard
-    )
-    logging.info("Extracted %s", report.summary())
+    output = FLAGS.output_tfrecords_file
+    if FLAGS.beam_pipeline_options:
+        from fewer_frames.pipelines import beam_videos  # noqa: PLC0415 (requirements-beam.txt)
+
+        report = beam_videos.run_extraction(
+            entries,
+            output,
+            extraction_settings,
+            FLAGS.videos_per_shard,
+            FLAGS.beam_pipeline_options,
+        )
+    else:
+        report = extraction.extract(entries, output, extraction_settings, FLAGS.videos_per_shard)
+        logging.info("Extracted %s", report.summary())
     failure = report.failure(len(entries))
     if failure:
-        raise UserError(f"{failure}; the other {report.written} are in {', '.join(report.files)}")
+        done = report.written + report.skipped
+        raise UserError(f"{failure}; the other {done} are in {', '.join(report.files)}")
 
 
 if __name__ == "__main__":

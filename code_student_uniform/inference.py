@@ -15,11 +15,11 @@ score, space-separated (segment_metrics.TopSegments: memory bounded by K per
 class, not by the data).
 """
 
-from absl import flags
+from absl import flags, logging
 
 from fewer_frames.config import command_line, settings
 from fewer_frames.evaluation import segment_metrics
-from fewer_frames.features import video_list
+from fewer_frames.features import extraction, output_shards, video_list
 from fewer_frames.inputs import vocabulary
 from fewer_frames.run_dirs import run_directory
 from fewer_frames.serving import batch_inference, litert_model, video_inference
@@ -78,12 +78,52 @@ def main(argv):
     else:
         entries = video_list.glob_video_list(FLAGS.input_videos)
     extraction_settings = command_line.extraction_settings()
-    with video_inference.records_of_videos(config, entries, extraction_settings) as records:
-        pattern, report = records
-        _predict(pattern)
-    failure = report.failure(len(entries))
+    dead_letter = output_shards.dead_letter_path(FLAGS.output_file)
+    if FLAGS.beam_pipeline_options:
+        predicted, failed = _predict_on_beam(config, entries, extraction_settings, dead_letter)
+    else:
+        with video_inference.records_of_videos(
+            config, entries, extraction_settings, dead_letter
+        ) as records:
+            pattern, report = records
+            _predict(pattern)
+        predicted, failed = report.written, len(report.failed)
+    failure = extraction.failure(failed, len(entries), dead_letter)
     if failure:
-        raise UserError(f"{failure}; the predictions of the other {report.written} are written")
+        raise UserError(f"{failure}; the predictions of the other {predicted} are written")
+
+
+def _predict_on_beam(config, entries, extraction_settings, dead_letter):
+    """The videos' predictions by a Beam pipeline; returns (predicted, failed)."""
+    if FLAGS.litert_model:
+        raise UserError(
+            "--beam_pipeline_options predicts with a run (--train_dir), not a LiteRT model"
+        )
+    from fewer_frames.pipelines import beam_videos  # noqa: PLC0415 (requirements-beam.txt)
+
+    counters = beam_videos.run_inference(
+        entries,
+        video_inference.video_settings(config, extraction_settings),
+        config,
+        {
+            "train_dir": FLAGS.train_dir,
+            "top_k": FLAGS.top_k,
+            "checkpoint_path": FLAGS.checkpoint_path,
+            "precision": FLAGS.precision,
+            "output_file": FLAGS.output_file,
+            "names": vocabulary.read_vocabulary(FLAGS.vocabulary) if FLAGS.vocabulary else None,
+            "named_output_file": FLAGS.named_output_file
+            or batch_inference.named_output_path(FLAGS.output_file),
+            "dead_letter": dead_letter,
+        },
+        FLAGS.beam_pipeline_options,
+    )
+    logging.info(
+        "Wrote the predictions of %d videos to %s",
+        counters["videos"] - counters["failed"],
+        FLAGS.output_file,
+    )
+    return counters["videos"] - counters["failed"], counters["failed"]
 
 
 def _predict(data_pattern):

@@ -47,7 +47,8 @@ ALLOWED_IMPORTS = {
     "evaluation": {"system", "config", "inputs", "models", "run_dirs"},
     "training": set(_BELOW),
     "serving": set(_BELOW),
-    "benchmarks": {*_BELOW, "training", "serving"},
+    "pipelines": {*_BELOW, "serving"},
+    "benchmarks": {*_BELOW, "training", "serving", "pipelines"},
 }
 # The original code's module names, kept as file names for its readers.
 ORIGINAL_MODULES = {

@@ -120,6 +120,25 @@ def _define_video_features():
         "Base URL to download the model files from instead of their release URLs "
         "(same file names).",
     )
+    flags.DEFINE_float(
+        "video_timeout_seconds",
+        _EXTRACTION.video_timeout_seconds,
+        "A video whose decoding gives nothing for this long (a hung decode) is stopped and "
+        "counted as failed (0: no limit).",
+    )
+    flags.DEFINE_integer(
+        "feature_threads",
+        _EXTRACTION.feature_threads,
+        "TensorFlow threads of the networks that make features, per process (0: TensorFlow's "
+        "choice; a Beam worker process takes 1 unless this is set).",
+    )
+    flags.DEFINE_string(
+        "beam_pipeline_options",
+        "",
+        "Run on Apache Beam (requirements-beam.txt) with these comma-separated key=value "
+        "pipeline options, e.g. runner=DataflowRunner,project=...,region=...,"
+        "temp_location=gs://... (docs/scale.md). Empty: in this process.",
+    )
 
 
 def _define_input():

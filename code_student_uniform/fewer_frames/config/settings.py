@@ -162,3 +162,5 @@ class ExtractionSettings:
     frames_per_batch: int = 32
     download_models: bool = True
     model_download_mirror: str = ""
+    video_timeout_seconds: float = 600.0  # a decode giving nothing this long fails (0: no limit)
+    feature_threads: int = 0  # TensorFlow threads of the networks (0: TensorFlow's choice)

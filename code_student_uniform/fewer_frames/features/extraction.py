@@ -5,8 +5,11 @@ PCA and rounding to bytes; the audio of each step through log-mel, VGGish, its
 PCA and truncation to bytes; one SequenceExample with context `id` (the path as
 the list writes it), `labels`, `mean_rgb`, `mean_audio` and feature lists `rgb`
 and `audio`. A thread decodes ahead while the networks run, and the audio of
-one video runs beside the RGB of the next. A video that cannot be used is named
-and skipped; each output file appears whole or not at all.
+one video runs beside the RGB of the next (`video_records`, which the Beam
+pipeline runs too, one video at a time). A video that cannot be used, or whose
+decoding makes no progress for --video_timeout_seconds, is named, skipped and
+listed in the dead-letter CSV; the output's shards appear whole, and a re-run of
+the same command skips those already written (output_shards.py).
 """
 
 import collections
@@ -23,10 +26,16 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from fewer_frames.features import inception, log_mel, model_files, release_pca, vggish
+from fewer_frames.features import (
+    inception,
+    log_mel,
+    model_files,
+    output_shards,
+    release_pca,
+    vggish,
+)
 from fewer_frames.features.video_files import SparseVideoReader, VideoError, VideoReader
 from fewer_frames.inputs import yt8m_format
-from fewer_frames.system import filesystem
 from fewer_frames.system.errors import UserError
 
 
@@ -36,7 +45,8 @@ class ExtractionReport:
     (each stage's own seconds; they overlap, so their sum exceeds `wall_seconds`)."""
 
     written: int = 0
-    failed: list = dataclasses.field(default_factory=list)
+    failed: list = dataclasses.field(default_factory=list)  # (entry, error)
+    skipped: int = 0  # videos in the shards of an earlier run of the same command
     video_seconds: float = 0.0
     frames_decoded: int = 0
     frames_embedded: int = 0
@@ -47,6 +57,7 @@ class ExtractionReport:
     wall_seconds: float = 0.0
     setup_seconds: float = 0.0  # loading the networks, within wall_seconds
     files: list = dataclasses.field(default_factory=list)
+    dead_letter: str = ""  # the CSV of the failed videos, when any failed
 
     def summary(self):
         return (
@@ -58,9 +69,16 @@ class ExtractionReport:
 
     def failure(self, total):
         """The UserError of the videos that failed (None: none did)."""
-        if not self.failed:
-            return None
-        return UserError(f"{len(self.failed)} of {total} videos failed (each named above)")
+        return failure(len(self.failed), total, self.dead_letter)
+
+
+def failure(failed, total, dead_letter):
+    """The UserError of `failed` videos of `total` listed in `dead_letter` (None: none failed)."""
+    if not failed:
+        return None
+    return UserError(
+        f"{failed} of {total} videos failed (each named above, listed in {dead_letter})"
+    )
 
 
 class FeatureExtractor:
@@ -91,7 +109,11 @@ class FeatureExtractor:
             )
             audio = release_pca.audio_features(embedding, audio_pca)
             self.audio_outputs = (audio, release_pca.quantize(audio, rounded=False))
-            self.session = tf.compat.v1.Session(graph=self.graph)
+            threads = settings.feature_threads
+            config = tf.compat.v1.ConfigProto(
+                intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads
+            )
+            self.session = tf.compat.v1.Session(graph=self.graph, config=config)
             restore(self.session)
         self.graph.finalize()
 
@@ -117,17 +139,6 @@ class FeatureExtractor:
         self.session.close()
 
 
-def shard_paths(output_path, count):
-    """`count` output files: the path itself, or `<stem>-00000-of-00004<ext>`."""
-    if count == 1:
-        return [output_path]
-    stem, dot, extension = output_path.rpartition(".")
-    if not dot or "/" in extension:
-        stem, extension = output_path, ""
-    suffix = f".{extension}" if extension else ""
-    return [f"{stem}-{index:05d}-of-{count:05d}{suffix}" for index in range(count)]
-
-
 def sequence_example(video_id, labels, rgb, audio, id_feature="id"):
     """The frame-level record: float features and codes of RGB and audio, [n, size]."""
     example = tf.train.SequenceExample()
@@ -140,7 +151,8 @@ def sequence_example(video_id, labels, rgb, audio, id_feature="id"):
         feature_list = example.feature_lists.feature_list[name]
         for row in codes:
             feature_list.feature.add().bytes_list.value.append(row.tobytes())
-    return example.SerializeToString()
+    # Map entries (the context) in key order: the same bytes in every process.
+    return example.SerializeToString(deterministic=True)
 
 
 @dataclasses.dataclass
@@ -166,13 +178,15 @@ class _Video:
 
 
 class _Decoder(threading.Thread):
-    """Decodes the videos in order ahead of the networks, into a bounded queue."""
+    """Decodes the videos in order ahead of the networks, into a bounded queue;
+    `current` is the entry being decoded."""
 
     def __init__(self, entries, settings, wanted_steps):
         super().__init__(daemon=True)
         self.entries, self.settings, self.wanted_steps = entries, settings, wanted_steps
         self.items = queue.Queue(maxsize=4)
         self.stop = threading.Event()
+        self.current = None
 
     def _put(self, item):
         while not self.stop.is_set():
@@ -186,6 +200,7 @@ class _Decoder(threading.Thread):
         settings = self.settings
         try:
             for entry in self.entries:
+                self.current = entry
                 if entry.error:
                     self._put(("failed", entry, entry.error))
                     continue
@@ -213,12 +228,42 @@ def make_reader(path, settings, wanted_steps=None):
     return SparseVideoReader(path, *sizes, lambda count: wanted_steps(path, count))
 
 
-def _results(extractor, entries, report, wanted_steps):
-    """Yields (entry, serialized record or None, error) in the list's order."""
+def _decoded(entries, settings, wanted_steps):
+    """Yields the decoder's items for `entries` in order; a video whose decoding
+    gives nothing for settings.video_timeout_seconds becomes a failure, and its
+    decoder is left behind (a call that never returns cannot be stopped) while a
+    new one goes on from the next video."""
+    timeout = settings.video_timeout_seconds or None
+    remaining = list(entries)
+    while remaining:
+        decoder = _Decoder(remaining, settings, wanted_steps)
+        decoder.start()
+        try:
+            while True:
+                try:
+                    item = decoder.items.get(timeout=timeout)
+                except queue.Empty:
+                    stuck = decoder.current
+                    yield (
+                        "failed",
+                        stuck,
+                        f"{stuck.path}: decoding gave nothing for {timeout:g} s "
+                        "(--video_timeout_seconds); stopped",
+                    )
+                    remaining = remaining[remaining.index(stuck) + 1 :]
+                    break
+                if item is None:
+                    return
+                yield item
+        finally:
+            decoder.stop.set()
+
+
+def video_records(extractor, entries, report, wanted_steps=None):
+    """Yields (entry, serialized record or None, error) of `entries` in order,
+    adding to `report` what was decoded and how long each stage took."""
     settings = extractor.settings
     id_feature, _ = yt8m_format.dataset_version_info(settings.dataset_version)
-    decoder = _Decoder(entries, settings, wanted_steps)
-    decoder.start()
     pending = collections.deque()
     current = None
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as audio_pool:
@@ -238,74 +283,143 @@ def _results(extractor, entries, report, wanted_steps):
             report.write_seconds += time.perf_counter() - started
             return video.entry, record, ""
 
-        try:
-            while (item := decoder.items.get()) is not None:
-                kind, entry, payload = item
-                if kind == "crashed":
-                    raise payload
-                if kind == "failed":
-                    pending.append(_Video(entry, error=payload))
-                elif kind == "frames":
-                    if current is None or current.entry is not entry:
-                        current = _Video(entry)
-                    started = time.perf_counter()
-                    steps, frames = payload
-                    current.rgb_parts.append((steps, *extractor.rgb(frames)))
-                    report.rgb_seconds += time.perf_counter() - started
-                else:  # done: the audio is decoded too
-                    reader = payload
-                    for warning in reader.warnings:
-                        logging.warning("%s", warning)
-                    report.decode_seconds += reader.stats.seconds
-                    report.frames_decoded += reader.stats.frames_decoded
-                    report.video_seconds += reader.steps / settings.frames_per_second
-                    report.frames_embedded += len(reader.wanted)
-                    video = current if current is not None and current.entry is entry else None
-                    current = None
-                    video = video or _Video(entry)
-                    video.steps, video.wanted = reader.steps, tuple(reader.wanted)
-                    video.audio = audio_pool.submit(
-                        timed_audio, reader.audio.waveform, video.wanted
-                    )
-                    pending.append(video)
-                while pending and (pending[0].error or pending[0].audio.done() or len(pending) > 2):
-                    yield finished(pending.popleft())
-            while pending:
+        for kind, entry, payload in _decoded(entries, settings, wanted_steps):
+            if kind == "crashed":
+                raise payload
+            if kind == "failed":
+                current = None if current is not None and current.entry is entry else current
+                pending.append(_Video(entry, error=payload))
+            elif kind == "frames":
+                if current is None or current.entry is not entry:
+                    current = _Video(entry)
+                started = time.perf_counter()
+                steps, frames = payload
+                current.rgb_parts.append((steps, *extractor.rgb(frames)))
+                report.rgb_seconds += time.perf_counter() - started
+            else:  # done: the audio is decoded too
+                reader = payload
+                for warning in reader.warnings:
+                    logging.warning("%s", warning)
+                report.decode_seconds += reader.stats.seconds
+                report.frames_decoded += reader.stats.frames_decoded
+                report.video_seconds += reader.steps / settings.frames_per_second
+                report.frames_embedded += len(reader.wanted)
+                video = current if current is not None and current.entry is entry else None
+                current = None
+                video = video or _Video(entry)
+                video.steps, video.wanted = reader.steps, tuple(reader.wanted)
+                video.audio = audio_pool.submit(timed_audio, reader.audio.waveform, video.wanted)
+                pending.append(video)
+            while pending and (pending[0].error or pending[0].audio.done() or len(pending) > 2):
                 yield finished(pending.popleft())
-        finally:
-            decoder.stop.set()
+        while pending:
+            yield finished(pending.popleft())
 
 
-def extract(entries, output_path, settings, videos_per_shard=0, wanted_steps=None):
+class Progress:
+    """Logs videos done of the total, video hours per hour of work and the time
+    left, at most every `interval` seconds (and when asked to, at the end)."""
+
+    def __init__(self, total, done=0, interval=30.0):
+        self.total, self.done, self.interval = total, done, interval
+        self.started = self.last = time.monotonic()
+        self.first, self.video_seconds = done, 0.0
+
+    def add(self, videos, video_seconds, force=False):
+        self.done += videos
+        self.video_seconds += video_seconds
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-9)
+        rate = (self.done - self.first) / elapsed  # videos a second
+        left = (self.total - self.done) / rate if rate > 0 else float("nan")
+        logging.info(
+            "Progress: %d of %d videos, %.1f video hours per hour, %s left",
+            self.done,
+            self.total,
+            self.video_seconds / elapsed,
+            "unknown" if math.isnan(left) else time.strftime("%H:%M:%S", time.gmtime(left)),
+        )
+
+
+def settings_fingerprint(settings, wanted_steps=None):
+    """What shapes the records (kept in each shard's receipt)."""
+    return {
+        "dataset_version": settings.dataset_version,
+        "frames_per_second": settings.frames_per_second,
+        "max_frames": settings.max_frames,
+        "every_step": wanted_steps is None,
+    }
+
+
+def extract(
+    entries, output_path, settings, videos_per_shard=0, wanted_steps=None, dead_letter=None
+):
     """Writes the records of `entries` (video_list.VideoEntry) to `output_path`, or
-    to shards of `videos_per_shard` videos; returns an ExtractionReport. With
-    `wanted_steps` (make_reader), only those steps are decoded and computed."""
+    to shards of `videos_per_shard` videos, skipping the shards that an earlier
+    run of the same command wrote; the failed videos go to `dead_letter` (a CSV;
+    None: beside the output). Returns an ExtractionReport. With `wanted_steps`
+    (make_reader), only those steps are decoded and computed."""
     started = time.perf_counter()
     report = ExtractionReport()
-    per_shard = videos_per_shard or len(entries)
-    count = math.ceil(len(entries) / per_shard)
-    extractor = FeatureExtractor(settings)
+    plan = output_shards.ShardPlan(
+        output_path, entries, videos_per_shard, settings_fingerprint(settings, wanted_steps)
+    )
+    finished = plan.finished()
+    for index, failures in finished.items():
+        shard = plan.shards[index]
+        report.skipped += len(shard.entries) - len(failures)
+        report.failed += failures
+        report.files.append(shard.path)
+    if finished:
+        logging.info(
+            "Skipping %d of %d shards written by an earlier run (%d videos)",
+            len(finished),
+            len(plan.shards),
+            report.skipped,
+        )
+    todo = [shard for shard in plan.shards if shard.index not in finished]
+    progress = Progress(len(entries), sum(len(plan.shards[i].entries) for i in finished))
+    extractor = FeatureExtractor(settings) if todo else None
     report.setup_seconds = time.perf_counter() - started
-    results = _results(extractor, entries, report, wanted_steps)
+    todo_entries = [entry for shard in todo for entry in shard.entries]
+    results = video_records(extractor, todo_entries, report, wanted_steps) if todo else iter(())
     try:
-        for index, path in enumerate(shard_paths(output_path, count)):
-            written = 0
-            with (
-                filesystem.atomic_output(path) as temporary,
-                tf.io.TFRecordWriter(temporary) as writer,
-            ):
-                for _entry, record, error in itertools.islice(results, per_shard):
-                    if error:
-                        logging.error("%s", error)
-                        report.failed.append(error)
-                        continue
-                    writer.write(record)
-                    written += 1
+        counted = [report.video_seconds]
+
+        def logged(shard_results):
+            for entry, record, error in shard_results:
+                if error:
+                    logging.error("%s", error)
+                progress.add(1, report.video_seconds - counted[0])
+                counted[0] = report.video_seconds
+                yield entry, record, error
+
+        for shard in todo:
+            written, failures = plan.write_shard(
+                shard, logged(itertools.islice(results, len(shard.entries)))
+            )
             report.written += written
-            report.files.append(path)
-            logging.info("Wrote %s: %d videos (shard %d of %d)", path, written, index + 1, count)
+            report.failed += failures
+            report.files.append(shard.path)
+            logging.info(
+                "Wrote %s: %d videos (shard %d of %d)",
+                shard.path,
+                written,
+                shard.index + 1,
+                len(plan.shards),
+            )
     finally:
-        results.close()
-        extractor.close()
+        if todo:
+            results.close()
+            extractor.close()
+    report.files.sort()
+    dead_letter = (
+        output_shards.dead_letter_path(output_path) if dead_letter is None else dead_letter
+    )
+    report.dead_letter = output_shards.write_dead_letter(dead_letter, report.failed) or ""
     report.wall_seconds = time.perf_counter() - started
+    progress.add(0, 0.0, force=True)
     return report

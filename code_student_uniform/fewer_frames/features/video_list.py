@@ -1,5 +1,7 @@
 """The list of videos to extract: a CSV of `<video file>,<labels>` lines, labels
-`;`-joined class ids (may be empty), as Google's YouTube-8M extractor reads it."""
+`;`-joined class ids (may be empty), as Google's YouTube-8M extractor reads it.
+A third column, the error of a dead-letter CSV (output_shards.py), is ignored,
+so that list can be fed back once its videos are fixed."""
 
 import csv
 import dataclasses
@@ -36,7 +38,7 @@ def read_video_list(csv_path, dataset_version):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         where = f"{csv_path}:{number}"
-        if len(row) != 2 or not row[0].strip():
+        if len(row) not in (2, 3) or not row[0].strip():
             entries.append(
                 VideoEntry(
                     number, ",".join(row), error=f"{where}: expected `<video file>,<labels>`"

@@ -17,13 +17,49 @@ from fewer_frames.run_dirs import checkpoints, run_files
 from fewer_frames.serving import litert_model
 from fewer_frames.system import filesystem
 
+# The name of the serialized records' input, in the SavedModel's signature too.
+INPUT_NAME = "input_batch_unparsed"
+
+
+def serialized_top_k(config, top_k, precision="float32", xla=False):
+    """In the default graph: a placeholder of serialized records and the only
+    model's (video ids, top-k class indexes, scores) of them."""
+    serialized = tf.compat.v1.placeholder(tf.string, [None], name=INPUT_NAME)
+    batch = config.reader().prepare_serialized_examples(serialized)
+    return serialized, model_graph.top_k_predictions(config, batch, top_k, precision, xla)
+
+
+class RecordPredictor:
+    """The only model of `config` (the run in `train_dir`, as `run_inference`
+    restores it) on serialized records: built and restored once, then `predict`
+    for any number of batches, from any thread."""
+
+    def __init__(
+        self, config, train_dir, top_k, session_settings, checkpoint_path="", precision="float32"
+    ):
+        top_k = min(settings.checked_top_k(top_k), config.num_classes)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.serialized, self.outputs = serialized_top_k(
+                config, top_k, precision, session_settings.xla
+            )
+            self.session = tf.compat.v1.Session(config=session_settings.session_config())
+            self.checkpoint = checkpoints.restore_latest(
+                self.session, train_dir, config.models, checkpoint_path
+            )
+        self.graph.finalize()
+
+    def predict(self, records):
+        """(video ids, top-k class indexes, scores) of serialized records."""
+        return self.session.run(self.outputs, {self.serialized: records})
+
 
 def named_output_path(output_file):
     stem = output_file[: -len(".csv")] if output_file.endswith(".csv") else output_file
     return stem + ".jsonl"
 
 
-def _write_predictions(output_file, batches, names=None, named_output_file=""):
+def write_predictions(output_file, batches, names=None, named_output_file=""):
     """Writes `batches` of (video ids, top-k class indexes, scores) as the CSV,
     and with `names` ({class: name}) the readable `named_output_file`, each
     under a temporary name until the last row; returns the videos written."""
@@ -85,7 +121,7 @@ def run_inference(
                 yield from readers.run_to_end(session, fetches, reader, data_pattern)
                 timing["predicting"] = time.perf_counter() - started - timing["setup"]
 
-    videos = _write_predictions(output_file, batches(), names, named_output_file)
+    videos = write_predictions(output_file, batches(), names, named_output_file)
     logging.info(
         "Wrote the top %d labels of %d videos (%s of %s) to %s",
         top_k,
@@ -133,7 +169,7 @@ def run_litert_inference(
                     yield ids, *litert_model.top_k(model.predict(*model_inputs), top_k)
                 timing["predicting"] = time.perf_counter() - started - timing["setup"]
 
-    videos = _write_predictions(output_file, batches(), names, named_output_file)
+    videos = write_predictions(output_file, batches(), names, named_output_file)
     logging.info(
         "Wrote the top %d labels of %d videos (LiteRT model %s, %s kernels) to %s",
         top_k,

@@ -6,13 +6,12 @@ import tensorflow as tf
 from absl import logging
 
 from fewer_frames.config import settings
-from fewer_frames.models import model_graph
 from fewer_frames.run_dirs import checkpoints, run_files
-from fewer_frames.serving import litert_model
+from fewer_frames.serving import batch_inference, litert_model
 from fewer_frames.system import filesystem
 from fewer_frames.system.errors import UserError
 
-INPUT_NAME = "input_batch_unparsed"
+INPUT_NAME = batch_inference.INPUT_NAME
 
 
 def checked_new(export_dir):
@@ -32,10 +31,8 @@ def saved_model(
     checked_new(export_dir)
     settings.checked_top_k(top_k)
     with filesystem.atomic_output(export_dir) as staging, tf.Graph().as_default():
-        serialized = tf.compat.v1.placeholder(tf.string, [None], name=INPUT_NAME)
-        batch = config.reader().prepare_serialized_examples(serialized)
-        video_ids, indexes, scores = model_graph.top_k_predictions(
-            config, batch, min(top_k, config.num_classes), precision, xla
+        serialized, (video_ids, indexes, scores) = batch_inference.serialized_top_k(
+            config, min(top_k, config.num_classes), precision, xla
         )
         with tf.compat.v1.Session() as session:
             checkpoint = checkpoints.restore_latest(

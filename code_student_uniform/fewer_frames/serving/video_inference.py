@@ -41,15 +41,26 @@ def student_steps(config):
     return wanted
 
 
-@contextlib.contextmanager
-def records_of_videos(config, entries, settings):
-    """Yields (a temporary record file of `entries`' features for the scored model
-    of `config`, the ExtractionReport); removed afterwards."""
-    settings = dataclasses.replace(
+def video_settings(config, settings):
+    """The extraction settings that make the features the model of `config` reads."""
+    return dataclasses.replace(
         settings, max_frames=config.max_num_frames, dataset_version=config.dataset_version
     )
+
+
+@contextlib.contextmanager
+def records_of_videos(config, entries, settings, dead_letter):
+    """Yields (a temporary record file of `entries`' features for the scored model
+    of `config`, the ExtractionReport); removed afterwards. The videos that fail
+    are listed in the CSV `dead_letter`."""
     with tempfile.TemporaryDirectory() as folder:
         path = f"{folder}/videos.tfrecord"
-        report = extraction.extract(entries, path, settings, wanted_steps=student_steps(config))
+        report = extraction.extract(
+            entries,
+            path,
+            video_settings(config, settings),
+            wanted_steps=student_steps(config),
+            dead_letter=dead_letter,
+        )
         logging.info("Features of %s", report.summary())
         yield path, report
