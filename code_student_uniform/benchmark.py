@@ -29,6 +29,11 @@
   the teacher (every second) and the student (its frames only), at the model
   flags' size: seconds of decoding, networks and model, frames decoded, and the
   student/teacher ratios (benchmarks/video_benchmark.py).
+--what=beam: extract_features.py in this process and on Apache Beam's direct
+  runner with 1 and 2 worker processes, on the same generated videos: videos/s,
+  CPU seconds per video minute, the fixed cost of each apart, the ratios
+  Beam/in-process, and CPU-hours per million 5-minute videos for the features of
+  every second and for the student's sparse path (benchmarks/beam_benchmark.py).
 --what=metrics: the evaluation loop's metrics (per-video work in the graph, the
   pooled ranking in numpy) on --metrics_videos of scores from a model that costs
   nothing, on one core: videos/s and GiB kept per million videos, peak included
@@ -51,6 +56,7 @@ import tensorflow as tf
 from absl import flags
 
 from fewer_frames.benchmarks import (
+    beam_benchmark,
     benchmark_modes,
     feature_benchmark,
     metrics_benchmark,
@@ -75,6 +81,7 @@ flags.DEFINE_enum(
         "one_deployment",
         "features",
         "videos",
+        "beam",
         "metrics",
         "scale",
     ],
@@ -214,6 +221,7 @@ def main(argv):
         "memory": benchmark_modes.bench_memory,
         "features": feature_benchmark.bench_features,
         "videos": video_benchmark.bench_videos,
+        "beam": beam_benchmark.bench_beam,
         "metrics": metrics_benchmark.bench_metrics,
         "scale": scale_benchmark.bench_scale,
     }[FLAGS.what](options)

@@ -33,6 +33,9 @@ TINY_RUN = [
 ]
 
 
+# Beam's runner in this process (--beam_pipeline_options; requirements-beam.txt).
+BEAM_IN_MEMORY = "--beam_pipeline_options=runner=DirectRunner,direct_running_mode=in_memory"
+
 # The first 60 frames of each video in 10 chunks, for tests that train many
 # steps and do not depend on the frame count: a training step costs a third of
 # one on 300 frames, and the graph builds in half the time.

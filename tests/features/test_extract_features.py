@@ -4,12 +4,14 @@ trained on and predicted from by the binaries."""
 
 import glob
 import os
+import pathlib
 import signal
 
 import feature_oracles
 import numpy as np
 import tensorflow as tf
 
+import testlib
 from fewer_frames.benchmarks import generated_videos
 from fewer_frames.features import video_files
 from fewer_frames.inputs import readers
@@ -163,7 +165,9 @@ def test_the_records_train_a_student_and_predict(tmp_path, feature_models, video
     assert [os.path.basename(path) for path in shards] == [
         "train-00000-of-00002.tfrecord",
         "train-00001-of-00002.tfrecord",
+        "train.progress",
     ]
+    shards = shards[:2]
     assert [len(parsed_records(path)) for path in shards] == [3, 1]
     pattern = str(tmp_path / "features" / "train-*.tfrecord")
     train_dir = tmp_path / "run"
@@ -229,7 +233,15 @@ def test_bad_input_is_named_and_the_rest_written(tmp_path, feature_models, video
     assert f"{tmp_path}/cut.mkv: the stream ends at" in result.stderr
     assert f"kept its first {len(kept[1]['rgb'])} frames" in result.stderr
     assert 2 <= len(kept[1]["rgb"]) < 7
-    assert os.listdir(tmp_path / "out") == ["features.tfrecord"]
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "features.failed.csv",
+        "features.progress",
+        "features.tfrecord",
+    ]
+    failed = (tmp_path / "out" / "features.failed.csv").read_text().splitlines()
+    assert len(failed) == 7 and all(
+        any(message in line for message in bad.values()) for line in failed
+    )
 
 
 def test_a_stopped_extraction_leaves_whole_files(tmp_path, feature_models, videos):
@@ -248,6 +260,39 @@ def test_a_stopped_extraction_leaves_whole_files(tmp_path, feature_models, video
     status, log = started.signal_when(lambda: "shard 2 of 30" in started.log(), signal.SIGTERM)
     assert status == 128 + signal.SIGTERM, log[-3000:]
     names = sorted(os.listdir(tmp_path / "out"))
+    assert names[-1] == "part.progress"  # the receipts of the shards written
+    names = names[:-1]
     assert 2 <= len(names) < 30, names
     assert names == [f"part-{index:05d}-of-00030.tfrecord" for index in range(len(names))]
     assert all(len(parsed_records(str(tmp_path / "out" / name))) == 2 for name in names)
+    assert sorted(os.listdir(tmp_path / "out" / "part.progress")) == [f"{n}.json" for n in names]
+
+
+def test_a_rerun_does_only_the_videos_not_yet_written(tmp_path, feature_models, videos):
+    """After an interruption the same command, in this process or on Beam, skips
+    the shards already written and writes the others as an uninterrupted run
+    would; another command is refused rather than mixed in."""
+    (tmp_path / "videos.csv").write_text(
+        "".join(f"{videos[name]},{index}\n" for index in range(4) for name in videos)
+    )
+    output = tmp_path / "out" / "part.tfrecord"
+    flags = ["--videos_per_shard=2", "--feature_threads=1"]
+    extract(tmp_path / "videos.csv", output, feature_models, *flags)
+    shards = sorted(glob.glob(str(tmp_path / "out" / "part-*")))
+    assert len(shards) == 4
+    written = {path: pathlib.Path(path).read_bytes() for path in shards}
+    for rerun in ([], [testlib.BEAM_IN_MEMORY]):
+        for path in shards[1::2]:  # as if stopped before these shards
+            os.remove(path)
+        result = extract(tmp_path / "videos.csv", output, feature_models, *flags, *rerun)
+        assert "Skipping 2 of 4 shards written by an earlier run" in result.stderr
+        done = "Beam counters: videos 4," if rerun else "Extracted 4 videos"
+        assert done in result.stderr, result.stderr[-2000:]
+        assert {path: pathlib.Path(path).read_bytes() for path in shards} == written
+    result = extract(tmp_path / "videos.csv", output, feature_models, *flags, check=False)
+    assert "Skipping 4 of 4 shards" in result.stderr and "Extracted 0 videos" in result.stderr
+    result = extract(
+        tmp_path / "videos.csv", output, feature_models, flags[0], "--max_frames=3", check=False
+    )
+    assert result.returncode == 1
+    assert f"{shards[0]} exists but was not written by this command" in result.stderr

@@ -168,10 +168,16 @@ def test_bad_video_files_are_named_and_the_others_predicted(
     assert result.returncode == 1
     assert f"{tmp_path}/missing.mp4: no such file" in result.stderr
     assert f"{tmp_path}/notes.mp4: not a video file FFmpeg can read" in result.stderr
-    assert "2 of 3 videos failed (each named above); the predictions of the other 1" in (
-        result.stderr
-    )
+    dead_letter = tmp_path / "predictions.failed.csv"
+    assert (
+        f"2 of 3 videos failed (each named above, listed in {dead_letter}); the predictions "
+        "of the other 1"
+    ) in result.stderr
     assert list(read_csv(tmp_path / "predictions.csv")) == [good]
+    missing, notes = dead_letter.read_text().splitlines()
+    assert missing == f"{tmp_path}/missing.mp4,1,{tmp_path}/missing.mp4: no such file"
+    assert notes.startswith(f"{tmp_path}/notes.mp4,,")
+    assert f"{tmp_path}/notes.mp4: not a video file FFmpeg can read" in notes
 
 
 def test_a_litert_student_classifies_video_files(shared_run, clips, feature_models, tmp_path):

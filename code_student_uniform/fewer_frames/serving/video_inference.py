@@ -49,10 +49,10 @@ def video_settings(config, settings):
 
 
 @contextlib.contextmanager
-def records_of_videos(config, entries, settings, dead_letter):
+def records_of_videos(config, entries, settings, dead_letter=None):
     """Yields (a temporary record file of `entries`' features for the scored model
     of `config`, the ExtractionReport); removed afterwards. The videos that fail
-    are listed in the CSV `dead_letter`."""
+    are listed in the CSV `dead_letter` (None: only in the report)."""
     with tempfile.TemporaryDirectory() as folder:
         path = f"{folder}/videos.tfrecord"
         report = extraction.extract(
