@@ -6,11 +6,14 @@ seconds of every run).
 `python forked_binary.py SOCKET LAUNCHER` is the server: it imports those
 modules, writes LAUNCHER, an executable that stands in for the interpreter, and
 forks one child per request on the Unix socket SOCKET. The launcher
-(`LAUNCHER script.py args...` or `LAUNCHER -c code args...`) sends its
-arguments, environment, working folder and standard streams, forwards the
-signals it gets to the child, and exits as the child did. Anything else
-(`LAUNCHER -m ...`, other options), or an environment whose variables read at
-TensorFlow's import differ from the server's, runs the real interpreter instead.
+(`LAUNCHER script.py args...`, `LAUNCHER -c code args...` or `LAUNCHER -m
+module args...`) sends its arguments, environment, working folder and standard
+streams, forwards the signals it gets to the child, and exits as the child did.
+A PYTHONPATH of its own goes into the child's import path where the interpreter
+puts it (so Beam's worker processes, `-m` with the project's code on
+PYTHONPATH, are forked too). Anything else (other options), or an environment
+whose other variables read at TensorFlow's import differ from the server's,
+runs the real interpreter instead.
 
 Each child is a process of its own, as `python code_student_uniform/<binary>.py`
 would be: its own flags, TensorFlow state, exit status and streams, and a
@@ -41,7 +44,7 @@ _LAUNCHER = """#!{python} -S
 import json, os, signal, socket, sys
 REAL = {python!r}
 first = sys.argv[1] if len(sys.argv) > 1 else "-"
-if not (first == "-c" and len(sys.argv) > 2 or first.endswith(".py") and first[0] != "-"):
+if not (first in ("-c", "-m") and len(sys.argv) > 2 or first.endswith(".py") and first[0] != "-"):
     os.execv(REAL, [REAL, *sys.argv[1:]])
 connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 connection.connect({socket_path!r})
@@ -74,8 +77,20 @@ def _import_time_variables(env):
     return {
         name: value
         for name, value in env.items()
-        if name.startswith(IMPORT_TIME_PREFIXES) and name != "TF_CONFIG"
+        if name.startswith(IMPORT_TIME_PREFIXES) and name not in ("TF_CONFIG", "PYTHONPATH")
     }
+
+
+def _python_path(env):
+    """The import path entries of PYTHONPATH in `env`, as the interpreter makes them."""
+    return [
+        os.path.abspath(entry) for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry
+    ]
+
+
+# The server's import path after its own first entry and PYTHONPATH: what every
+# interpreter of this Python has (the standard library, site packages).
+_SHARED_PATH = sys.path[1 + len(_python_path(os.environ)) :]
 
 
 def _run_child(request, streams, launcher):
@@ -97,22 +112,30 @@ def _run_child(request, streams, launcher):
     os.environ.clear()
     os.environ.update(request["env"])
     sys.executable = launcher
-    # The import path of `python <script>` or `python -c`: the script's folder, or
-    # the working folder (""), in place of the server's.
+    # The import path of `python <script>`, `python -c` or `python -m`: the
+    # script's folder, "" or the working folder, then PYTHONPATH's entries.
     if request["argv"][0] == "-c":
         _, source, *args = request["argv"]
-        sys.path[0], sys.argv = "", ["-c", *args]
+        first, sys.argv = "", ["-c", *args]
 
         def main():
             module = sys.modules["__main__"] = type(sys)("__main__")
             exec(compile(source, "<string>", "exec"), module.__dict__)
+    elif request["argv"][0] == "-m":
+        _, module_name, *args = request["argv"]
+        first, sys.argv = os.getcwd(), ["-m", *args]
+
+        def main():
+            runpy.run_module(module_name, run_name="__main__", alter_sys=True)
     else:
         script, *args = request["argv"]
         script = os.path.abspath(script)
-        sys.path[0], sys.argv = os.path.dirname(script), [script, *args]
+        first, sys.argv = os.path.dirname(script), [script, *args]
 
         def main():
             runpy.run_path(script, run_name="__main__")
+
+    sys.path[:] = [first, *_python_path(request["env"]), *_SHARED_PATH]
 
     code = 0
     try:

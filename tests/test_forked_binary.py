@@ -15,7 +15,7 @@ from testlib import binary_launcher
 PROGRAM = """
 import atexit, os, signal, sys
 print(sys.argv[1:], os.getcwd(), os.environ.get("MARK"), sys.stdin.read().strip())
-print(sys.path[0] == (os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv[0] != "-c" else ""))
+print(sys.argv[0], sys.path)
 print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
 print([signal.getsignal(s) for s in (signal.SIGPIPE, signal.SIGTERM, signal.SIGCHLD)])
 print("tensorflow imported:", "tensorflow" in sys.modules, file=sys.stderr)
@@ -47,17 +47,27 @@ def _both(args, tmp_path, **options):
     ]
 
 
-@pytest.mark.parametrize("form", ["script", "-c"])
+@pytest.mark.parametrize("form", ["script", "-c", "-m"])
 def test_the_launcher_runs_a_program_as_a_new_interpreter_does(form, tmp_path):
+    """The same output (arguments, working folder, environment, import path),
+    status, dispositions and exit handlers; `-m` finds its module on a
+    PYTHONPATH of the run's own, which goes where the interpreter puts it."""
     script = tmp_path / "program.py"
     script.write_text(PROGRAM)
-    program = [str(script)] if form == "script" else ["-c", PROGRAM]
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "program_module.py").write_text(PROGRAM)
+    program = {
+        "script": [str(script)],
+        "-c": ["-c", PROGRAM],
+        "-m": ["-m", "program_module"],
+    }[form]
+    path = {"PYTHONPATH": f"{tmp_path}/modules"} if form == "-m" else {}
     for code in ("0", "5"):
         fresh, forked = _both(
             [*program, code, "two words"],
             tmp_path,
             input="from stdin\n",
-            env=dict(os.environ, MARK="set"),
+            env=dict(os.environ, MARK="set", **path),
         )
         assert forked.returncode == fresh.returncode == int(code)
         assert forked.stdout == fresh.stdout

@@ -106,3 +106,42 @@ def test_videos_mode_compares_the_student_with_the_teacher_on_raw_video(tmp_path
             )
             assert student["videos_per_s"] == pytest.approx(1 / student["seconds"]["total"])
     assert figures["target"] == {"student_speedup": 8.0, "keyframe_seconds": 2.0, "met": False}
+
+
+def test_beam_mode_compares_beam_with_one_process_and_plans_the_cost(tmp_path):
+    output = tmp_path / "beam.json"
+    run_binary(
+        "benchmark.py",
+        "--what=beam",
+        "--feature_network=small",
+        "--vggish_size=small",
+        "--feature_videos=2",
+        "--feature_video_seconds=12.5",
+        "--video_width=96",
+        "--video_height=64",
+        "--video_frames_per_second=10",
+        f"--output_json={output}",
+    )
+    figures = json.loads(output.read_text())
+    assert figures["videos"] == 2 and figures["video_seconds_each"] == 12.5
+    paths = figures["paths"]
+    assert sorted(paths) == ["beam_1_worker", "beam_2_workers", "in_process"]
+    for path in paths.values():
+        assert path["wall_seconds"] > path["fixed_wall_seconds"] > 0
+        assert path["videos_per_second"] > 0 and path["cpu_seconds_per_video_minute"] > 0
+        assert path["videos_per_second"] == pytest.approx(
+            2 / (path["wall_seconds"] - path["fixed_wall_seconds"])
+        )
+    ratios = figures["beam_to_in_process"]
+    for name in ("beam_1_worker", "beam_2_workers"):
+        expected = paths[name]["videos_per_second"] / paths["in_process"]["videos_per_second"]
+        assert ratios[name] == pytest.approx(expected)
+    cost = figures["cost_model"]
+    per_minute = cost["cpu_seconds_per_video_minute"]
+    assert per_minute["full_extraction"] == paths["in_process"]["cpu_seconds_per_video_minute"]
+    # the student's path embeds steps 0 and 10 of the 13, decoding up to them only
+    assert figures["student_sparse_path"]["frames_embedded"] == 2 * 2
+    assert figures["student_sparse_path"]["frames_decoded"] < 2 * 125
+    assert per_minute["student_sparse_path"] >= 0
+    for name, seconds in per_minute.items():  # a million videos of 5 minutes
+        assert cost["cpu_hours"][name] == pytest.approx(seconds * 5 * 1e6 / 3600)
