@@ -231,4 +231,16 @@ def test_without_beam_or_with_a_wrong_option_the_flag_is_one_line(tmp_path, list
         assert result.stderr.strip().splitlines()[-1] == (
             f"ERROR: --beam_pipeline_options: {message}"
         )
+    # Model files are made sure of by the binary, before any worker starts.
+    (tmp_path / "no_models").mkdir()
+    result = run_binary(
+        "extract_features.py",
+        *flags,
+        f"--model_dir={tmp_path / 'no_models'}",
+        "--nodownload_models",
+        IN_MEMORY,
+        check=False,
+    )
+    assert result.returncode == 1 and "Beam counters" not in result.stderr
+    assert "classify_image_graph_def.pb" in result.stderr.strip().splitlines()[-1]
     assert not os.path.exists(tmp_path / "features.tfrecord")

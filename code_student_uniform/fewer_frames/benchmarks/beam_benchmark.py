@@ -5,9 +5,9 @@ Writes --feature_videos generated videos (as --what=features does) and runs the
 binary on them once per path, each a child process: wall time, the machine's
 busy CPU seconds (Beam's workers included: run it on an otherwise idle
 machine), videos per second and CPU seconds per minute of video. Each path's
-fixed cost (start, imports, pipeline and workers' start and end) is measured
-apart, by the same command on a list whose one video does not exist, and left
-out of the per-video figures.
+fixed cost (start, imports, pipeline, workers' start and end, the networks'
+loading) is measured apart, by the same command on a list of one missing video
+per worker process, and left out of the per-video figures.
 The cost model multiplies the measured CPU seconds per video minute out to a
 million 5-minute videos, for the features of every second and for the student's
 sparse path (every 10th second, the paper's student, measured in this process).
@@ -23,11 +23,7 @@ import time
 from fewer_frames.benchmarks import feature_benchmark
 from fewer_frames.features import extraction, video_list
 
-WORKER_PATHS = {
-    "in_process": [],
-    "beam_1_worker": ["runner=DirectRunner", "direct_num_workers=1"],
-    "beam_2_workers": ["runner=DirectRunner", "direct_num_workers=2"],
-}
+WORKER_PATHS = {"in_process": 1, "beam_1_worker": 1, "beam_2_workers": 2}  # worker processes
 PLANNED_VIDEOS = 1_000_000
 PLANNED_VIDEO_MINUTES = 5.0
 STUDENT_EVERY = 10  # the paper's student: every 10th of the 300 steps
@@ -69,9 +65,12 @@ def _extract_command(options, csv_path, output, model_dir, path):
         f"--model_dir={model_dir}",
         f"--frames_per_batch={options.frames_per_batch}",
     ]
-    if WORKER_PATHS[path]:
-        beam_options = [*WORKER_PATHS[path], "direct_running_mode=multi_processing"]
-        command.append(f"--beam_pipeline_options={','.join(beam_options)}")
+    if path != "in_process":
+        beam_options = (
+            "runner=DirectRunner,direct_running_mode=multi_processing,"
+            f"direct_num_workers={WORKER_PATHS[path]}"
+        )
+        command.append(f"--beam_pipeline_options={beam_options}")
     return command
 
 
@@ -89,12 +88,13 @@ def bench_beam(options):
         listed = os.path.join(folder, "videos.csv")
         with open(listed, "w") as stream:
             stream.write("\n".join(lines) + "\n")
-        nothing = os.path.join(folder, "nothing.csv")
-        with open(nothing, "w") as stream:
-            stream.write(f"{folder}/absent.mp4,1\n")
         video_minutes = 0.0
         paths = {}
-        for path in WORKER_PATHS:
+        for path, workers in WORKER_PATHS.items():
+            # One missing video per worker process: each starts and loads its networks.
+            nothing = os.path.join(folder, f"nothing_{path}.csv")
+            with open(nothing, "w") as stream:
+                stream.write("".join(f"{folder}/absent{i}.mp4,1\n" for i in range(workers)))
             output = os.path.join(folder, path, "features.tfrecord")
             fixed_wall, fixed_cpu = _timed_run(
                 _extract_command(options, nothing, output + "-empty", model_dir, path)

@@ -26,7 +26,7 @@ import threading
 from absl import logging
 
 from fewer_frames.config import settings as settings_lib
-from fewer_frames.features import extraction, output_shards
+from fewer_frames.features import extraction, model_files, output_shards
 from fewer_frames.serving import batch_inference, video_inference
 from fewer_frames.system.errors import UserError
 
@@ -79,10 +79,26 @@ def pipeline_options(text):
 
 
 def _worker_settings(settings):
-    """Each worker process of a runner takes a core: one TensorFlow thread unless set."""
-    if settings.feature_threads:
-        return settings
-    return dataclasses.replace(settings, feature_threads=1)
+    """What a worker process runs with: the model files the binary made sure of
+    (never a download at run time), and one TensorFlow thread unless set, since
+    runners start a worker process per core."""
+    return dataclasses.replace(
+        settings,
+        model_dir=os.path.expanduser(settings.model_dir),  # the binary's home, not a worker's
+        download_models=False,
+        feature_threads=settings.feature_threads or 1,
+    )
+
+
+def _models_in_place(settings):
+    """The model files in --model_dir, downloaded there by the binary if allowed
+    and missing, before any worker needs them."""
+    model_files.ensure_model_files(
+        os.path.expanduser(settings.model_dir),
+        model_files.RGB_FILES + model_files.AUDIO_FILES,
+        allow_download=settings.download_models,
+        mirror=settings.model_download_mirror,
+    )
 
 
 def _local_workers_import_the_code():
@@ -179,6 +195,7 @@ def run_extraction(entries, output_path, settings, videos_per_shard, pipeline_te
         )
     counters = {}
     if todo:
+        _models_in_place(settings)
 
         def build(pipeline):
             _ = (
@@ -270,6 +287,7 @@ def run_inference(entries, settings, model, prediction, pipeline_text):
     precision, output_file, names, named_output_file, dead_letter. Returns the
     pipeline's counters (`videos`, `failed`, ...)."""
     threads = _worker_settings(settings).feature_threads
+    _models_in_place(settings)
 
     def build(pipeline):
         _ = (
