@@ -17,6 +17,8 @@ and a re-run of the same command skips the shards already written. With
 (docs/scale.md).
 """
 
+import sys
+
 from absl import flags, logging
 
 from fewer_frames.config import command_line, settings
@@ -26,7 +28,12 @@ from fewer_frames.system.errors import UserError
 
 command_line.define("dataset_version", "video_features")
 _DEFAULTS = settings.ExtractionSettings
-flags.DEFINE_string("input_videos_csv", None, "CSV of `<video file>,<labels>` lines.")
+flags.DEFINE_string(
+    "input_videos_csv",
+    None,
+    "CSV of `<video file>,<labels>` lines. `-`: lines from standard input, each video's "
+    "record written and flushed as it arrives (the models load once; one output file).",
+)
 flags.DEFINE_string("output_tfrecords_file", None, "TFRecord file to write.")
 flags.DEFINE_integer(
     "videos_per_shard",
@@ -48,8 +55,21 @@ def main(argv):
     if FLAGS.frames_per_second <= 0 or FLAGS.max_frames <= 0 or FLAGS.frames_per_batch <= 0:
         raise UserError("--frames_per_second, --max_frames and --frames_per_batch must be > 0")
     extraction_settings = command_line.extraction_settings()
-    entries = video_list.read_video_list(FLAGS.input_videos_csv, FLAGS.dataset_version)
     output = FLAGS.output_tfrecords_file
+    if FLAGS.input_videos_csv == "-":
+        if FLAGS.beam_pipeline_options or FLAGS.videos_per_shard:
+            raise UserError(
+                "--input_videos_csv=- writes one file in this process, not with "
+                "--beam_pipeline_options or --videos_per_shard"
+            )
+        entries = video_list.stream_video_list(sys.stdin, FLAGS.dataset_version)
+        report, seen = extraction.extract_stream(entries, output, extraction_settings)
+        logging.info("Extracted %s", report.summary())
+        failure = report.failure(seen)
+        if failure:
+            raise UserError(f"{failure}; the other {report.written} are in {output}")
+        return
+    entries = video_list.read_video_list(FLAGS.input_videos_csv, FLAGS.dataset_version)
     if FLAGS.beam_pipeline_options:
         from fewer_frames.pipelines import beam_videos  # noqa: PLC0415 (requirements-beam.txt)
 

@@ -15,6 +15,8 @@ score, space-separated (segment_metrics.TopSegments: memory bounded by K per
 class, not by the data).
 """
 
+import sys
+
 from absl import flags, logging
 
 from fewer_frames.config import command_line, settings
@@ -41,7 +43,8 @@ flags.DEFINE_string(
     "",
     "Video files to classify instead of records: a CSV of `<video file>,<labels>` lines "
     "(extract_features.py's); their features are made with --model_dir's files, only "
-    "for the frames the model sees.",
+    "for the frames the model sees. `-`: lines from standard input, each video "
+    "classified and its row written and flushed as it arrives (the models load once).",
 )
 flags.DEFINE_string("input_videos", "", "Video files to classify (glob), as --input_videos_csv.")
 flags.DEFINE_string("output_file", "predictions.csv", "CSV to write.")
@@ -73,12 +76,30 @@ def main(argv):
         config = litert_model.read_config(FLAGS.litert_model)
     else:
         config, _ = run_directory.scored_run(command_line.requested_model(), FLAGS.train_dir)
+    extraction_settings = command_line.extraction_settings()
+    dead_letter = output_shards.dead_letter_path(FLAGS.output_file)
+    if FLAGS.input_videos_csv == "-":
+        if FLAGS.beam_pipeline_options or FLAGS.litert_model:
+            raise UserError(
+                "--input_videos_csv=- classifies in this process with a run (--train_dir), "
+                "not with --beam_pipeline_options or --litert_model"
+            )
+        entries = video_list.stream_video_list(sys.stdin, config.dataset_version)
+        report, seen = video_inference.classify_stream(
+            config,
+            entries,
+            extraction_settings,
+            _prediction(dead_letter),
+            command_line.session_settings(),
+        )
+        failure = extraction.failure(len(report.failed), seen, dead_letter)
+        if failure:
+            raise UserError(f"{failure}; the predictions of the other {report.written} are written")
+        return
     if FLAGS.input_videos_csv:
         entries = video_list.read_video_list(FLAGS.input_videos_csv, config.dataset_version)
     else:
         entries = video_list.glob_video_list(FLAGS.input_videos)
-    extraction_settings = command_line.extraction_settings()
-    dead_letter = output_shards.dead_letter_path(FLAGS.output_file)
     if FLAGS.beam_pipeline_options:
         predicted, failed = _predict_on_beam(config, entries, extraction_settings, dead_letter)
     else:
@@ -105,17 +126,7 @@ def _predict_on_beam(config, entries, extraction_settings, dead_letter):
         entries,
         video_inference.video_settings(config, extraction_settings),
         config,
-        {
-            "train_dir": FLAGS.train_dir,
-            "top_k": FLAGS.top_k,
-            "checkpoint_path": FLAGS.checkpoint_path,
-            "precision": FLAGS.precision,
-            "output_file": FLAGS.output_file,
-            "names": vocabulary.read_vocabulary(FLAGS.vocabulary) if FLAGS.vocabulary else None,
-            "named_output_file": FLAGS.named_output_file
-            or batch_inference.named_output_path(FLAGS.output_file),
-            "dead_letter": dead_letter,
-        },
+        _prediction(dead_letter),
         FLAGS.beam_pipeline_options,
     )
     logging.info(
@@ -124,6 +135,21 @@ def _predict_on_beam(config, entries, extraction_settings, dead_letter):
         FLAGS.output_file,
     )
     return counters["videos"] - counters["failed"], counters["failed"]
+
+
+def _prediction(dead_letter):
+    """What the video paths that predict one video at a time need of the flags."""
+    return {
+        "train_dir": FLAGS.train_dir,
+        "top_k": FLAGS.top_k,
+        "checkpoint_path": FLAGS.checkpoint_path,
+        "precision": FLAGS.precision,
+        "output_file": FLAGS.output_file,
+        "names": vocabulary.read_vocabulary(FLAGS.vocabulary) if FLAGS.vocabulary else None,
+        "named_output_file": FLAGS.named_output_file
+        or batch_inference.named_output_path(FLAGS.output_file),
+        "dead_letter": dead_letter,
+    }
 
 
 def _predict(data_pattern):

@@ -152,28 +152,44 @@ class Started:
     """A binary started through binary_launcher() (a new interpreter with
     `fresh_process` or `preexec_fn`), its stderr going to a file."""
 
-    def __init__(self, log_path, binary, *flags, fresh_process=False, preexec_fn=None):
+    def __init__(self, log_path, binary, *flags, fresh_process=False, preexec_fn=None, stdin=None):
         self.log_path = log_path
         python = sys.executable if fresh_process or preexec_fn else binary_launcher()
         with open(log_path, "w") as log:
             self.process = subprocess.Popen(
                 [python, os.path.join(CODE_DIR, binary), *flags],
                 cwd=PROJECT_ROOT,
+                stdin=stdin,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 preexec_fn=preexec_fn,
+                text=True,
             )
 
     def log(self):
         return self.log_path.read_text()
 
-    def signal_when(self, ready, signum, timeout=120):
-        """Sends `signum` once `ready()` holds; returns (exit status, log)."""
+    def fed(self, lines, written, timeout=120):
+        """Writes `lines` to the binary's standard input (Started with
+        stdin=subprocess.PIPE) one by one, each once `written(i)` holds for the
+        i lines before it; then ends the input. Returns (exit status, log)."""
+        for index, line in enumerate(lines):
+            self._wait_for(lambda index=index: written(index), timeout)
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
+        self.process.stdin.close()
+        return self.process.wait(timeout=timeout), self.log()
+
+    def _wait_for(self, ready, timeout):
         deadline = time.time() + timeout
         while not ready():
             assert self.process.poll() is None, self.log()[-3000:]
             assert time.time() < deadline, "the binary never got there"
             time.sleep(0.05)
+
+    def signal_when(self, ready, signum, timeout=120):
+        """Sends `signum` once `ready()` holds; returns (exit status, log)."""
+        self._wait_for(ready, timeout)
         self.process.send_signal(signum)
         self.process.send_signal(signal.SIGCONT)  # in case `ready` paused it (SIGSTOP)
         return self.process.wait(timeout=timeout), self.log()

@@ -6,6 +6,7 @@ import glob
 import os
 import pathlib
 import signal
+import subprocess
 
 import feature_oracles
 import numpy as np
@@ -296,3 +297,42 @@ def test_a_rerun_does_only_the_videos_not_yet_written(tmp_path, feature_models, 
     )
     assert result.returncode == 1
     assert f"{shards[0]} exists but was not written by this command" in result.stderr
+
+
+def test_standard_input_is_extracted_line_by_line(tmp_path, feature_models, videos):
+    """--input_videos_csv=-: each video's record is in the file before the next
+    line is sent; a bad line is named and listed; the file equals the one made
+    from the same list in a file."""
+    lines = [f"{videos['tone.mp4']},1", "one column", f"{videos['silent.mp4']},2"]
+    (tmp_path / "listed.csv").write_text(f"{lines[0]}\n{lines[2]}\n")
+    flags = ["--feature_threads=1"]
+    extract(tmp_path / "listed.csv", tmp_path / "listed.tfrecord", feature_models, *flags)
+    output = tmp_path / "streamed.tfrecord"
+
+    def records_written():
+        if not os.path.exists(output):
+            return 0
+        try:
+            return sum(1 for _ in tf.compat.v1.io.tf_record_iterator(str(output)))
+        except tf.errors.DataLossError:  # a record being written
+            return 0
+
+    started = Started(
+        tmp_path / "log",
+        "extract_features.py",
+        "--input_videos_csv=-",
+        f"--output_tfrecords_file={output}",
+        f"--model_dir={feature_models}",
+        "--frames_per_batch=2",
+        *flags,
+        stdin=subprocess.PIPE,
+    )
+    needed = [0, 1, 1]
+    status, log = started.fed(lines, lambda sent: records_written() >= needed[sent])
+    assert status == 1, log[-3000:]
+    assert "<stdin>:2: expected `<video file>,<labels>`" in log
+    assert "1 of 3 videos failed (each named above, listed in" in log
+    assert output.read_bytes() == (tmp_path / "listed.tfrecord").read_bytes()
+    assert (tmp_path / "streamed.failed.csv").read_text() == (
+        'one column,,"<stdin>:2: expected `<video file>,<labels>`"\n'
+    )

@@ -2,6 +2,8 @@
 predicts what it predicts on the records of extract_features.py."""
 
 import dataclasses
+import os
+import subprocess
 
 import pytest
 
@@ -11,7 +13,7 @@ from fewer_frames.features import video_list
 from fewer_frames.inputs import frame_selection
 from fewer_frames.run_dirs import run_files
 from fewer_frames.serving import batch_inference, video_inference
-from testlib import read_csv, reference_frame_indices, run_binary, run_inference
+from testlib import Started, read_csv, reference_frame_indices, run_binary, run_inference
 
 SECONDS = 14  # at 10 frames per second, a keyframe every 2 s
 FPS = 10
@@ -204,3 +206,53 @@ def test_a_litert_student_classifies_video_files(shared_run, clips, feature_mode
     )
     assert "LiteRT model" in result.stderr and " 2 frames decoded" in result.stderr
     _assert_same_predictions(_scores(tmp_path / "records.csv"), _scores(tmp_path / "videos.csv"))
+
+
+def test_standard_input_is_classified_line_by_line_with_one_load(
+    shared_run, clips, feature_models, tmp_path
+):
+    """--input_videos_csv=-: each line's row is written before the next line is
+    sent; a bad line is named and listed; the rows equal those of the same
+    videos listed in a file; the run is restored once."""
+    csv_path, _ = clips
+    videos = [f"{csv_path.parent}/clip{index}.mp4" for index in (0, 1)]
+    train_dir = shared_run("student")
+    listed = tmp_path / "listed.csv"
+    listed.write_text("".join(f"{video},{index}\n" for index, video in enumerate(videos)))
+    run_binary(
+        "inference.py",
+        f"--train_dir={train_dir}",
+        f"--input_videos_csv={listed}",
+        f"--model_dir={feature_models}",
+        f"--output_file={tmp_path / 'listed_predictions.csv'}",
+    )
+    output = tmp_path / "streamed.csv"
+
+    def rows_written():
+        return output.read_text().count("\n") if os.path.exists(output) else -1
+
+    started = Started(
+        tmp_path / "log",
+        "inference.py",
+        f"--train_dir={train_dir}",
+        "--input_videos_csv=-",
+        f"--model_dir={feature_models}",
+        f"--output_file={output}",
+        stdin=subprocess.PIPE,
+    )
+    # the header once the models are loaded; each row before the next line is sent
+    needed = [1, 2, 2]
+    status, log = started.fed(
+        [f"{videos[0]},0", f"{tmp_path}/missing.mp4,3", f"{videos[1]},1"],
+        lambda sent: rows_written() >= needed[sent],
+    )
+    assert status == 1, log[-3000:]
+    assert "1 of 3 videos failed (each named above, listed in" in log
+    assert "<stdin>:2" not in log  # a good line: its video is what failed
+    assert f"{tmp_path}/missing.mp4: no such file" in log
+    assert output.read_text() == (tmp_path / "listed_predictions.csv").read_text()
+    assert (tmp_path / "streamed.failed.csv").read_text() == (
+        f"{tmp_path}/missing.mp4,3,{tmp_path}/missing.mp4: no such file\n"
+    )
+    restored = [line for line in log.splitlines() if "saver.py" in line and "Restoring" in line]
+    assert len(restored) == 2, restored  # VGGish's checkpoint and the run's, once

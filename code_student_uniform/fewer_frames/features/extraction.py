@@ -423,3 +423,42 @@ def extract(
     report.wall_seconds = time.perf_counter() - started
     progress.add(0, 0.0, force=True)
     return report
+
+
+def extract_stream(entries, output_path, settings, wanted_steps=None, dead_letter=None):
+    """Writes the records of `entries`, an iterator (standard input's lines), as
+    each arrives, to the one file `output_path`, flushed after each video so that
+    a reader follows them; the models load once. Returns (the ExtractionReport,
+    the entries seen)."""
+    started = time.perf_counter()
+    report = ExtractionReport(files=[output_path])
+    extractor = FeatureExtractor(settings)
+    report.setup_seconds = time.perf_counter() - started
+    seen = 0
+    try:
+        with tf.io.TFRecordWriter(output_path) as writer:
+            for entry in entries:
+                seen += 1
+                for _, record, _ in stream_records(extractor, entry, report, wanted_steps):
+                    if record is not None:
+                        writer.write(record)
+                        writer.flush()
+                        report.written += 1
+    finally:
+        extractor.close()
+    dead_letter = (
+        output_shards.dead_letter_path(output_path) if dead_letter is None else dead_letter
+    )
+    report.dead_letter = output_shards.write_dead_letter(dead_letter, report.failed) or ""
+    report.wall_seconds = time.perf_counter() - started
+    return report, seen
+
+
+def stream_records(extractor, entry, report, wanted_steps=None):
+    """`video_records` of the one `entry`, its failure named and kept in `report`."""
+    for result in video_records(extractor, [entry], report, wanted_steps):
+        _, _, error = result
+        if error:
+            logging.error("%s", error)
+            report.failed.append((entry, error))
+        yield result

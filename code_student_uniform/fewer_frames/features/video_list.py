@@ -24,33 +24,25 @@ class VideoEntry:
     error: str = ""
 
 
-def read_video_list(csv_path, dataset_version):
-    """The entries of `csv_path`, one per non-empty line; a line that is not
-    `<file>,<labels>` or names a class the release does not have carries an error
-    naming the CSV and the line."""
+def _entries(rows, source, dataset_version):
+    """Yields an entry per non-empty row of `rows` ((line number, CSV row)); a row
+    that is not `<file>,<labels>` or names a class the release does not have
+    carries an error naming `source` and the line."""
     _, num_classes = yt8m_format.dataset_version_info(dataset_version)
-    if not tf.io.gfile.exists(csv_path):
-        raise UserError(f"--input_videos_csv {csv_path}: no such file")
-    with tf.io.gfile.GFile(csv_path) as stream:
-        text = stream.read()
-    entries = []
-    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    for number, row in rows:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
-        where = f"{csv_path}:{number}"
+        where = f"{source}:{number}"
         if len(row) not in (2, 3) or not row[0].strip():
-            entries.append(
-                VideoEntry(
-                    number, ",".join(row), error=f"{where}: expected `<video file>,<labels>`"
-                )
-            )
+            error = f"{where}: expected `<video file>,<labels>`"
+            yield VideoEntry(number, ",".join(row), error=error)
             continue
         path, labels_text = row[0].strip(), row[1].strip()
         try:
             labels = tuple(int(label) for label in labels_text.split(";") if label.strip())
         except ValueError:
-            entries.append(
-                VideoEntry(number, path, error=f"{where}: labels {labels_text!r} are not integers")
+            yield VideoEntry(
+                number, path, error=f"{where}: labels {labels_text!r} are not integers"
             )
             continue
         unknown = [label for label in labels if not 0 <= label < num_classes]
@@ -59,12 +51,29 @@ def read_video_list(csv_path, dataset_version):
                 f"{where}: label ids {unknown} are not classes of the {dataset_version} "
                 f"release (0 to {num_classes - 1})"
             )
-            entries.append(VideoEntry(number, path, error=error))
+            yield VideoEntry(number, path, error=error)
             continue
-        entries.append(VideoEntry(number, path, labels))
+        yield VideoEntry(number, path, labels)
+
+
+def read_video_list(csv_path, dataset_version):
+    """The entries of `csv_path`, one per non-empty line (see `_entries`)."""
+    if not tf.io.gfile.exists(csv_path):
+        raise UserError(f"--input_videos_csv {csv_path}: no such file")
+    with tf.io.gfile.GFile(csv_path) as stream:
+        text = stream.read()
+    rows = enumerate(csv.reader(io.StringIO(text)), start=1)
+    entries = list(_entries(rows, csv_path, dataset_version))
     if not entries:
         raise UserError(f"--input_videos_csv {csv_path}: no videos listed")
     return entries
+
+
+def stream_video_list(stream, dataset_version):
+    """Yields the entries of the lines of `stream` (standard input) as each line
+    arrives, as `read_video_list` reads a file."""
+    lines = iter(stream.readline, "")
+    yield from _entries(enumerate(csv.reader(lines), start=1), "<stdin>", dataset_version)
 
 
 def glob_video_list(pattern):

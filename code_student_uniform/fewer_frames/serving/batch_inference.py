@@ -59,24 +59,34 @@ def named_output_path(output_file):
     return stem + ".jsonl"
 
 
-def write_predictions(output_file, batches, names=None, named_output_file=""):
+def write_predictions(output_file, batches, names=None, named_output_file="", streaming=False):
     """Writes `batches` of (video ids, top-k class indexes, scores) as the CSV,
     and with `names` ({class: name}) the readable `named_output_file`, each
-    under a temporary name until the last row; returns the videos written."""
+    under a temporary name until the last row; `streaming`: in place instead,
+    flushed after each batch, for a reader that follows them. Returns the
+    videos written."""
     videos = 0
+
+    def opened(outputs, path):
+        if not streaming:
+            path = outputs.enter_context(filesystem.atomic_output(path))
+        return outputs.enter_context(tf.io.gfile.GFile(path, "w"))
+
     with contextlib.ExitStack() as outputs:
-        temporary = outputs.enter_context(filesystem.atomic_output(output_file))
-        stream = outputs.enter_context(tf.io.gfile.GFile(temporary, "w"))
+        stream = opened(outputs, output_file)
+        named = opened(outputs, named_output_file) if names is not None else None
         stream.write(prediction_files.HEADER + "\n")
-        named = None
-        if names is not None:
-            named_temporary = outputs.enter_context(filesystem.atomic_output(named_output_file))
-            named = outputs.enter_context(tf.io.gfile.GFile(named_temporary, "w"))
+        if streaming:
+            stream.flush()
         for ids, indexes, scores in batches:
             stream.write("".join(map(prediction_files.format_row, ids, indexes, scores)))
             if named is not None:
                 rows = zip(ids, indexes, scores, strict=True)
                 named.write("".join(prediction_files.format_named_row(*row, names) for row in rows))
+            if streaming:
+                stream.flush()
+                if named is not None:
+                    named.flush()
             videos += len(ids)
     return videos
 

@@ -16,7 +16,8 @@ import threading
 import tensorflow as tf
 from absl import logging
 
-from fewer_frames.features import extraction
+from fewer_frames.features import extraction, output_shards
+from fewer_frames.serving import batch_inference
 
 
 def student_steps(config):
@@ -64,3 +65,47 @@ def records_of_videos(config, entries, settings, dead_letter=None):
         )
         logging.info("Features of %s", report.summary())
         yield path, report
+
+
+def classify_stream(config, entries, settings, prediction, session_settings):
+    """Classifies `entries`, an iterator (standard input's lines), as each
+    arrives: features of the frames the model sees, then its top-k, written to
+    prediction["output_file"] (and the named JSON lines) and flushed after each
+    video. The networks and the run load once. `prediction` as
+    pipelines/beam_videos.run_inference takes it. Returns (the
+    ExtractionReport, the entries seen)."""
+    settings = video_settings(config, settings)
+    extractor = extraction.FeatureExtractor(settings)
+    wanted = student_steps(config)
+    predictor = batch_inference.RecordPredictor(
+        config,
+        prediction["train_dir"],
+        prediction["top_k"],
+        session_settings,
+        prediction["checkpoint_path"],
+        prediction["precision"],
+    )
+    report = extraction.ExtractionReport()
+    seen = [0]
+
+    def batches():
+        for seen[0], entry in enumerate(entries, start=1):
+            for _, record, _ in extraction.stream_records(extractor, entry, report, wanted):
+                if record is not None:
+                    report.written += 1
+                    yield predictor.predict([record])
+
+    try:
+        batch_inference.write_predictions(
+            prediction["output_file"],
+            batches(),
+            prediction["names"],
+            prediction["named_output_file"],
+            streaming=True,
+        )
+    finally:
+        extractor.close()
+    report.dead_letter = (
+        output_shards.write_dead_letter(prediction["dead_letter"], report.failed) or ""
+    )
+    return report, seen[0]
