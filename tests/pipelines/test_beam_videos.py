@@ -21,6 +21,11 @@ TWO_PROCESSES = (
 # Beam's workers take one TensorFlow thread each; the in-process path the same,
 # so that the networks' float sums (mean_rgb, mean_audio, scores) match bit for bit.
 ONE_THREAD = "--feature_threads=1"
+EVERY_PATH = [
+    ("in_process", [ONE_THREAD]),
+    ("in_memory", [IN_MEMORY]),
+    ("two_processes", [TWO_PROCESSES]),
+]
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +86,7 @@ def test_extraction_on_both_local_runners_writes_the_in_process_files(
     back as a list of videos."""
     csv_path, errors = listed
     outputs = {}
-    for name, flags in [
-        ("in_process", [ONE_THREAD]),
-        ("in_memory", [IN_MEMORY]),
-        ("two_processes", [TWO_PROCESSES]),
-    ]:
+    for name, flags in EVERY_PATH:
         result = extract(csv_path, tmp_path / name / "features.tfrecord", feature_models, *flags)
         assert result.returncode == 1, result.stderr[-3000:]
         assert "2 of 6 videos failed (each named above, listed in" in result.stderr
@@ -123,11 +124,7 @@ def test_inference_on_both_local_runners_writes_the_in_process_predictions(
 ):
     csv_path, errors = listed
     outputs = {}
-    for name, flags in [
-        ("in_process", [ONE_THREAD]),
-        ("in_memory", [IN_MEMORY]),
-        ("two_processes", [TWO_PROCESSES]),
-    ]:
+    for name, flags in EVERY_PATH:
         (tmp_path / name).mkdir()
         result = run_binary(
             "inference.py",

@@ -439,7 +439,7 @@ def extract_stream(entries, output_path, settings, wanted_steps=None, dead_lette
         with tf.io.TFRecordWriter(output_path) as writer:
             for entry in entries:
                 seen += 1
-                for _, record, _ in stream_records(extractor, entry, report, wanted_steps):
+                for _, record, _ in one_video_records(extractor, entry, report, wanted_steps):
                     if record is not None:
                         writer.write(record)
                         writer.flush()
@@ -454,8 +454,9 @@ def extract_stream(entries, output_path, settings, wanted_steps=None, dead_lette
     return report, seen
 
 
-def stream_records(extractor, entry, report, wanted_steps=None):
-    """`video_records` of the one `entry`, its failure named and kept in `report`."""
+def one_video_records(extractor, entry, report, wanted_steps=None):
+    """`video_records` of the one `entry` (standard input's, Beam's), its failure
+    named and kept in `report`."""
     for result in video_records(extractor, [entry], report, wanted_steps):
         _, _, error = result
         if error:

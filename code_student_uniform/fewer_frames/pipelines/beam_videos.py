@@ -131,12 +131,9 @@ class ExtractVideo(beam.DoFn):
         key, entry = element
         extractor, wanted_steps = self._loaded()
         report = extraction.ExtractionReport()
-        for result in extraction.video_records(extractor, [entry], report, wanted_steps):
-            _, _, error = result
-            if error:
-                logging.error("%s", error)
+        for result in extraction.one_video_records(extractor, entry, report, wanted_steps):
             self.counters["videos"].inc()
-            self.counters["failed"].inc(bool(error))
+            self.counters["failed"].inc(bool(result[2]))
             yield key, result
         self.counters["frames_decoded"].inc(report.frames_decoded)
         self.counters["video_seconds"].inc(round(report.video_seconds))

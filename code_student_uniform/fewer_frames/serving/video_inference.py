@@ -90,7 +90,7 @@ def classify_stream(config, entries, settings, prediction, session_settings):
 
     def batches():
         for seen[0], entry in enumerate(entries, start=1):
-            for _, record, _ in extraction.stream_records(extractor, entry, report, wanted):
+            for _, record, _ in extraction.one_video_records(extractor, entry, report, wanted):
                 if record is not None:
                     report.written += 1
                     yield predictor.predict([record])
