@@ -155,9 +155,9 @@ class WriteShard(beam.DoFn):
         yield path
 
 
-def _run(pipeline_text, build):
-    """Runs the pipeline that `build(pipeline)` makes; returns its counters."""
-    options = pipeline_options(pipeline_text)
+def _run(options, build):
+    """Runs the pipeline that `build(pipeline)` makes with `options`; returns its
+    counters."""
     _local_workers_import_the_code()
     pipeline = beam.Pipeline(options=options)
     build(pipeline)
@@ -176,6 +176,7 @@ def _run(pipeline_text, build):
 def run_extraction(entries, output_path, settings, videos_per_shard, pipeline_text):
     """extraction.extract's work as a Beam pipeline (same shards, same records,
     same receipts and dead-letter CSV); returns the ExtractionReport."""
+    options = pipeline_options(pipeline_text)  # a wrong option is told before any work
     plan = output_shards.ShardPlan(
         output_path, entries, videos_per_shard, extraction.settings_fingerprint(settings)
     )
@@ -207,7 +208,7 @@ def run_extraction(entries, output_path, settings, videos_per_shard, pipeline_te
                 )
             )
 
-        counters = _run(pipeline_text, build)
+        counters = _run(options, build)
     report = extraction.ExtractionReport()
     for index, failures in plan.finished().items():
         shard = plan.shards[index]
@@ -283,6 +284,7 @@ def run_inference(entries, settings, model, prediction, pipeline_text):
     of the scored run; `prediction`: a dict of train_dir, top_k, checkpoint_path,
     precision, output_file, names, named_output_file, dead_letter. Returns the
     pipeline's counters (`videos`, `failed`, ...)."""
+    options = pipeline_options(pipeline_text)  # a wrong option is told before any work
     threads = _worker_settings(settings).feature_threads
     _models_in_place(settings)
 
@@ -316,4 +318,4 @@ def run_inference(entries, settings, model, prediction, pipeline_text):
             )
         )
 
-    return _run(pipeline_text, build)
+    return _run(options, build)
