@@ -171,6 +171,44 @@ runtime.run(main)
 """
 
 
+# A signal whose Interrupted is swallowed whole (raised inside an import, it can
+# become a SystemError that Python reports as unraisable) while the binary goes
+# on to finish its output: the output is not put in place, and it ends stopped.
+SIGNAL_SWALLOWED_WHOLE_BEFORE_AN_OUTPUT = """
+import os, signal, sys, time
+sys.path.insert(0, {code_dir!r})
+from fewer_frames.system import filesystem, runtime
+
+def main(argv):
+    with filesystem.atomic_output({folder!r} + "/output.txt") as temporary:
+        with open(temporary, "w") as stream:
+            stream.write("whole")
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except BaseException:
+            pass
+
+runtime.run(main)
+"""
+
+
+def test_a_signal_swallowed_whole_still_leaves_no_output(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SIGNAL_SWALLOWED_WHOLE_BEFORE_AN_OUTPUT.format(code_dir=CODE_DIR, folder=str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr[-3000:]
+    assert "Stopped by SIGTERM: before an output was put in place" in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize(
     "script, stopped",
     [

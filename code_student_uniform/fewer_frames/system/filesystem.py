@@ -8,6 +8,8 @@ import uuid
 
 import tensorflow as tf
 
+from fewer_frames.system import runtime
+
 
 def is_local(path):
     """Whether `path` is on the local disk (no scheme, or file://)."""
@@ -75,6 +77,7 @@ def atomic_output(path):
     with staging_directory(path) as staging:
         temporary = f"{staging}/output"
         yield temporary
+        runtime.raise_if_stopped()
         if not tf.io.gfile.isdir(temporary):
             tf.io.gfile.rename(temporary, path, overwrite=True)
             return
@@ -102,6 +105,7 @@ def write_atomically(path, text):
     try:
         with tf.io.gfile.GFile(temporary, "w") as stream:
             stream.write(text)
+        runtime.raise_if_stopped()
         tf.io.gfile.rename(temporary, path, overwrite=True)
     finally:
         if tf.io.gfile.exists(temporary):

@@ -51,6 +51,15 @@ def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 
 
+def raise_if_stopped():
+    """Raises the Interrupted of a signal this process received, if any: where an
+    output is about to be put in place, so that a signal whose Interrupted some
+    code swallowed whole (raised inside an import, reported as unraisable)
+    still leaves no output."""
+    if _received_signums:
+        raise Interrupted(_received_signums[0], "before an output was put in place")
+
+
 @contextlib.contextmanager
 def deferred_stop():
     """While inside, SIGTERM and SIGINT do not interrupt: the first sets
@@ -123,6 +132,7 @@ def run(main, graph_mode=True):
         signal.signal(signal.SIGINT, _raise_interrupted)
         try:
             reported(argv)
+            raise_if_stopped()  # a signal whose Interrupted was swallowed whole
         except BaseException as error:
             stop = _interruption_behind(error)
             if stop is None and _received_signums:
