@@ -108,10 +108,15 @@ print(json.dumps([out["predictions"].dtype.name, out["predictions"].numpy().toli
     np.testing.assert_allclose(np.array(scores), want, atol=2e-6)
 
 
-def test_training_with_xla_takes_the_same_first_step(small_sample, tmp_path):
+# TensorFlow's log line each time Grappler starts on a session's graph (tf.data logs its
+# own optimizer's as "item: graph").
+GRAPPLER_STARTED = "Starting optimization for grappler item: tf_graph"
+
+
+def test_training_with_xla_or_grappler_takes_the_same_first_step(small_sample, tmp_path):
     sample_dir, _ = small_sample
     losses = {}
-    for name, flags in (("plain", []), ("xla", ["--xla"])):
+    for name, flags in (("plain", []), ("xla", ["--xla"]), ("grappler", ["--grappler"])):
         result = run_binary(
             "train.py",
             f"--train_dir={tmp_path / name}",
@@ -125,16 +130,20 @@ def test_training_with_xla_takes_the_same_first_step(small_sample, tmp_path):
             "--deterministic",
             "--log_every_steps=1",
             *flags,
-            env=INFO_LOG,
+            env=dict(INFO_LOG, TF_CPP_VMODULE="meta_optimizer=1"),
         )
         losses[name] = result.stderr
     assert XLA_COMPILED in losses["xla"] and XLA_COMPILED not in losses["plain"]
+    # Off by default (docs/speed.md), on with --grappler.
+    assert GRAPPLER_STARTED in losses["grappler"]
+    assert GRAPPLER_STARTED not in losses["plain"] + losses["xla"]
 
     def first_loss(log):
         line = next(line for line in log.splitlines() if "training step 1|" in line)
         return float(line.split("L_CE: ")[1].split("|")[0])
 
-    assert first_loss(losses["xla"]) == pytest.approx(first_loss(losses["plain"]), abs=1e-5)
+    for name in ("xla", "grappler"):
+        assert first_loss(losses[name]) == pytest.approx(first_loss(losses["plain"]), abs=1e-5)
 
 
 def test_bfloat16_models_compute_in_bfloat16_and_give_float32(fresh_graph):

@@ -50,6 +50,13 @@ def _define_runtime():
         "Compile the graph's clusters with XLA (auto-clustering; on the CPU too): the LSTM's "
         "element-wise ops fuse. The same outputs to float32 rounding.",
     )
+    flags.DEFINE_bool(
+        "grappler",
+        _SESSION.grappler,
+        "Let TensorFlow's graph optimizer (Grappler) rewrite each graph before its first run, "
+        "as TensorFlow does by default. Off: it costs about 2 s per training graph on a CPU "
+        "and made no step faster here (docs/speed.md).",
+    )
 
 
 def _define_run_directory():

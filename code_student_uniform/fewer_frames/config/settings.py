@@ -33,13 +33,16 @@ def checked_top_k(top_k):
 
 @dataclasses.dataclass(frozen=True)
 class SessionSettings:
-    """How TensorFlow runs: thread pools (0: TensorFlow's choice), GPU memory, and
-    XLA compilation of the models."""
+    """How TensorFlow runs: thread pools (0: TensorFlow's choice), GPU memory, XLA
+    compilation of the models, and TensorFlow's graph optimizer."""
 
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     gpu_memory_growth: bool = True
     xla: bool = False  # compile the models' ops with XLA (model_graph.build_models)
+    # Grappler rewrites each graph before its first run: about 2 s for a training
+    # graph on a CPU, and no faster steps on this project's models (docs/speed.md).
+    grappler: bool = False
 
     def session_config(self, cpu_devices=1):
         """A session's settings; `cpu_devices` logical CPU devices (CPU towers)."""
@@ -51,6 +54,7 @@ class SessionSettings:
         )
         # Take GPU memory as needed, not all of it at the start.
         config.gpu_options.allow_growth = self.gpu_memory_growth
+        config.graph_options.rewrite_options.disable_meta_optimizer = not self.grappler
         return config
 
 
