@@ -1,5 +1,6 @@
 """Towers: one step on N logical CPU devices equals one step on one device."""
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -129,7 +130,14 @@ def test_short_run_with_towers_learns_like_one_without(small_sample, tmp_path):
 
 
 def test_full_size_graph_with_four_towers_builds_on_four_cpu_devices():
-    config = model_config.RequestedModel().new_config(["teacher", "student"])  # the paper's sizes
+    # The paper's sizes but 100 frames in 10 chunks: the same variables, and a graph
+    # that builds in half the time of 300 frames in 20 chunks.
+    paper = model_config.RequestedModel().new_config(["teacher", "student"])
+    config = dataclasses.replace(
+        paper,
+        max_num_frames=100,
+        model_params=dataclasses.replace(paper.model_params, num_inputs_to_lstm=10),
+    )
     devices = towers.tower_devices(num_cpu_towers=4)
     with tf.Graph().as_default() as graph:
         batch = model_graph.placeholder_batch(config)

@@ -48,16 +48,20 @@ def _lstm_layer(inputs, valid, num_units, forget_bias):
     compute = inputs.dtype
     c = h = tf.zeros([batch_size, num_units], dtype=tf.float32)
     outputs = []
+    # Sums of equal shapes are add_n and the masks pick rows (Select, a [B]
+    # condition), not broadcasting ops: with an unknown batch size the gradient of
+    # a broadcasting op adds a shape comparison and two reductions, a third of the
+    # training graph's ops. The values are the same.
     for step, step_input in enumerate(tf.unstack(projected, num=num_steps, axis=1)):
         recurrent = tf.matmul(tf.cast(h, compute), recurrent_kernel)
-        gates = tf.cast(step_input, tf.float32) + tf.cast(recurrent, tf.float32)
+        gates = tf.math.add_n([tf.cast(step_input, tf.float32), tf.cast(recurrent, tf.float32)])
         i, j, f, o = tf.split(gates, 4, axis=1)
-        new_c = c * tf.sigmoid(f + forget_bias) + tf.sigmoid(i) * tf.tanh(j)
+        new_c = tf.math.add_n([c * tf.sigmoid(f + forget_bias), tf.sigmoid(i) * tf.tanh(j)])
         new_h = tf.tanh(new_c) * tf.sigmoid(o)
-        keep = valid[:, step : step + 1]
-        c = tf.where(keep, new_c, c)
-        h = tf.where(keep, new_h, h)
-        outputs.append(tf.where(keep, new_h, tf.zeros_like(new_h)))
+        keep = valid[:, step]
+        c = tf.compat.v1.where(keep, new_c, c)
+        h = tf.compat.v1.where(keep, new_h, h)
+        outputs.append(tf.compat.v1.where(keep, new_h, tf.zeros_like(new_h)))
     return tf.cast(tf.stack(outputs, axis=1), compute), tf.cast(c, compute), tf.cast(h, compute)
 
 
