@@ -26,7 +26,7 @@ from fewer_frames.features import extraction, video_list
 from fewer_frames.system import runtime
 from fewer_frames.system.errors import UserError
 
-command_line.define("dataset_version", "video_features")
+command_line.define("dataset_version", "video_features", "graph_optimizer")
 _DEFAULTS = settings.ExtractionSettings
 flags.DEFINE_string(
     "input_videos_csv",

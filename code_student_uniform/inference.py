@@ -78,38 +78,39 @@ def main(argv):
         config, _ = run_directory.scored_run(command_line.requested_model(), FLAGS.train_dir)
     extraction_settings = command_line.extraction_settings()
     dead_letter = output_shards.dead_letter_path(FLAGS.output_file)
-    if FLAGS.input_videos_csv == "-":
-        if FLAGS.beam_pipeline_options or FLAGS.litert_model:
-            raise UserError(
-                "--input_videos_csv=- classifies in this process with a run (--train_dir), "
-                "not with --beam_pipeline_options or --litert_model"
-            )
-        entries = video_list.stream_video_list(sys.stdin, config.dataset_version)
-        report, seen = video_inference.classify_stream(
-            config,
-            entries,
-            extraction_settings,
-            _prediction(dead_letter),
-            command_line.session_settings(),
+    streaming = FLAGS.input_videos_csv == "-"
+    if streaming and (FLAGS.beam_pipeline_options or FLAGS.litert_model):
+        raise UserError(
+            "--input_videos_csv=- classifies in this process with a run (--train_dir), "
+            "not with --beam_pipeline_options or --litert_model"
         )
-        failure = extraction.failure(len(report.failed), seen, dead_letter)
-        if failure:
-            raise UserError(f"{failure}; the predictions of the other {report.written} are written")
-        return
-    if FLAGS.input_videos_csv:
+    if streaming:
+        entries = video_list.stream_video_list(sys.stdin, config.dataset_version)
+    elif FLAGS.input_videos_csv:
         entries = video_list.read_video_list(FLAGS.input_videos_csv, config.dataset_version)
     else:
         entries = video_list.glob_video_list(FLAGS.input_videos)
     if FLAGS.beam_pipeline_options:
         predicted, failed = _predict_on_beam(config, entries, extraction_settings, dead_letter)
-    else:
+        total = len(entries)
+    elif FLAGS.litert_model:
         with video_inference.records_of_videos(
             config, entries, extraction_settings, dead_letter
         ) as records:
             pattern, report = records
             _predict(pattern)
+        predicted, failed, total = report.written, len(report.failed), len(entries)
+    else:
+        report, total, _ = video_inference.classify_videos(
+            config,
+            entries,
+            extraction_settings,
+            _prediction(dead_letter),
+            command_line.session_settings(),
+            streaming,
+        )
         predicted, failed = report.written, len(report.failed)
-    failure = extraction.failure(failed, len(entries), dead_letter)
+    failure = extraction.failure(failed, total, dead_letter)
     if failure:
         raise UserError(f"{failure}; the predictions of the other {predicted} are written")
 

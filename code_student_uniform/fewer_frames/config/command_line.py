@@ -50,12 +50,15 @@ def _define_runtime():
         "Compile the graph's clusters with XLA (auto-clustering; on the CPU too): the LSTM's "
         "element-wise ops fuse. The same outputs to float32 rounding.",
     )
+
+
+def _define_graph_optimizer():
     flags.DEFINE_bool(
         "grappler",
         _SESSION.grappler,
         "Let TensorFlow's graph optimizer (Grappler) rewrite each graph before its first run, "
-        "as TensorFlow does by default. Off: it costs about 2 s per training graph on a CPU "
-        "and made no step faster here (docs/speed.md).",
+        "as TensorFlow does by default. Off: it costs about 2 s per training graph and per "
+        "Inception-v3 on a CPU, and made no step faster here (docs/speed.md).",
     )
 
 
@@ -371,6 +374,7 @@ def _define_vocabulary():
 
 TOPICS = {
     "runtime": _define_runtime,
+    "graph_optimizer": _define_graph_optimizer,
     "run_directory": _define_run_directory,
     "checkpoint": _define_checkpoint,
     "data": _define_data,
@@ -387,7 +391,15 @@ TOPICS = {
 }
 # What a run's binaries take: the data and model of the run, how to read it, and
 # how its losses are made.
-RUN_TOPICS = ("runtime", "run_directory", "data", "input", "model", "distillation")
+RUN_TOPICS = (
+    "runtime",
+    "graph_optimizer",
+    "run_directory",
+    "data",
+    "input",
+    "model",
+    "distillation",
+)
 # What an evaluation binary takes besides: which checkpoint, the evaluation's own
 # settings, class names, segments and precision.
 EVALUATION_TOPICS = (*RUN_TOPICS, "checkpoint", "evaluation", "vocabulary", "segments", "precision")

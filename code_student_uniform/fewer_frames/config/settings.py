@@ -168,3 +168,4 @@ class ExtractionSettings:
     model_download_mirror: str = ""
     video_timeout_seconds: float = 600.0  # a decode giving nothing this long fails (0: no limit)
     feature_threads: int = 0  # TensorFlow threads of the networks (0: TensorFlow's choice)
+    grappler: bool = False  # as SessionSettings.grappler: 2 s more on Inception's first batch

@@ -51,7 +51,16 @@ CELL_FLAGS = {
     "eval_interval_secs",
     "eval_model",
 }
-PASSED_TOPICS = ("runtime", "data", "input", "model", "distillation", "training", "evaluation")
+PASSED_TOPICS = (
+    "runtime",
+    "graph_optimizer",
+    "data",
+    "input",
+    "model",
+    "distillation",
+    "training",
+    "evaluation",
+)
 CELL_RESULT = "result.json"
 GRID_FILE = "grid.json"
 

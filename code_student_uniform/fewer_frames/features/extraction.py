@@ -14,6 +14,7 @@ the same command skips those already written (output_shards.py).
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -55,7 +56,7 @@ class ExtractionReport:
     audio_seconds: float = 0.0
     write_seconds: float = 0.0
     wall_seconds: float = 0.0
-    setup_seconds: float = 0.0  # loading the networks, within wall_seconds
+    setup_seconds: float = 0.0  # loading the networks, within wall_seconds (beside decoding)
     files: list = dataclasses.field(default_factory=list)
     dead_letter: str = ""  # the CSV of the failed videos, when any failed
 
@@ -81,8 +82,26 @@ def failure(failed, total, dead_letter):
     )
 
 
+class _Network:
+    """One network of --model_dir in its own graph and session."""
+
+    def __init__(self, config, build):
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.inputs, self.outputs, restore = build()
+            self.session = tf.compat.v1.Session(graph=self.graph, config=config)
+            restore(self.session)
+        self.graph.finalize()
+
+    def run(self, *values):
+        return self.session.run(self.outputs, dict(zip(self.inputs, values, strict=True)))
+
+
 class FeatureExtractor:
-    """The networks and PCAs of --model_dir in one graph and session."""
+    """The networks and PCAs of --model_dir. They load in a thread from
+    construction on, Inception-v3 first (about 1.3 s), then VGGish (1.9 s), so
+    that the first video decodes meanwhile and its frames go through Inception-v3
+    while VGGish loads; rgb() and audio() wait for theirs, and loaded() for both."""
 
     def __init__(self, settings):
         self.settings = settings
@@ -93,33 +112,50 @@ class FeatureExtractor:
             allow_download=settings.download_models,
             mirror=settings.model_download_mirror,
         )
+        threads = settings.feature_threads
+        config = tf.compat.v1.ConfigProto(
+            intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads
+        )
+        config.graph_options.rewrite_options.disable_meta_optimizer = not settings.grappler
+        started = time.perf_counter()
+
+        def load(build):
+            network = _Network(config, build)
+            return network, time.perf_counter() - started
+
+        # One thread: with Python's lock held by both, two would make Inception-v3
+        # wait for VGGish.
+        loading = concurrent.futures.ThreadPoolExecutor(1, "load-networks")
+        self._rgb = loading.submit(load, lambda: self._rgb_network(model_dir))
+        self._audio = loading.submit(load, lambda: self._audio_network(model_dir))
+        loading.shutdown(wait=False)
+
+    @staticmethod
+    def _rgb_network(model_dir):
         graph_def = inception.load_graph_def(model_dir)
-        rgb_pca = release_pca.load_rgb_pca(model_dir)
-        audio_pca = release_pca.load_audio_pca(model_dir)
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self.frames = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], "frames")
-            rgb = release_pca.rgb_features(inception.embeddings(graph_def, self.frames), rgb_pca)
-            self.rgb_outputs = (rgb, release_pca.quantize(rgb, rounded=True))
-            self.waveform = tf.compat.v1.placeholder(tf.float32, [None], "waveform")
-            self.starts = tf.compat.v1.placeholder(tf.int64, [None], "example_starts")
-            embedding, restore = vggish.embeddings(
-                log_mel.examples(self.waveform, self.starts),
-                vggish.checkpoint_path(model_dir),
-            )
-            audio = release_pca.audio_features(embedding, audio_pca)
-            self.audio_outputs = (audio, release_pca.quantize(audio, rounded=False))
-            threads = settings.feature_threads
-            config = tf.compat.v1.ConfigProto(
-                intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads
-            )
-            self.session = tf.compat.v1.Session(graph=self.graph, config=config)
-            restore(self.session)
-        self.graph.finalize()
+        frames = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], "frames")
+        pca = release_pca.load_rgb_pca(model_dir)
+        rgb = release_pca.rgb_features(inception.embeddings(graph_def, frames), pca)
+        return [frames], (rgb, release_pca.quantize(rgb, rounded=True)), lambda session: None
+
+    @staticmethod
+    def _audio_network(model_dir):
+        waveform = tf.compat.v1.placeholder(tf.float32, [None], "waveform")
+        starts = tf.compat.v1.placeholder(tf.int64, [None], "example_starts")
+        embedding, restore = vggish.embeddings(
+            log_mel.examples(waveform, starts), vggish.checkpoint_path(model_dir)
+        )
+        audio = release_pca.audio_features(embedding, release_pca.load_audio_pca(model_dir))
+        return [waveform, starts], (audio, release_pca.quantize(audio, rounded=False)), restore
+
+    def loaded(self):
+        """Waits for both networks; returns the seconds their loading took (its
+        error, if one failed)."""
+        return max(self._rgb.result()[1], self._audio.result()[1])
 
     def rgb(self, frames):
         """(float features [n, 1024], uint8 codes [n, 1024]) of RGB frames [n, h, w, 3]."""
-        return self.session.run(self.rgb_outputs, {self.frames: frames})
+        return self._rgb.result()[0].run(frames)
 
     def audio(self, waveform, steps):
         """(float features, uint8 codes), [len(steps), 128] each, of the time steps
@@ -132,11 +168,12 @@ class FeatureExtractor:
         if waveform is None:
             waveform = np.zeros([0], np.float32)
         waveform = np.pad(waveform[:needed], (0, max(0, needed - len(waveform))))
-        feed = {self.waveform: waveform, self.starts: log_mel.example_starts(steps, rate)}
-        return self.session.run(self.audio_outputs, feed)
+        return self._audio.result()[0].run(waveform, log_mel.example_starts(steps, rate))
 
     def close(self):
-        self.session.close()
+        for network in (self._rgb, self._audio):
+            if network.exception() is None:
+                network.result()[0].session.close()
 
 
 def sequence_example(video_id, labels, rgb, audio, id_feature="id"):
@@ -261,7 +298,15 @@ def _decoded(entries, settings, wanted_steps):
 
 def video_records(extractor, entries, report, wanted_steps=None):
     """Yields (entry, serialized record or None, error) of `entries` in order,
-    adding to `report` what was decoded and how long each stage took."""
+    adding to `report` what was decoded and how long each stage took. A network
+    that cannot load fails it before the first result, a failed video's too."""
+    with contextlib.closing(_video_records(extractor, entries, report, wanted_steps)) as results:
+        for result in results:
+            extractor.loaded()
+            yield result
+
+
+def _video_records(extractor, entries, report, wanted_steps):
     settings = extractor.settings
     id_feature, _ = yt8m_format.dataset_version_info(settings.dataset_version)
     pending = collections.deque()
@@ -355,13 +400,21 @@ def settings_fingerprint(settings, wanted_steps=None):
 
 
 def extract(
-    entries, output_path, settings, videos_per_shard=0, wanted_steps=None, dead_letter=None
+    entries,
+    output_path,
+    settings,
+    videos_per_shard=0,
+    wanted_steps=None,
+    dead_letter=None,
+    overlap_loading=True,
 ):
     """Writes the records of `entries` (video_list.VideoEntry) to `output_path`, or
     to shards of `videos_per_shard` videos, skipping the shards that an earlier
     run of the same command wrote; the failed videos go to `dead_letter` (a CSV;
     None: beside the output). Returns an ExtractionReport. With `wanted_steps`
-    (make_reader), only those steps are decoded and computed."""
+    (make_reader), only those steps are decoded and computed. The first video
+    decodes while the networks load; not with `overlap_loading` False (for
+    figures per video that leave the loading out)."""
     started = time.perf_counter()
     report = ExtractionReport()
     plan = output_shards.ShardPlan(
@@ -383,24 +436,14 @@ def extract(
     todo = [shard for shard in plan.shards if shard.index not in finished]
     progress = Progress(len(entries), sum(len(plan.shards[i].entries) for i in finished))
     extractor = FeatureExtractor(settings) if todo else None
-    report.setup_seconds = time.perf_counter() - started
+    if todo and not overlap_loading:
+        extractor.loaded()
     todo_entries = [entry for shard in todo for entry in shard.entries]
     results = video_records(extractor, todo_entries, report, wanted_steps) if todo else iter(())
     try:
-        counted = [report.video_seconds]
-
-        def logged(shard_results):
-            for entry, record, error in shard_results:
-                if error:
-                    logging.error("%s", error)
-                progress.add(1, report.video_seconds - counted[0])
-                counted[0] = report.video_seconds
-                yield entry, record, error
-
         for shard in todo:
-            written, failures = plan.write_shard(
-                shard, logged(itertools.islice(results, len(shard.entries)))
-            )
+            shard_results = itertools.islice(results, len(shard.entries))
+            written, failures = plan.write_shard(shard, logged(shard_results, report, progress))
             report.written += written
             report.failed += failures
             report.files.append(shard.path)
@@ -411,6 +454,8 @@ def extract(
                 shard.index + 1,
                 len(plan.shards),
             )
+        if todo:
+            report.setup_seconds = extractor.loaded()
     finally:
         if todo:
             results.close()
@@ -433,7 +478,6 @@ def extract_stream(entries, output_path, settings, wanted_steps=None, dead_lette
     started = time.perf_counter()
     report = ExtractionReport(files=[output_path])
     extractor = FeatureExtractor(settings)
-    report.setup_seconds = time.perf_counter() - started
     seen = 0
     try:
         with tf.io.TFRecordWriter(output_path) as writer:
@@ -444,6 +488,7 @@ def extract_stream(entries, output_path, settings, wanted_steps=None, dead_lette
                         writer.write(record)
                         writer.flush()
                         report.written += 1
+        report.setup_seconds = extractor.loaded()
     finally:
         extractor.close()
     dead_letter = (
@@ -454,12 +499,23 @@ def extract_stream(entries, output_path, settings, wanted_steps=None, dead_lette
     return report, seen
 
 
+def logged(results, report, progress=None, keep_failures=False):
+    """`results` of video_records, each failure named in the log (and with
+    `keep_failures` kept in `report`), each video added to `progress`."""
+    counted = report.video_seconds
+    for entry, record, error in results:
+        if error:
+            logging.error("%s", error)
+            if keep_failures:
+                report.failed.append((entry, error))
+        if progress is not None:
+            progress.add(1, report.video_seconds - counted)
+            counted = report.video_seconds
+        yield entry, record, error
+
+
 def one_video_records(extractor, entry, report, wanted_steps=None):
     """`video_records` of the one `entry` (standard input's, Beam's), its failure
     named and kept in `report`."""
-    for result in video_records(extractor, [entry], report, wanted_steps):
-        _, _, error = result
-        if error:
-            logging.error("%s", error)
-            report.failed.append((entry, error))
-        yield result
+    results = video_records(extractor, [entry], report, wanted_steps)
+    return logged(results, report, keep_failures=True)

@@ -23,6 +23,8 @@ from fewer_frames.system import filesystem
 from fewer_frames.system.errors import UserError
 
 VIDEO_REQUIREMENTS = "requirements-video.txt"
+# Frames a sparse reader hands on at once (SparseVideoReader.batches).
+SPARSE_BATCH_FRAMES = 4
 
 
 def import_av():
@@ -290,23 +292,34 @@ class SparseVideoReader(VideoReader):
             for step in self.wanted:
                 frame = timeline.frame_at(step / self.frames_per_second)
                 targets.setdefault(float(timeline.frame_times[frame]), []).append(step)
+            # Targets in time order are steps in order. Small batches, handed on as
+            # they decode: the network starts on the first while the others decode
+            # (its cost per frame does not depend on the batch on a CPU).
+            batch_size = min(self.batch_size, SPARSE_BATCH_FRAMES)
+            steps, frames = [], []
             pictures = self._decode_targets(av, container, video, timeline, sorted(targets))
-            steps = [step for target in sorted(targets) for step in targets[target]]
-            frames = [pictures[target] for target in sorted(targets) for _ in targets[target]]
+            for target, picture in pictures:
+                steps += targets[target]
+                frames += [picture] * len(targets[target])
+                if len(steps) >= batch_size:
+                    self.stats.seconds += time.perf_counter() - started
+                    yield np.array(steps), np.stack(frames)
+                    started, steps, frames = time.perf_counter(), [], []
+            if steps:
+                self.stats.seconds += time.perf_counter() - started
+                yield np.array(steps), np.stack(frames)
+                started = time.perf_counter()
             self.audio = self._audio(av, container)
         finally:
             container.close()
         self.stats.seconds += time.perf_counter() - started
-        order = np.argsort(steps, kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            chosen = order[start : start + self.batch_size]
-            yield np.array(steps)[chosen], np.stack([frames[index] for index in chosen])
 
     def _decode_targets(self, av, container, video, timeline, targets):
-        """{target time: RGB frame}, decoding from the keyframe before each target
-        (or on from the last one decoded, when no keyframe lies between). Rolling
-        forward, the frames that no other frame refers to are not decoded, but for
-        the targets (FFmpeg's skip_frame): the pictures are a full decode's."""
+        """Yields (target time, RGB frame) of `targets` in order, decoding from the
+        keyframe before each target (or on from the last one decoded, when no
+        keyframe lies between). Rolling forward, the frames that no other frame
+        refers to are not decoded, but for the targets (FFmpeg's skip_frame): the
+        pictures are a full decode's."""
         wanted = set(targets)
 
         def decoded_frames():
@@ -315,7 +328,6 @@ class SparseVideoReader(VideoReader):
                 video.codec_context.skip_frame = "DEFAULT" if is_target else "NONREF"
                 yield from packet.decode()
 
-        pictures = {}
         frames, position = None, None  # the decoder's output, the last frame's time
         for target in targets:
             keyframe = timeline.keyframe_before(target)
@@ -323,15 +335,16 @@ class SparseVideoReader(VideoReader):
                 container.seek(int(round(keyframe / video.time_base)), stream=video, backward=True)
                 video.codec_context.flush_buffers()  # frames of before the seek
                 frames, position = decoded_frames(), None
+            picture = None
             for frame in frames:  # left unfinished: the next target goes on from here
                 self.stats.frames_decoded += 1
                 position = frame.time
                 if frame.time is not None and abs(frame.time - target) < 1e-6:
-                    pictures[target] = frame.to_ndarray(format="rgb24")
+                    picture = frame.to_ndarray(format="rgb24")
                     break
-            if target not in pictures:
+            if picture is None:
                 raise VideoError(f"{self.path}: no frame at {target:.3f} s after seeking")
-        return pictures
+            yield target, picture
 
     def _audio(self, av, container):
         if not container.streams.audio:

@@ -1,10 +1,13 @@
 """How a binary runs: its main in graph mode, bad input and machine limits reported
 in one line, SIGTERM and Ctrl-C ending it as stopped (outputs never half-written)."""
 
+import atexit
 import contextlib
 import errno
+import os
 import signal
 import sys
+import time
 import types
 
 import tensorflow as tf
@@ -120,12 +123,34 @@ def _interruption_behind(error):
     return None
 
 
+_IMPORTED = time.monotonic()
+
+
+def process_seconds():
+    """Seconds since this process started (from /proc on Linux, to 10 ms; else
+    since this module was imported)."""
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            # The fields after the name in parentheses; the 22nd is the start time.
+            started = int(stat.read().rsplit(")", 1)[1].split()[19])
+            return float(uptime.read().split()[0]) - started / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _IMPORTED
+
+
+# process_seconds() when the binary's main began: the interpreter's start, the
+# imports (TensorFlow's about all of it) and the flags.
+main_started = 0.0
+
+
 def run(main, graph_mode=True):
     """app.run(main) for a binary (graph mode unless told otherwise); expected
     errors end with a message and exit 1; SIGTERM and SIGINT (Ctrl-C) end it with
     a line and 128 + the signal's number, after removing temporary outputs."""
 
     def guarded(argv):
+        global main_started
+        main_started = process_seconds()
         if graph_mode:
             tf.compat.v1.disable_eager_execution()
         signal.signal(signal.SIGTERM, _raise_interrupted)
@@ -162,4 +187,20 @@ def run(main, graph_mode=True):
             print(f"ERROR: {_limit_reached(error)}", file=sys.stderr)
             sys.exit(1)
 
-    app.run(guarded)
+    try:
+        app.run(guarded)
+    except SystemExit as exit:
+        _exit_at_once(exit.code)
+
+
+def _exit_at_once(code):
+    """Ends the process as the interpreter would, less its teardown of TensorFlow's
+    modules (about 1.4 s of every run on a CPU machine), once every output is
+    closed: atexit's functions run (absl's log flushes) and the streams flush."""
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
