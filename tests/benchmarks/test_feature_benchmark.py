@@ -106,6 +106,36 @@ def test_videos_mode_compares_the_student_with_the_teacher_on_raw_video(tmp_path
             )
             assert student["videos_per_s"] == pytest.approx(1 / student["seconds"]["total"])
     assert figures["target"] == {"student_speedup": 8.0, "keyframe_seconds": 2.0, "met": False}
+    # One video in fresh processes of inference.py (forked here: no import to
+    # speak of), on the video of the last interval, 2 s not being among them.
+    one_shot = figures["one_shot"]
+    assert one_shot["keyframe_seconds"] == 3.0
+    for role in ("student", "teacher"):
+        shot = one_shot[role]
+        assert shot["second_video_seconds"] == pytest.approx(
+            shot["two_videos_seconds"] - shot["one_video_seconds"]
+        )
+        assert shot["fixed_seconds"] == pytest.approx(
+            shot["one_video_seconds"] - shot["second_video_seconds"]
+        )
+        # The binary's own clock (from the process's start, to 10 ms) within the wall time.
+        assert 0 <= shot["imports_done_at"] < shot["first_prediction_at"] <= shot["done_at"]
+        assert shot["done_at"] <= shot["one_video_seconds"] + 0.05
+        assert shot["exit_seconds"] == pytest.approx(shot["one_video_seconds"] - shot["done_at"])
+        assert 0 < shot["feature_networks_loading_seconds"] < shot["done_at"]
+        assert 0 < shot["model_loading_seconds"] < shot["done_at"]
+    assert one_shot["one_shot_ratio"] == pytest.approx(
+        one_shot["teacher"]["one_video_seconds"] / one_shot["student"]["one_video_seconds"]
+    )
+    target = one_shot["target"]
+    assert target["student_fixed_seconds_at_most"] == pytest.approx(
+        one_shot["tensorflow_import_seconds"] + 2.0
+    )
+    assert target["one_shot_ratio_at_least"] == 3.5
+    assert target["met"] == (
+        one_shot["student"]["fixed_seconds"] <= target["student_fixed_seconds_at_most"]
+        and one_shot["one_shot_ratio"] >= 3.5
+    )
 
 
 def test_beam_mode_compares_beam_with_one_process_and_plans_the_cost(tmp_path):
