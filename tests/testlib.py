@@ -349,7 +349,7 @@ def validated_gap(train_dir, sample_dir, model, metrics_path):
 # TensorFlow's own buffers (tf.data's autotuned prefetching, whose peak varies by
 # tens of MB with the machine's load) are not counted.
 _TRACED_INFERENCE = """
-import os, runpy, sys, tracemalloc
+import atexit, os, runpy, sys, tracemalloc
 sys.path.insert(0, sys.argv[1])
 import tensorflow
 from fewer_frames.config import command_line
@@ -359,12 +359,9 @@ from fewer_frames.models import model_graph
 from fewer_frames.run_dirs import checkpoints
 sys.argv = [os.path.join(sys.argv[1], "inference.py"), *sys.argv[2:]]
 tracemalloc.start()
-try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
-except SystemExit as exit:
-    if exit.code:
-        raise
-print(tracemalloc.get_traced_memory()[1])
+# The binary ends its process itself (runtime.run), after atexit's functions.
+atexit.register(lambda: print(tracemalloc.get_traced_memory()[1]))
+runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 

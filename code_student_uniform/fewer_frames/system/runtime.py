@@ -4,6 +4,7 @@ in one line, SIGTERM and Ctrl-C ending it as stopped (outputs never half-written
 import atexit
 import contextlib
 import errno
+import gc
 import os
 import signal
 import sys
@@ -187,16 +188,22 @@ def run(main, graph_mode=True):
             print(f"ERROR: {_limit_reached(error)}", file=sys.stderr)
             sys.exit(1)
 
+    code = 0
     try:
         app.run(guarded)
     except SystemExit as exit:
-        _exit_at_once(exit.code)
+        code = exit.code
+    _exit_at_once(code)
 
 
 def _exit_at_once(code):
     """Ends the process as the interpreter would, less its teardown of TensorFlow's
     modules (about 1.4 s of every run on a CPU machine), once every output is
-    closed: atexit's functions run (absl's log flushes) and the streams flush."""
+    closed: after a signal, what it left half-done is collected first, so that
+    its clean-ups run (a failing one in a line, _stopping); atexit's functions run
+    (absl's log flushes) and the streams flush."""
+    if _received_signums:
+        gc.collect()
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
