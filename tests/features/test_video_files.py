@@ -180,3 +180,25 @@ def test_the_sparse_reader_decodes_a_wanted_frame_that_no_other_refers_to(tmp_pa
     steps, sparse_frames = _decoded(sparse)
     assert steps.tolist() == wanted
     np.testing.assert_array_equal(sparse_frames, frames[wanted])
+
+
+def test_the_sparse_reader_hands_on_its_first_frames_before_decoding_the_rest(tmp_path):
+    """So that the network embeds them while it decodes on: its first batch comes
+    before the later steps are decoded, batches of SPARSE_BATCH_FRAMES at most
+    whatever batch size it was given, and the frames those of a full decode."""
+    path = tmp_path / "video.mp4"
+    generated_videos.write_video(str(path), 12.5, width=64, height=48, keyframe_seconds=2)
+    wanted = [0, 2, 4, 6, 8, 10, 12]
+    sparse = video_files.SparseVideoReader(str(path), 1.0, 300, 32, lambda count: wanted)
+    batches = sparse.batches()
+    first = next(batches)
+    decoded_by_then = sparse.stats.frames_decoded
+    rest = list(batches)
+    assert first[0].tolist() == wanted[: video_files.SPARSE_BATCH_FRAMES]
+    assert decoded_by_then < sparse.stats.frames_decoded
+    assert all(len(steps) <= video_files.SPARSE_BATCH_FRAMES for steps, _ in rest)
+    steps = np.concatenate([first[0]] + [steps for steps, _ in rest])
+    frames = np.concatenate([first[1]] + [frames for _, frames in rest])
+    _, full_frames = _decoded(video_files.VideoReader(str(path), 1.0, 300, 32))
+    assert steps.tolist() == wanted
+    np.testing.assert_array_equal(frames, full_frames[wanted])
