@@ -157,10 +157,14 @@ def test_beam_mode_compares_beam_with_one_process_and_plans_the_cost(tmp_path):
     paths = figures["paths"]
     assert sorted(paths) == ["beam_1_worker", "beam_2_workers", "in_process"]
     for path in paths.values():
-        assert path["wall_seconds"] > path["fixed_wall_seconds"] > 0
+        # The videos' work takes CPU beyond the fixed run's. In wall time the
+        # networks' loading hides the first decode, so on these tiny videos the
+        # two walls are within noise of each other.
+        assert path["cpu_seconds"] > path["fixed_cpu_seconds"] > 0
+        assert path["wall_seconds"] > 0 and path["fixed_wall_seconds"] > 0
         assert path["videos_per_second"] > 0 and path["cpu_seconds_per_video_minute"] > 0
         assert path["videos_per_second"] == pytest.approx(
-            2 / (path["wall_seconds"] - path["fixed_wall_seconds"])
+            2 / max(path["wall_seconds"] - path["fixed_wall_seconds"], 1e-9)
         )
     ratios = figures["beam_to_in_process"]
     for name in ("beam_1_worker", "beam_2_workers"):
