@@ -9,7 +9,7 @@ import pytest
 
 from fewer_frames.benchmarks import generated_videos, stand_in_models
 from fewer_frames.inputs import sample_data
-from testlib import REAL_DATA_DIR, TINY_RUN, made_once, run_binary, shared_root
+from testlib import ALL_FRAMES, REAL_DATA_DIR, TINY_RUN, made_once, run_binary, shared_root
 
 
 @pytest.fixture(scope="session")
@@ -84,11 +84,11 @@ SHARED_RUNS = {
     "student": [
         "--training_mode=student_only",
         "--max_steps=1",
-        *TINY_RUN[:2],
+        *TINY_RUN,
         "--batch_size=8",
-        *TINY_RUN[3:],
     ],
     "teacher_student": [*TINY_RUN, "--max_steps=30", "--base_learning_rate=0.01"],
+    "all_frames": [*TINY_RUN, *ALL_FRAMES, "--max_steps=30", "--base_learning_rate=0.01"],
     "teacher": [
         "--training_mode=teacher_only",
         *TINY_RUN,

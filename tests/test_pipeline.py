@@ -13,6 +13,7 @@ import pytest
 from fewer_frames.run_dirs import checkpoints, run_directory
 from testlib import (
     PROJECT_ROOT,
+    TINY_MODEL,
     binary_launcher,
     checkpoint_variables,
     class_prior_gap,
@@ -23,7 +24,6 @@ from testlib import (
     run_script,
 )
 
-TINY_MODEL = ["--lstm_cells=8", "--lstm_layers=1", "--num_inputs_to_lstm=20"]
 TINY_TRAINING = ["--batch_size=16", "--num_epochs=0", "--log_every_steps=2", "--num_readers=2"]
 
 

@@ -22,9 +22,9 @@ from fewer_frames.inputs import readers
 from fewer_frames.models import model_config
 from fewer_frames.run_dirs import checkpoints, run_directory, run_files
 from fewer_frames.system.errors import UserError
-from testlib import CODE_DIR, PROJECT_ROOT, Started, binary_launcher, run_binary
+from testlib import CODE_DIR, PROJECT_ROOT, TINY_MODEL, Started, binary_launcher, run_binary
 
-TINY = ["--lstm_cells=8", "--lstm_layers=1", "--batch_size=8", "--num_readers=2"]
+TINY = [*TINY_MODEL, "--batch_size=8", "--num_readers=2"]
 
 
 def frame_record(
@@ -253,9 +253,9 @@ def test_bad_video_level_records_are_named(record, message, tmp_path):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--every_n=0"], "--every_n=0 must be in 1..300"),
-        (["--every_n=400"], "--every_n=400 must be in 1..300"),
-        (["--student_num_inputs_to_lstm=7"], "30 frames cannot be cut into 7 equal chunks"),
+        (["--every_n=0"], "--every_n=0 must be in 1..60 (--max_num_frames)"),
+        (["--every_n=400"], "--every_n=400 must be in 1..60"),
+        (["--student_num_inputs_to_lstm=7"], "6 frames cannot be cut into 7 equal chunks"),
         (["--feature_names=rgb"], "--feature_names has 1 entries (rgb) but --feature_sizes has 2"),
         (
             ["--model=NoSuchModel"],

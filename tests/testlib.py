@@ -23,23 +23,33 @@ import tensorflow as tf  # noqa: E402
 tf.compat.v1.disable_eager_execution()
 
 
-# A CPU-sized model and input for tests that train through the binaries.
-TINY_RUN = [
-    "--lstm_cells=8",
-    "--lstm_layers=1",
-    "--batch_size=16",
-    "--num_readers=2",
-    "--num_epochs=0",
+# The first 60 frames of each video in 10 chunks (the student: every 10th frame,
+# 6, in 2 chunks): a training step costs half of one on 300 frames, and the
+# graph builds in two thirds of the time. Tests of the frame count itself give
+# their own.
+FEW_FRAMES = [
+    "--max_num_frames=60",
+    "--num_inputs_to_lstm=10",
+    "--student_num_inputs_to_lstm=2",
 ]
+
+# The paper's 300 frames in 20 chunks, the student's 30 in 5 (the defaults), for
+# tests of what happens past the first 60 frames.
+ALL_FRAMES = [
+    "--max_num_frames=300",
+    "--num_inputs_to_lstm=20",
+    "--student_num_inputs_to_lstm=5",
+]
+
+# A CPU-sized model, and the input and run flags of tests that train through the
+# binaries.
+TINY_MODEL = ["--lstm_cells=8", "--lstm_layers=1", *FEW_FRAMES]
+TINY_INPUT = ["--batch_size=16", "--num_readers=2", "--num_epochs=0"]
+TINY_RUN = [*TINY_MODEL, *TINY_INPUT]
 
 
 # Beam's runner in this process (--beam_pipeline_options; requirements-beam.txt).
 BEAM_IN_MEMORY = "--beam_pipeline_options=runner=DirectRunner,direct_running_mode=in_memory"
-
-# The first 60 frames of each video in 10 chunks, for tests that train many
-# steps and do not depend on the frame count: a training step costs a third of
-# one on 300 frames, and the graph builds in half the time.
-FEW_FRAMES = ["--max_num_frames=60", "--num_inputs_to_lstm=10"]
 
 
 def shared_root(tmp_path_factory):

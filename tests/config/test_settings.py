@@ -58,7 +58,7 @@ def test_the_log_line_gives_the_epoch_and_the_eta(small_sample, tmp_path):
     common = [
         f"--train_dir={train_dir}",
         f"--train_data_pattern={sample_dir}/train*.tfrecord",
-        *TINY_RUN[:-1],
+        *TINY_RUN,
         f"--batch_size={BATCH}",
         "--log_every_steps=1",
     ]

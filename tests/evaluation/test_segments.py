@@ -15,7 +15,7 @@ from fewer_frames.models import losses
 from fewer_frames.system.errors import UserError
 from testlib import (
     REAL_DATA_DIR,
-    TINY_RUN,
+    TINY_INPUT,
     event_values,
     read_json,
     run_binary,
@@ -243,7 +243,7 @@ def test_fine_tune_on_segments_evaluate_submit_and_score(segment_sample, shared_
     finetune_dir = tmp_path / "finetune"
     run_binary(
         "train_convert_model.py",
-        f"--train_dir={shared_run('teacher_student')}",
+        f"--train_dir={shared_run('all_frames')}",
         f"--finetune_dir={finetune_dir}",
     )
     rated = f"{segment_sample}/segments_validate*.tfrecord"
@@ -268,7 +268,7 @@ def test_fine_tune_on_segments_evaluate_submit_and_score(segment_sample, shared_
         "train_finetune.py",
         f"--train_dir={finetune_dir}",
         f"--train_data_pattern={segment_sample}/segments_train*.tfrecord",
-        *TINY_RUN[2:],
+        *TINY_INPUT,
         f"--max_steps={steps}",
         "--base_learning_rate=0.03",
         "--segment_labels",
@@ -322,7 +322,7 @@ def test_segment_inference_memory_stays_flat(segment_sample, shared_run, tmp_pat
         folder.mkdir()
         (folder / "rated.tfrecord").write_bytes(records * copies)
         peak = traced_inference_peak(
-            f"--train_dir={shared_run('teacher_student')}",
+            f"--train_dir={shared_run('all_frames')}",
             f"--input_data_pattern={folder}/rated.tfrecord",
             f"--output_file={folder}/submission.csv",
             "--segment_labels",

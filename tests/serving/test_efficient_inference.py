@@ -122,11 +122,7 @@ def test_training_with_xla_or_grappler_takes_the_same_first_step(small_sample, t
             "train.py",
             f"--train_dir={tmp_path / name}",
             f"--train_data_pattern={sample_dir}/train*.tfrecord",
-            *TINY_RUN,
-            # 60 frames in 10 chunks: XLA compiles the graph of 300 in twice the time.
-            "--max_num_frames=60",
-            "--num_inputs_to_lstm=10",
-            "--student_num_inputs_to_lstm=3",
+            *TINY_RUN,  # 60 frames: XLA compiles the graph of 300 in twice the time
             "--max_steps=1",
             "--deterministic",
             "--log_every_steps=1",

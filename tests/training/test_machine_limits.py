@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from fewer_frames.run_dirs import checkpoints
 from fewer_frames.system.errors import UserError
-from testlib import Started, checkpoint_variables, run_binary
+from testlib import TINY_MODEL, Started, checkpoint_variables, run_binary
 
-TINY = ["--lstm_cells=8", "--lstm_layers=1", "--batch_size=8", "--num_readers=2"]
+TINY = [*TINY_MODEL, "--batch_size=8", "--num_readers=2"]
 
 
 def _train(sample_dir, train_dir, *flags, preexec_fn=None, env=None):
