@@ -23,4 +23,5 @@ export TF_NUM_INTRAOP_THREADS="${TF_NUM_INTRAOP_THREADS:-$(( threads > 0 ? threa
 export TF_NUM_INTEROP_THREADS="${TF_NUM_INTEROP_THREADS:-1}"
 # Every tool is installed above: a test that would skip for lack of one fails instead.
 export YT8M_TESTS_REQUIRE_EVERY_TOOL=1
-"$PYTHON_BIN" -m pytest -n "$workers" --durations=25 "$@"
+# worksteal: a worker that runs out of tests takes half of the other's queue.
+"$PYTHON_BIN" -m pytest -n "$workers" --dist worksteal --durations=25 "$@"

@@ -11,6 +11,22 @@ die() {
   exit 1
 }
 
+# pip install "$@" into the venv, through uv where it can: pip fetches and unpacks
+# one package at a time (about 100 s for the tests' requirements on a fresh
+# machine), uv in parallel (about 13 s, uv's own install included). uv reads
+# no pip configuration: VENV_INSTALLER=pip keeps to pip (an index set only in
+# pip.conf needs it), and pip takes over where uv cannot be installed or fails.
+install_into_venv() {
+  local pip=("$VENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check)
+  if [[ "${VENV_INSTALLER:-uv}" == uv ]]; then
+    if [[ -x "$VENV_DIR/bin/uv" ]] || "${pip[@]}" uv >/dev/null 2>&1; then
+      "$VENV_DIR/bin/uv" pip install --quiet --python "$VENV_DIR/bin/python" "$@" && return 0
+      echo "uv could not install them; trying pip" >&2
+    fi
+  fi
+  "${pip[@]}" "$@"
+}
+
 # Creates .venv if needed and installs the given requirement files into it.
 # A stamp per file (of its contents) skips pip for the files already installed,
 # so a script that needs fewer files than the tests leaves their stamps alone.
@@ -31,8 +47,7 @@ ensure_venv() {
   done
   if ((${#changed[@]})); then
     echo "Installing ${changed[*]} into $VENV_DIR"
-    "$VENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}" \
-      || die "pip install of ${changed[*]} failed"
+    install_into_venv "${args[@]}" || die "the install of ${changed[*]} failed"
     for req in "${changed[@]}"; do
       sha256sum "$PROJECT_ROOT/$req" | cut -d' ' -f1 >"$VENV_DIR/.installed-$(basename "$req")"
     done
