@@ -115,6 +115,26 @@ def test_lstm_matches_numpy_reference():
     assert np.all(got_state[2] == 0)
 
 
+def test_lstm_gradients_equal_finite_differences():
+    """The gradient through the cell's products (lstm.py gives them their own)
+    against central differences, with the batch size unknown to the graph."""
+    from fewer_frames.models import lstm
+
+    rng = np.random.default_rng(1)
+    inputs = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    frames = tf.compat.v1.placeholder(tf.float32, [None, 4, 5])
+    with tf.compat.v1.variable_scope("test"):
+        outputs, state = lstm.stacked_lstm(frames, tf.constant([4, 2, 0]), 3, 2)
+    with tf.compat.v1.Session():
+        tf.compat.v1.global_variables_initializer().run()
+        for output, shape in ((outputs, [3, 4, 3]), (state, [3, 12])):
+            analytic, numeric = tf.compat.v1.test.compute_gradient(
+                frames, [3, 4, 5], output, shape, x_init_value=inputs, delta=1e-2
+            )
+            # float32 (the cell computes in it): differences good to about 1e-4.
+            np.testing.assert_allclose(analytic, numeric, atol=3e-4)
+
+
 def _small_hlstm_graph(selection, fold_chunks=True, num_frames_value=None):
     rng = np.random.default_rng(3)
     frames = rng.normal(size=(5, 30, 8)).astype(np.float32)

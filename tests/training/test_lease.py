@@ -33,6 +33,8 @@ def test_one_trainer_per_run_directory(small_sample, tmp_path):
             assert first.poll() is None, started.log()[-3000:]
             assert time.time() < deadline
             time.sleep(0.1)
+        # Paused, it holds the lease without taking a core from the runs below.
+        first.send_signal(signal.SIGSTOP)
         holder = json.loads((train_dir / LEASE).read_text())
         assert holder["pid"] == first.pid and holder["host"] == socket.gethostname()
         refused = f"is being trained by host {socket.gethostname()} process {first.pid}"

@@ -19,6 +19,16 @@ import tensorflow as tf
 VALUES_KEPT_PER_UNIT_STEP = 11
 
 
+@tf.RegisterGradient("EqualShapeMul")
+def _equal_shape_mul_gradient(op, grad):
+    """Mul's gradient where both operands have one shape, as the cell's products
+    do: nothing was broadcast, so nothing is summed back. Mul's own gradient
+    cannot know that when the batch size is unknown, and adds seven ops of shape
+    arithmetic per product."""
+    x, y = op.inputs
+    return grad * y, grad * x
+
+
 def step_flops(input_size, num_units, num_layers):
     """Forward matmul FLOPs (2 per multiply-add) of one step of a stacked LSTM."""
     flops = 0
@@ -52,12 +62,15 @@ def _lstm_layer(inputs, valid, num_units, forget_bias):
     # condition), not broadcasting ops: with an unknown batch size the gradient of
     # a broadcasting op adds a shape comparison and two reductions, a third of the
     # training graph's ops. The values are the same.
+    graph = tf.compat.v1.get_default_graph()
     for step, step_input in enumerate(tf.unstack(projected, num=num_steps, axis=1)):
         recurrent = tf.matmul(tf.cast(h, compute), recurrent_kernel)
         gates = tf.math.add_n([tf.cast(step_input, tf.float32), tf.cast(recurrent, tf.float32)])
         i, j, f, o = tf.split(gates, 4, axis=1)
-        new_c = tf.math.add_n([c * tf.sigmoid(f + forget_bias), tf.sigmoid(i) * tf.tanh(j)])
-        new_h = tf.tanh(new_c) * tf.sigmoid(o)
+        # Every product here is of two [B, units] tensors.
+        with graph.gradient_override_map({"Mul": "EqualShapeMul"}):
+            new_c = tf.math.add_n([c * tf.sigmoid(f + forget_bias), tf.sigmoid(i) * tf.tanh(j)])
+            new_h = tf.tanh(new_c) * tf.sigmoid(o)
         keep = valid[:, step]
         c = tf.compat.v1.where(keep, new_c, c)
         h = tf.compat.v1.where(keep, new_h, h)
