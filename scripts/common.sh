@@ -13,14 +13,17 @@ die() {
 
 # pip install "$@" into the venv, through uv where it can: pip fetches and unpacks
 # one package at a time (about 100 s for the tests' requirements on a fresh
-# machine), uv in parallel (about 13 s, uv's own install included). uv reads
+# machine), uv in parallel (about 28 s, uv's own install and the compiling of
+# the modules included: with PYTHONDONTWRITEBYTECODE set, a venv without them
+# compiles TensorFlow's Python at every start of an interpreter). uv reads
 # no pip configuration: VENV_INSTALLER=pip keeps to pip (an index set only in
 # pip.conf needs it), and pip takes over where uv cannot be installed or fails.
 install_into_venv() {
   local pip=("$VENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check)
   if [[ "${VENV_INSTALLER:-uv}" == uv ]]; then
     if [[ -x "$VENV_DIR/bin/uv" ]] || "${pip[@]}" uv >/dev/null 2>&1; then
-      "$VENV_DIR/bin/uv" pip install --quiet --python "$VENV_DIR/bin/python" "$@" && return 0
+      "$VENV_DIR/bin/uv" pip install --quiet --compile-bytecode --python "$VENV_DIR/bin/python" "$@" \
+        && return 0
       echo "uv could not install them; trying pip" >&2
     fi
   fi
