@@ -26,9 +26,9 @@ def colour(second, seed=0):
 
 
 def tone_hertz(second, channel=0):
-    """The tone of `second` in `channel`: 300 Hz to 2400 Hz, a step of 300 Hz per
-    second, on the left; 1.5 times that on the right, so a decoder that kept one
-    channel instead of averaging them is seen."""
+    """The tone of `second` (a number or an array) in `channel`: 300 Hz to 2400
+    Hz, a step of 300 Hz per second, on the left; 1.5 times that on the right, so
+    a decoder that kept one channel instead of averaging them is seen."""
     return 300.0 * (1 + second % 8) * (1 + 0.5 * channel)
 
 
@@ -67,7 +67,7 @@ def tone(seconds, channels=2, rate=AUDIO_RATE):
     times = np.arange(int(round(seconds * rate))) / rate
     waves = []
     for channel in range(channels):
-        frequencies = np.array([tone_hertz(second, channel) for second in times.astype(int)])
+        frequencies = tone_hertz(times.astype(int), channel)
         waves.append(0.3 * np.sin(2 * np.pi * np.cumsum(frequencies) / rate))
     return np.array(waves, np.float32)
 

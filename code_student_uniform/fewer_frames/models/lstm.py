@@ -63,7 +63,13 @@ def _lstm_layer(inputs, valid, num_units, forget_bias):
     # a broadcasting op adds a shape comparison and two reductions, a third of the
     # training graph's ops. The values are the same.
     graph = tf.compat.v1.get_default_graph()
-    for step, step_input in enumerate(tf.unstack(projected, num=num_steps, axis=1)):
+    zeros = c
+    steps = zip(
+        tf.unstack(projected, num=num_steps, axis=1),
+        tf.unstack(valid, num=num_steps, axis=1),
+        strict=True,
+    )
+    for step_input, keep in steps:
         recurrent = tf.matmul(tf.cast(h, compute), recurrent_kernel)
         gates = tf.math.add_n([tf.cast(step_input, tf.float32), tf.cast(recurrent, tf.float32)])
         i, j, f, o = tf.split(gates, 4, axis=1)
@@ -71,10 +77,9 @@ def _lstm_layer(inputs, valid, num_units, forget_bias):
         with graph.gradient_override_map({"Mul": "EqualShapeMul"}):
             new_c = tf.math.add_n([c * tf.sigmoid(f + forget_bias), tf.sigmoid(i) * tf.tanh(j)])
             new_h = tf.tanh(new_c) * tf.sigmoid(o)
-        keep = valid[:, step]
         c = tf.compat.v1.where(keep, new_c, c)
         h = tf.compat.v1.where(keep, new_h, h)
-        outputs.append(tf.compat.v1.where(keep, new_h, tf.zeros_like(new_h)))
+        outputs.append(tf.compat.v1.where(keep, new_h, zeros))
     return tf.cast(tf.stack(outputs, axis=1), compute), tf.cast(c, compute), tf.cast(h, compute)
 
 
