@@ -450,8 +450,10 @@ def test_kill_9_at_random_moments_then_resume(small_sample, tmp_path):
     train_dir = str(tmp_path / "run")
 
     def command(max_steps):
+        # Through the fork server: SIGKILL to the launcher, and the server kills
+        # the trainer at once.
         return [
-            sys.executable,
+            binary_launcher(),
             os.path.join(CODE_DIR, "train.py"),
             f"--train_dir={train_dir}",
             f"--train_data_pattern={sample_dir}/train*.tfrecord",
@@ -530,14 +532,14 @@ def test_evaluation_loop_survives_checkpoint_rotation(small_sample, tmp_path):
         run_binary(
             "train.py",
             f"--train_dir={train_dir}",
-            "--max_steps=120",
+            "--max_steps=60",
             "--checkpoint_every_steps=1",
             "--keep_checkpoint_max=1",
             *common,
         )
         # The evaluator goes on to the last checkpoint, which stays.
         deadline = time.time() + 180
-        while "evaluation of student at global step 120" not in log_path.read_text():
+        while "evaluation of student at global step 60" not in log_path.read_text():
             assert follower.poll() is None, log_path.read_text()[-3000:]
             assert time.time() < deadline, log_path.read_text()[-3000:]
             time.sleep(1)

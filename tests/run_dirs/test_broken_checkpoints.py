@@ -4,7 +4,9 @@ following a run, an error when named explicitly; a broken index is rebuilt."""
 import os
 import shutil
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from testlib import TINY_RUN, read_json, run_binary
 
@@ -128,3 +130,31 @@ def test_no_readable_checkpoint_names_each(three_checkpoints, small_sample, tmp_
     assert f"no checkpoint in {train_dir} can be read (" in result.stderr
     for step in (1, 2, 3):
         assert f"model.ckpt-{step}: " in result.stderr
+
+
+def test_every_checkpoint_has_a_meta_graph_that_restores_it(three_checkpoints):
+    # As TF 1.x's Saver wrote them (the original's inference imported them): each
+    # checkpoint's .meta holds the graph and a saver that restores that checkpoint.
+    for step in (1, 2, 3):
+        prefix = str(three_checkpoints / f"model.ckpt-{step}")
+        stored = tf.train.load_checkpoint(prefix)
+        with tf.Graph().as_default() as graph:
+            saver = tf.compat.v1.train.import_meta_graph(prefix + ".meta")
+            variables = graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)
+            assert {v.op.name for v in variables} == set(stored.get_variable_to_shape_map())
+            with tf.compat.v1.Session() as session:
+                saver.restore(session, prefix)
+                for variable, value in zip(variables, session.run(variables), strict=True):
+                    np.testing.assert_array_equal(value, stored.get_tensor(variable.op.name))
+        assert stored.get_tensor("global_step") == step
+    # TensorBoard's graph, in the run's event file, is the one the .meta files hold.
+    (events,) = three_checkpoints.glob("events.out.tfevents.*")
+    graphs = [
+        tf.compat.v1.GraphDef.FromString(event.graph_def)
+        for event in tf.compat.v1.train.summary_iterator(str(events))
+        if event.graph_def
+    ]
+    meta = tf.compat.v1.MetaGraphDef.FromString(
+        (three_checkpoints / "model.ckpt-3.meta").read_bytes()
+    )
+    assert graphs == [meta.graph_def]

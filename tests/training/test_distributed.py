@@ -10,7 +10,7 @@ import time
 
 import tensorflow as tf
 
-from testlib import CODE_DIR, PROJECT_ROOT, TINY_RUN, binary_launcher
+from testlib import CODE_DIR, PROJECT_ROOT, TINY_MODEL, TINY_RUN, binary_launcher
 
 
 def free_ports(count):
@@ -60,8 +60,7 @@ def test_two_workers_share_one_global_step(small_sample, tmp_path):
     flags = [
         f"--train_dir={train_dir}",
         f"--train_data_pattern={sample_dir}/train*.tfrecord",
-        "--lstm_cells=8",
-        "--lstm_layers=1",
+        *TINY_MODEL,
         "--batch_size=8",
         "--num_epochs=0",
         "--max_steps=60",

@@ -94,7 +94,10 @@ def save_checkpoint(saver, session, train_dir, global_step):
     prefix = f"{train_dir.rstrip('/')}/{run_files.CHECKPOINT_PREFIX}"
     step = session.run(global_step)
     try:
-        return saver.save(session, prefix, global_step=global_step)
+        path = saver.save(session, prefix, global_step=global_step, write_meta_graph=False)
+        meta = meta_graph(saver, session.graph)
+        tf.io.write_graph(meta, os.path.dirname(path), os.path.basename(path) + ".meta", False)
+        return path
     except (tf.errors.OpError, OSError) as error:
         reason = error_summary(error)
         # Its files (other workers may have moved the step on while it saved).
@@ -110,6 +113,22 @@ def save_checkpoint(saver, session, train_dir, global_step):
             f"no part of it is left, {kept} is kept. Free space in that directory or let "
             "this user write there, and the same command resumes"
         ) from error
+
+
+# The MetaGraphDef of the last (saver, graph) exported, with the graph's version
+# (its op count) then: a training loop saves one graph at every checkpoint, and
+# serializing it took longer than saving the tiny tests' weights.
+_last_meta_graph = [None, None]
+
+
+def meta_graph(saver, graph):
+    """The MetaGraphDef that `saver.save` writes beside each checkpoint (the graph,
+    its collections and the saver), made once per state of `graph`."""
+    key = (saver, graph, graph.version)
+    if _last_meta_graph[0] != key:
+        with graph.as_default():
+            _last_meta_graph[:] = key, saver.export_meta_graph()
+    return _last_meta_graph[1]
 
 
 def make_saver(var_list=None, max_to_keep=5):

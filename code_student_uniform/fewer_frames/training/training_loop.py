@@ -248,7 +248,10 @@ def _loop(
     non-chief worker) it writes neither checkpoints nor summaries, and counts
     no videos for its progress. A process of a distributed run ends by logging
     the digest of the weights it sees."""
-    writer = tf.compat.v1.summary.FileWriter(train_dir, session.graph) if saver else None
+    writer = None
+    if saver:  # the graph as the checkpoints' .meta files hold it, serialized once
+        graph_def = checkpoints.meta_graph(saver, session.graph).graph_def
+        writer = tf.compat.v1.summary.FileWriter(train_dir, graph_def=graph_def)
     training = settings.training
     step = session.run(graph["global_step"])
     saved_step = step
