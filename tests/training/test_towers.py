@@ -114,7 +114,7 @@ def test_two_towers_finetune_step_equals_one_device_step(small_sample, tmp_path)
 
 def test_short_run_with_towers_learns_like_one_without(small_sample, tmp_path):
     sample_dir, manifest = small_sample
-    gaps = {}
+    weights = {}
     for name, tower_flags in (("one", []), ("two", ["--num_cpu_towers=2"])):
         directory = tmp_path / name
         _train(
@@ -129,15 +129,16 @@ def test_short_run_with_towers_learns_like_one_without(small_sample, tmp_path):
             "--base_learning_rate=0.01",
             *tower_flags,
         )
-        for model in ("teacher", "student"):
-            gaps[name, model] = validated_gap(
-                directory, sample_dir, model, directory / f"{model}.json"
-            )
+        weights[name] = checkpoint_variables(str(directory))
+    # 40 steps of the same updates: the same weights, to float rounding (1e-6 on
+    # 8 cells), so the same scores.
+    assert sorted(weights["one"]) == sorted(weights["two"])
+    for name, value in weights["one"].items():
+        np.testing.assert_allclose(weights["two"][name], value, atol=1e-4, rtol=0, err_msg=name)
     for model in ("teacher", "student"):
-        # 40 steps of the same updates (to float rounding): the same model, nearly.
-        assert gaps["two", model] == pytest.approx(gaps["one", model], abs=0.01), gaps
         # Both H-RNNs learn: above the class prior (40 steps: teacher 0.39, student 0.29).
-        assert_learned(gaps["one", model], sample_dir, manifest["num_classes"], model)
+        gap = validated_gap(tmp_path / "one", sample_dir, model, tmp_path / f"{model}.json")
+        assert_learned(gap, sample_dir, manifest["num_classes"], model)
 
 
 def test_full_size_graph_with_four_towers_builds_on_four_cpu_devices():
