@@ -24,8 +24,8 @@ from testlib import PROJECT_ROOT, checkpoint_variables, read_json, read_text, ru
 TINY_PARAMS = {
     "lstm_cells": 8,
     "lstm_layers": 1,
-    "num_inputs_to_lstm": 20,
-    "student_num_inputs_to_lstm": 5,
+    "num_inputs_to_lstm": 10,
+    "student_num_inputs_to_lstm": 2,
     "video_level_classifier_model": "MoeModel",
     "moe_num_mixtures": 2,
 }
@@ -37,7 +37,8 @@ def test_a_ram_run_directory_holds_the_whole_run(small_sample, tmp_path, monkeyp
     base = f"ram://runs/{uuid.uuid4().hex}"
     train_dir = f"{base}/a"
     requested = model_config.RequestedModel(
-        config=model_config.ModelConfig(models=[], model_params=TINY_PARAMS)
+        # testlib.FEW_FRAMES: the first 60 frames in 10 chunks, the student's 6 in 2.
+        config=model_config.ModelConfig(models=[], model_params=TINY_PARAMS, max_num_frames=60)
     )
     run_settings = settings.RunSettings(
         training=settings.TrainingSettings(

@@ -183,7 +183,7 @@ def test_a_save_that_fails_after_writing_some_files_leaves_none_of_them(tmp_path
     saver = checkpoints.make_saver()
 
     class DiskFullAfterTheData:
-        def save(self, session, prefix, global_step):
+        def save(self, session, prefix, global_step, **options):
             number = session.run(global_step)
             with open(f"{prefix}-{number}.data-00000-of-00001", "wb") as partial:
                 partial.write(b"\0" * 100)
