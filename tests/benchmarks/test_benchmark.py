@@ -177,12 +177,19 @@ def test_vlad_flop_counts():
     assert flops.flops_per_video(config, student=False) == per_video
 
 
+def _hand_parameter_count(units):
+    """Per model: lower LSTM (1152 + u) x 4u + 4u, upper (2u + u) x 4u + 4u, MoE
+    gates 2u x 50 x 3 (no bias), experts 2u x 50 x 2 + 100; teacher and student."""
+    lstm = (1152 + units) * 4 * units + 4 * units + 3 * units * 4 * units + 4 * units
+    return 2 * (lstm + 2 * units * 50 * 3 + 2 * units * 50 * 2 + 100)
+
+
 def test_memory_counts_weights_and_activations_by_hand(tmp_path):
     config = _tiny_lstm_config(units=8)
-    # Per model: lower LSTM (1152 + 8) x 32 + 32, upper (16 + 8) x 32 + 32, MoE gates
-    # 16 x 50 x 3 (no bias), experts 16 x 50 x 2 + 100.
-    per_model = (1152 + 8) * 32 + 32 + (16 + 8) * 32 + 32 + 16 * 50 * 3 + 16 * 50 * 2 + 100
+    per_model = _hand_parameter_count(8) // 2
     assert memory_estimate.parameter_count(config) == 2 * per_model
+    # Counted once per config in a process: another width is counted anew.
+    assert memory_estimate.parameter_count(_tiny_lstm_config(4)) == _hand_parameter_count(4)
     assert memory_estimate.weight_bytes(config) == 2 * per_model * 4 * 4
     # Frames read and normalised (2 x 300 x 1152), the student's 30; LSTM steps
     # (300 + 20 and 30 + 5) x 11 x 8; chunk states 20 x 16 and 5 x 16; classifier 50 x 11 each.

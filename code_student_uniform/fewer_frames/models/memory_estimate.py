@@ -22,12 +22,23 @@ COPIES_PER_WEIGHT = 4  # weight, gradient, Adam's m and v
 RESERVED_SHARE = 0.2
 
 
+# Counts made in this process, by the config's repr (its every setting): a count
+# builds the models' graph, seconds at the paper's size, and the memory figures
+# ask for it once per figure.
+_parameter_counts = {}
+
+
 def parameter_count(config):
     """Trainable values of the config's models, from a built graph."""
-    with tf.Graph().as_default():
-        tf.compat.v1.set_random_seed(0)  # op determinism, when on, asks for one
-        model_graph.build_models(config, model_graph.placeholder_batch(config), is_training=True)
-        return sum(variable.shape.num_elements() for variable in tf.compat.v1.trainable_variables())
+    key = repr(config)
+    if key not in _parameter_counts:
+        with tf.Graph().as_default():
+            tf.compat.v1.set_random_seed(0)  # op determinism, when on, asks for one
+            batch = model_graph.placeholder_batch(config)
+            model_graph.build_models(config, batch, is_training=True)
+            variables = tf.compat.v1.trainable_variables()
+            _parameter_counts[key] = sum(variable.shape.num_elements() for variable in variables)
+    return _parameter_counts[key]
 
 
 def weight_bytes(config):
