@@ -193,10 +193,21 @@ def serve(socket_path, launcher):
 
 def _start(listener, children, server_variables, launcher):
     connection, _ = listener.accept()
-    message, streams, _, _ = socket.recv_fds(connection, MAX_MESSAGE, 3)
+    # A launcher can be killed at any moment (the tests' kill -9): before its
+    # request is read, or before it gets its child's pid. Neither ends the server.
+    try:
+        message, streams, _, _ = socket.recv_fds(connection, MAX_MESSAGE, 3)
+    except OSError:
+        message, streams = b"", []
+    if not message:
+        connection.close()
+        for stream in streams:
+            os.close(stream)
+        return
     request = json.loads(message)
     if _import_time_variables(request["env"]) != server_variables or len(streams) != 3:
-        connection.send(str(REFUSED).encode())
+        with contextlib.suppress(OSError):
+            connection.send(str(REFUSED).encode())
         connection.close()
         for stream in streams:
             os.close(stream)
@@ -210,7 +221,9 @@ def _start(listener, children, server_variables, launcher):
     for stream in streams:
         os.close(stream)
     children[pid] = connection
-    connection.send(str(pid).encode())
+    # A launcher gone already: the loop sees its connection closed and kills the child.
+    with contextlib.suppress(OSError):
+        connection.send(str(pid).encode())
 
 
 def _kill_group(pid):

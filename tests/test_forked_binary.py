@@ -2,9 +2,11 @@
 exit status, signal dispositions and exit handlers, signals passed on, and its
 child killed when it dies. A new interpreter is the oracle."""
 
+import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 
@@ -106,3 +108,26 @@ def test_a_killed_launcher_takes_its_child_with_it(tmp_path):
         assert select.select([ended], [], [], 30)[0], "the child outlived its launcher"
     finally:
         os.close(ended)
+
+
+def test_a_launcher_killed_before_its_answer_leaves_the_server_serving(tmp_path):
+    """A launcher gone before its request is read, or before it reads its
+    child's pid (a kill -9 at any moment): the server serves the next one. (The
+    child of a launcher that dies: test_a_killed_launcher_takes_its_child_with_it.)"""
+    launcher = binary_launcher()
+    socket_path = os.path.join(os.path.dirname(os.path.dirname(launcher)), "socket")
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    silent.connect(socket_path)
+    silent.close()  # no request at all
+    script = tmp_path / "waits.py"
+    script.write_text("import time\ntime.sleep(60)\n")
+    request = {"argv": [str(script)], "env": dict(os.environ), "cwd": str(tmp_path)}
+    orphan = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    orphan.connect(socket_path)
+    with open(os.devnull) as null:
+        socket.send_fds(orphan, [json.dumps(request).encode()], [null.fileno()] * 3)
+    orphan.close()  # gone before the pid comes back
+    result = subprocess.run(
+        [launcher, "-c", "print('served')"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout == "served\n", result.stderr
