@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -291,7 +290,11 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(error, one_line)
         f"def main(argv):\n    raise {error}\nruntime.run(main)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=CODE_DIR, timeout=120
+        [binary_launcher(), "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=CODE_DIR,
+        timeout=120,
     )
     assert result.returncode == 1, result.stderr[-3000:]
     if one_line:

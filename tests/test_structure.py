@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from fewer_frames.models import frame_level_models, model_config
-from testlib import CODE_DIR, PROJECT_ROOT
+from testlib import CODE_DIR, PROJECT_ROOT, binary_launcher
 
 BINARIES = {
     "train",
@@ -196,7 +196,7 @@ def test_a_skip_fails_under_run_tests_sh(required):
         env["YT8M_TESTS_REQUIRE_EVERY_TOOL"] = "1"
     result = subprocess.run(
         [
-            sys.executable,
+            binary_launcher(),  # the fork server's, for pytest's imports of TensorFlow
             "-m",
             "pytest",
             "-q",

@@ -4,13 +4,19 @@ binaries."""
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from testlib import TINY_RUN, read_csv, run_binary, run_inference, validated_metrics
+from testlib import (
+    TINY_RUN,
+    binary_launcher,
+    read_csv,
+    run_binary,
+    run_inference,
+    validated_metrics,
+)
 
 XLA_COMPILED = "Compiled cluster using XLA"
 # TensorFlow's INFO lines (the tests hide them) say whether XLA compiled.
@@ -100,7 +106,7 @@ records = [r.numpy() for r in tf.data.TFRecordDataset({sample_dir + "/test0000.t
 out = serve(input_batch_unparsed=tf.constant(records))
 print(json.dumps([out["predictions"].dtype.name, out["predictions"].numpy().tolist()]))
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([binary_launcher(), "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     dtype, scores = json.loads(result.stdout.splitlines()[-1])
     assert dtype == "float32"

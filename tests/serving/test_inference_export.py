@@ -3,14 +3,13 @@
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from fewer_frames.evaluation import eval_util
 from metric_oracles import brute_force_gap_and_map, brute_force_hit_at_one_and_perr
-from testlib import read_csv, run_binary, traced_inference_peak
+from testlib import binary_launcher, read_csv, run_binary, traced_inference_peak
 
 
 @pytest.fixture
@@ -157,7 +156,7 @@ def test_export_reloads_and_matches_inference(runs, small_sample, tmp_path):
         f"--output_file={output}",
     )
     expected = read_csv(output)
-    # Reload in a fresh TF2 (eager) process, as a serving user would.
+    # Reload in a TF2 (eager) process of its own, as a serving user would.
     code = f"""
 import json, tensorflow as tf
 model = tf.saved_model.load({str(export_dir)!r})
@@ -169,7 +168,7 @@ print(json.dumps({{"ids": [v.decode() for v in out["video_id"].numpy()],
                    "scores": out["predictions"].numpy().tolist()}}))
 """
     result = subprocess.run(
-        [sys.executable, "-c", code],
+        [binary_launcher(), "-c", code],
         capture_output=True,
         text=True,
         timeout=300,

@@ -8,7 +8,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -196,7 +195,7 @@ runtime.run(main)
 def test_a_signal_swallowed_whole_still_leaves_no_output(tmp_path):
     result = subprocess.run(
         [
-            sys.executable,
+            binary_launcher(),
             "-c",
             SIGNAL_SWALLOWED_WHOLE_BEFORE_AN_OUTPUT.format(code_dir=CODE_DIR, folder=str(tmp_path)),
         ],
@@ -226,7 +225,7 @@ def test_a_signal_swallowed_whole_still_leaves_no_output(tmp_path):
 )
 def test_a_signal_inside_tensorflow_code_still_ends_as_stopped(script, stopped):
     result = subprocess.run(
-        [sys.executable, "-c", script.format(code_dir=CODE_DIR)],
+        [binary_launcher(), "-c", script.format(code_dir=CODE_DIR)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -64,6 +64,7 @@ def _lstm_layer(inputs, valid, num_units, forget_bias):
     # training graph's ops. The values are the same.
     graph = tf.compat.v1.get_default_graph()
     zeros = c
+    forget_biases = tf.fill([batch_size, num_units], tf.constant(forget_bias, tf.float32))
     steps = zip(
         tf.unstack(projected, num=num_steps, axis=1),
         tf.unstack(valid, num=num_steps, axis=1),
@@ -75,7 +76,9 @@ def _lstm_layer(inputs, valid, num_units, forget_bias):
         i, j, f, o = tf.split(gates, 4, axis=1)
         # Every product here is of two [B, units] tensors.
         with graph.gradient_override_map({"Mul": "EqualShapeMul"}):
-            new_c = tf.math.add_n([c * tf.sigmoid(f + forget_bias), tf.sigmoid(i) * tf.tanh(j)])
+            new_c = tf.math.add_n(
+                [c * tf.sigmoid(tf.math.add_n([f, forget_biases])), tf.sigmoid(i) * tf.tanh(j)]
+            )
             new_h = tf.tanh(new_c) * tf.sigmoid(o)
         c = tf.compat.v1.where(keep, new_c, c)
         h = tf.compat.v1.where(keep, new_h, h)

@@ -249,9 +249,12 @@ def _loop(
     no videos for its progress. A process of a distributed run ends by logging
     the digest of the weights it sees."""
     writer = None
-    if saver:  # the graph as the checkpoints' .meta files hold it, serialized once
-        graph_def = checkpoints.meta_graph(saver, session.graph).graph_def
-        writer = tf.compat.v1.summary.FileWriter(train_dir, graph_def=graph_def)
+    if saver:
+        # TensorBoard's graph: the one the checkpoints' .meta files hold, made once.
+        meta_graph = checkpoints.meta_graph(saver, session.graph)
+        writer = tf.compat.v1.summary.FileWriter(train_dir)
+        writer.add_event(tf.compat.v1.Event(graph_def=meta_graph.graph_def.SerializeToString()))
+        writer.add_meta_graph(meta_graph)
     training = settings.training
     step = session.run(graph["global_step"])
     saved_step = step
