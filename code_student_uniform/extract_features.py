@@ -54,6 +54,12 @@ FLAGS = flags.FLAGS
 def main(argv):
     if FLAGS.frames_per_second <= 0 or FLAGS.max_frames <= 0 or FLAGS.frames_per_batch <= 0:
         raise UserError("--frames_per_second, --max_frames and --frames_per_batch must be > 0")
+    if FLAGS.frame_alignment != "exact":
+        raise UserError(
+            "extract_features.py makes the features of every step, each from its exact frame: "
+            "--frame_alignment=keyframe applies to a student's steps (inference.py "
+            "--input_videos_csv with a student run)"
+        )
     extraction_settings = command_line.extraction_settings()
     output = FLAGS.output_tfrecords_file
     if FLAGS.input_videos_csv == "-":

@@ -243,6 +243,19 @@ def test_bad_input_is_named_and_the_rest_written(tmp_path, feature_models, video
     assert len(failed) == 7 and all(
         any(message in line for message in bad.values()) for line in failed
     )
+    # Every step of every video from its exact frame: no keyframe alignment here.
+    refused = extract(
+        tmp_path / "videos.csv",
+        tmp_path / "aligned.tfrecord",
+        feature_models,
+        "--frame_alignment=keyframe",
+        check=False,
+    )
+    assert (
+        refused.returncode == 1
+        and "ERROR: extract_features.py makes the features of every step" in refused.stderr
+    )
+    assert not os.path.exists(tmp_path / "aligned.tfrecord")
 
 
 def test_a_stopped_extraction_leaves_whole_files(tmp_path, feature_models, videos):

@@ -5,11 +5,13 @@ import dataclasses
 import os
 import subprocess
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from fewer_frames.benchmarks import generated_videos
 from fewer_frames.config import settings
-from fewer_frames.features import video_list
+from fewer_frames.features import video_files, video_list
 from fewer_frames.inputs import frame_selection
 from fewer_frames.run_dirs import run_files
 from fewer_frames.serving import batch_inference, video_inference
@@ -256,3 +258,152 @@ def test_standard_input_is_classified_line_by_line_with_one_load(
     )
     restored = [line for line in log.splitlines() if "saver.py" in line and "Restoring" in line]
     assert len(restored) == 2, restored  # VGGish's checkpoint and the run's, once
+
+
+# Videos for --frame_alignment=keyframe, 20.5 s at FPS: keyframes (after the one
+# at 0 s) on the student's steps (0 and 10 s), 0.3 s after every second, half
+# way between them (5 s and 15 s), and half a second after 0 s and 10 s.
+KEYFRAMES = {
+    "on_steps": {"keyframe_seconds": 10},
+    "offset": {"keyframe_seconds": 1, "keyframe_phase": 0.3},
+    "far": {"keyframe_seconds": 10, "keyframe_phase": 5},
+    "tie": {"keyframe_seconds": 10, "keyframe_phase": 0.5},
+}
+
+
+@pytest.fixture(scope="module")
+def keyframe_clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keyframe_clips")
+    for name, keyframes in KEYFRAMES.items():
+        generated_videos.write_video(
+            str(folder / f"{name}.mp4"), 20.5, frames_per_second=FPS, seed=3, **keyframes
+        )
+    return folder
+
+
+def test_keyframe_alignment_decodes_keyframes_alone_and_changes_nothing_else(
+    shared_run, keyframe_clips, feature_models, tmp_path
+):
+    """The student's steps (0 and 10 s) on videos whose keyframes are on them, 5 s
+    away or 0.3 s after them: only the last is approximated, its step 10 from its
+    keyframe alone; the others predict what the exact student does."""
+    listed = tmp_path / "videos.csv"
+    videos = ("on_steps", "far", "offset")
+    listed.write_text("".join(f"{keyframe_clips}/{video}.mp4,1\n" for video in videos))
+
+    def classify(alignment):
+        output = tmp_path / f"{alignment}.csv"
+        result = run_binary(
+            "inference.py",
+            f"--train_dir={shared_run('student')}",
+            f"--input_videos_csv={listed}",
+            f"--model_dir={feature_models}",
+            f"--output_file={output}",
+            f"--frame_alignment={alignment}",
+        )
+        decoded = int(result.stderr.split(" frames decoded")[0].rsplit(" ", 1)[1])
+        rows = dict(line.split(",", 1) for line in output.read_text().splitlines())
+        return rows, decoded, result.stderr
+
+    exact, aligned = classify("exact"), classify("keyframe")
+    for video in ("on_steps", "far"):
+        path = f"{keyframe_clips}/{video}.mp4"
+        assert aligned[0][path] == exact[0][path], video
+    assert "6 embedded (1 of them a keyframe near their time)" in aligned[2]
+    assert "a keyframe near their time" not in exact[2]
+    # 10 s of offset.mp4: the keyframe at 10.3 s alone, not the frames from the one
+    # at 9.3 s on to the frame at 10 s.
+    assert aligned[1] < exact[1] - 1
+
+
+def test_keyframe_aligned_records_give_each_steps_picture_time(
+    shared_run, keyframe_clips, feature_models
+):
+    train_dir = shared_run("student")
+    config = _config(train_dir, ["student"], num_student_frames=4)
+    params = dataclasses.replace(config.model_params, student_num_inputs_to_lstm=2)
+    config = dataclasses.replace(config, model_params=params)
+    entries = video_list.glob_video_list(f"{keyframe_clips}/offset.mp4")
+    extraction = settings.ExtractionSettings(
+        config.dataset_version, model_dir=feature_models, frame_alignment="keyframe"
+    )
+    with video_inference.records_of_videos(config, entries, extraction) as (pattern, report):
+        (record,) = [bytes(r) for r in tf.compat.v1.io.tf_record_iterator(pattern)]
+    example = tf.train.SequenceExample.FromString(record)
+    shown = example.context.feature["step_picture_seconds"].float_list.value
+    wanted = video_inference.student_steps(config)(entries[0].path, 21)
+    assert len(wanted) == 4 and wanted[0] == 0
+    expected = [-1.0] * 21
+    for step in wanted:
+        expected[step] = 0.0 if step == 0 else step + 0.3
+    assert list(shown) == pytest.approx(expected, abs=1e-6)
+    assert report.steps_approximated == 3
+
+
+def _aligned_reader(path, tolerance=0.5):
+    return video_files.SparseVideoReader(path, 1.0, 300, 32, range, "keyframe", tolerance)
+
+
+def _pictures(reader):
+    return {
+        int(step): frame
+        for steps, frames in reader.batches()
+        for step, frame in zip(steps, frames, strict=True)
+    }
+
+
+def test_two_steps_never_share_a_keyframe(keyframe_clips):
+    """Steps 10 and 11 s are both 0.5 s from the keyframe at 10.5 s: the first takes
+    it, the second is decoded exactly."""
+    reader = _aligned_reader(f"{keyframe_clips}/tie.mp4")
+    pictures = _pictures(reader)
+    assert reader.picture_seconds[10] == pytest.approx(10.5)
+    assert reader.picture_seconds[11] == pytest.approx(11.0)
+    assert reader.picture_seconds[0] == 0.0 and reader.picture_seconds[1] == pytest.approx(0.5)
+    assert reader.stats.steps_approximated == 2  # 1 s and 10 s
+    exact = video_files.SparseVideoReader(f"{keyframe_clips}/tie.mp4", 1.0, 300, 32, range)
+    exact_pictures = _pictures(exact)
+    assert sorted(pictures) == sorted(exact_pictures) == list(range(21))
+    differ = [s for s in pictures if not np.array_equal(pictures[s], exact_pictures[s])]
+    assert differ == [1, 10]
+
+
+def test_each_approximated_step_decodes_one_frame(keyframe_clips):
+    """A keyframe 0.3 s after every second: every step but the first (on its own
+    keyframe) takes the next keyframe, decoded alone: one frame a step."""
+    reader = _aligned_reader(f"{keyframe_clips}/offset.mp4")
+    assert sorted(_pictures(reader)) == list(range(21))
+    assert reader.stats.steps_approximated == 20
+    assert reader.stats.frames_decoded == 21
+    for step in range(1, 21):
+        assert reader.picture_seconds[step] == pytest.approx(step + 0.3)
+
+
+def test_a_wrong_or_missing_keyframe_index_falls_back_to_exact_frames(keyframe_clips, monkeypatch):
+    path = f"{keyframe_clips}/far.mp4"
+    exact = _pictures(video_files.SparseVideoReader(path, 1.0, 300, 32, range))
+    real = video_files.read_timeline
+
+    def listed(keyframes):
+        def timeline(container, video):
+            found = real(container, video)
+            return dataclasses.replace(found, keyframe_times=np.array(keyframes))
+
+        return timeline
+
+    # 3.2 s is no keyframe (the file's are 0, 5 and 15 s): step 3 is decoded exactly.
+    monkeypatch.setattr(video_files, "read_timeline", listed([0.0, 3.2, 5.0, 15.0]))
+    reader = _aligned_reader(path)
+    pictures = _pictures(reader)
+    assert reader.warnings == [
+        f"{path}: no keyframe at 3.200 s where the index puts one; its step decoded exactly"
+    ]
+    assert reader.stats.steps_approximated == 0 and reader.picture_seconds[3] == 3.0
+    assert all(np.array_equal(pictures[step], exact[step]) for step in exact)
+    monkeypatch.setattr(video_files, "read_timeline", listed([]))
+    reader = _aligned_reader(path)
+    pictures = _pictures(reader)
+    assert reader.warnings == [
+        f"{path}: no packet is flagged as a keyframe; every step decoded exactly"
+    ]
+    assert all(np.array_equal(pictures[step], exact[step]) for step in exact)

@@ -136,6 +136,19 @@ def _define_video_features():
         "A video whose decoding gives nothing for this long (a hung decode) is stopped and "
         "counted as failed (0: no limit).",
     )
+    flags.DEFINE_enum(
+        "frame_alignment",
+        _EXTRACTION.frame_alignment,
+        ["exact", "keyframe"],
+        "The picture of each step a student sees on a video file: exact (the frame shown at "
+        "the step's time, as the releases) or keyframe (the keyframe nearest to that time, "
+        "within --keyframe_tolerance_seconds, decoded alone; exact where none is).",
+    )
+    flags.DEFINE_float(
+        "keyframe_tolerance_seconds",
+        _EXTRACTION.keyframe_tolerance_seconds,
+        "With --frame_alignment=keyframe: how far from a step's time its keyframe may be.",
+    )
     flags.DEFINE_integer(
         "feature_threads",
         _EXTRACTION.feature_threads,

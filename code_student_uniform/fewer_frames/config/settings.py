@@ -169,3 +169,8 @@ class ExtractionSettings:
     video_timeout_seconds: float = 600.0  # a decode giving nothing this long fails (0: no limit)
     feature_threads: int = 0  # TensorFlow threads of the networks (0: TensorFlow's choice)
     grappler: bool = False  # as SessionSettings.grappler: 2 s more on Inception's first batch
+    # Which picture a sparse step gets: "exact", the frame shown at its time (the
+    # releases'), or "keyframe", the nearest keyframe within the tolerance, decoded
+    # alone (video_files.SparseVideoReader).
+    frame_alignment: str = "exact"
+    keyframe_tolerance_seconds: float = 0.5

@@ -51,6 +51,7 @@ class ExtractionReport:
     video_seconds: float = 0.0
     frames_decoded: int = 0
     frames_embedded: int = 0
+    steps_approximated: int = 0  # given a keyframe near their time (--frame_alignment)
     decode_seconds: float = 0.0
     rgb_seconds: float = 0.0
     audio_seconds: float = 0.0
@@ -63,10 +64,16 @@ class ExtractionReport:
     def summary(self):
         return (
             f"{self.written} videos ({self.video_seconds:.0f} s) in {self.wall_seconds:.1f} s: "
-            f"{self.frames_decoded} frames decoded, {self.frames_embedded} embedded; decoding "
+            f"{self.frames_decoded} frames decoded, {self.frames_embedded} embedded"
+            f"{self._approximated()}; decoding "
             f"{self.decode_seconds:.1f} s, RGB network {self.rgb_seconds:.1f} s, audio "
             f"{self.audio_seconds:.1f} s, writing {self.write_seconds:.1f} s"
         )
+
+    def _approximated(self):
+        if not self.steps_approximated:
+            return ""
+        return f" ({self.steps_approximated} of them a keyframe near their time)"
 
     def failure(self, total):
         """The UserError of the videos that failed (None: none did)."""
@@ -176,14 +183,23 @@ class FeatureExtractor:
                 network.result()[0].session.close()
 
 
-def sequence_example(video_id, labels, rgb, audio, id_feature="id"):
-    """The frame-level record: float features and codes of RGB and audio, [n, size]."""
+# The context feature of keyframe-aligned records (--frame_alignment=keyframe):
+# for each time step, the time in seconds of the picture its RGB features come
+# from (the step's own time, or its keyframe's), -1 for a step not computed.
+PICTURE_SECONDS = "step_picture_seconds"
+
+
+def sequence_example(video_id, labels, rgb, audio, id_feature="id", picture_seconds=None):
+    """The frame-level record: float features and codes of RGB and audio, [n, size];
+    `picture_seconds`: the PICTURE_SECONDS feature's values, if any."""
     example = tf.train.SequenceExample()
     context = example.context.feature
     context[id_feature].bytes_list.value.append(video_id.encode())
     context["labels"].int64_list.value.extend(labels)
     context["mean_rgb"].float_list.value.extend(rgb[0].mean(axis=0).tolist())
     context["mean_audio"].float_list.value.extend(audio[0].mean(axis=0).tolist())
+    if picture_seconds is not None:
+        context[PICTURE_SECONDS].float_list.value.extend(picture_seconds)
     for name, codes in (("rgb", rgb[1]), ("audio", audio[1])):
         feature_list = example.feature_lists.feature_list[name]
         for row in codes:
@@ -199,7 +215,14 @@ class _Video:
     audio: object = None  # a future of (features, codes) of `steps`
     steps: int = 0  # the video's time steps
     wanted: tuple = ()  # the steps computed (all, but for a sparse reader)
+    picture_seconds: dict = None  # step: its picture's time (keyframe alignment only)
     error: str = ""
+
+    def picture_times(self):
+        """The PICTURE_SECONDS values (None: not keyframe-aligned)."""
+        if not self.picture_seconds:
+            return None
+        return [float(self.picture_seconds.get(step, -1.0)) for step in range(self.steps)]
 
     def arrays(self):
         """(RGB, audio), each (float features, uint8 codes) [steps, size]: the
@@ -262,7 +285,13 @@ def make_reader(path, settings, wanted_steps=None):
     sizes = (settings.frames_per_second, settings.max_frames, settings.frames_per_batch)
     if wanted_steps is None:
         return VideoReader(path, *sizes)
-    return SparseVideoReader(path, *sizes, lambda count: wanted_steps(path, count))
+    return SparseVideoReader(
+        path,
+        *sizes,
+        lambda count: wanted_steps(path, count),
+        settings.frame_alignment,
+        settings.keyframe_tolerance_seconds,
+    )
 
 
 def _decoded(entries, settings, wanted_steps):
@@ -324,7 +353,14 @@ def _video_records(extractor, entries, report, wanted_steps):
                 return video.entry, None, video.error
             rgb, audio = video.arrays()
             started = time.perf_counter()
-            record = sequence_example(video.entry.path, video.entry.labels, rgb, audio, id_feature)
+            record = sequence_example(
+                video.entry.path,
+                video.entry.labels,
+                rgb,
+                audio,
+                id_feature,
+                video.picture_times(),
+            )
             report.write_seconds += time.perf_counter() - started
             return video.entry, record, ""
 
@@ -347,12 +383,14 @@ def _video_records(extractor, entries, report, wanted_steps):
                     logging.warning("%s", warning)
                 report.decode_seconds += reader.stats.seconds
                 report.frames_decoded += reader.stats.frames_decoded
+                report.steps_approximated += reader.stats.steps_approximated
                 report.video_seconds += reader.steps / settings.frames_per_second
                 report.frames_embedded += len(reader.wanted)
                 video = current if current is not None and current.entry is entry else None
                 current = None
                 video = video or _Video(entry)
                 video.steps, video.wanted = reader.steps, tuple(reader.wanted)
+                video.picture_seconds = reader.picture_seconds
                 video.audio = audio_pool.submit(timed_audio, reader.audio.waveform, video.wanted)
                 pending.append(video)
             while pending and (pending[0].error or pending[0].audio.done() or len(pending) > 2):

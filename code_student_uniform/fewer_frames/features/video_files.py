@@ -46,6 +46,7 @@ class VideoError(UserError):
 class DecodeStats:
     frames_decoded: int = 0
     seconds: float = 0.0
+    steps_approximated: int = 0  # steps given a keyframe other than their exact frame
 
 
 @dataclasses.dataclass
@@ -69,6 +70,9 @@ class VideoReader:
         self.audio = DecodedAudio(None)
         self.stats = DecodeStats()
         self.wanted = range(0)  # the steps decoded, once known
+        # The time (s) of each wanted step's picture, where it may differ from the
+        # exact frame's (--frame_alignment=keyframe); empty otherwise.
+        self.picture_seconds = {}
         self._yielded = 0
 
     def _open(self, av):
@@ -241,6 +245,18 @@ class Timeline:
         index = np.searchsorted(self.keyframe_times, seconds + 1e-6, side="right") - 1
         return self.keyframe_times[max(0, index)] if len(self.keyframe_times) else 0.0
 
+    def keyframe_near(self, seconds, tolerance):
+        """The keyframe time nearest to `seconds` (the earlier of two as near), if
+        within `tolerance`; else None."""
+        index = int(np.searchsorted(self.keyframe_times, seconds))
+        near = [
+            float(self.keyframe_times[i])
+            for i in (index - 1, index)
+            if 0 <= i < len(self.keyframe_times)
+        ]
+        best = min(near, key=lambda time_: abs(time_ - seconds), default=None)
+        return best if best is not None and abs(best - seconds) <= tolerance + 1e-6 else None
+
 
 def _packet_time(packet):
     return float(packet.pts * packet.time_base)
@@ -263,11 +279,30 @@ class SparseVideoReader(VideoReader):
     every step): from the keyframe before each one forward to it; steps in one
     group of pictures are reached in one pass. The audio is decoded only around
     the steps' examples (_AudioSpans), sample for sample the whole decode's;
-    `stats.frames_decoded` counts the video frames decoded."""
+    `stats.frames_decoded` counts the video frames decoded.
 
-    def __init__(self, path, frames_per_second, max_frames, batch_size, wanted_steps):
+    With `alignment="keyframe"` a step takes instead the keyframe nearest to its
+    time when one lies within `tolerance` seconds, decoded alone (about a fifth of
+    the cost of rolling forward to the exact frame); a step with none, or whose
+    keyframe an earlier step took, is decoded exactly. The keyframes are the
+    packets' flags (read_timeline): a stream with none flagged, or whose keyframe
+    is not where its index says, is decoded exactly, with a warning.
+    `picture_seconds` then holds the time of every wanted step's picture."""
+
+    def __init__(
+        self,
+        path,
+        frames_per_second,
+        max_frames,
+        batch_size,
+        wanted_steps,
+        alignment="exact",
+        tolerance=0.5,
+    ):
         super().__init__(path, frames_per_second, max_frames, batch_size)
         self.wanted_steps = wanted_steps
+        self.alignment = alignment
+        self.tolerance = tolerance
 
     def batches(self):
         av = import_av()
@@ -288,16 +323,13 @@ class SparseVideoReader(VideoReader):
                 raise VideoError(f"{self.path}: the video stream holds no frames")
             wanted = self.wanted_steps(self.steps)
             self.wanted = sorted(set(range(self.steps) if wanted is None else wanted))
-            targets = {}
-            for step in self.wanted:
-                frame = timeline.frame_at(step / self.frames_per_second)
-                targets.setdefault(float(timeline.frame_times[frame]), []).append(step)
+            targets, alone = self._targets(timeline)
             # Targets in time order are steps in order. Small batches, handed on as
             # they decode: the network starts on the first while the others decode
             # (its cost per frame does not depend on the batch on a CPU).
             batch_size = min(self.batch_size, SPARSE_BATCH_FRAMES)
             steps, frames = [], []
-            pictures = self._decode_targets(av, container, video, timeline, sorted(targets))
+            pictures = self._decode_targets(av, container, video, timeline, sorted(targets), alone)
             for target, picture in pictures:
                 steps += targets[target]
                 frames += [picture] * len(targets[target])
@@ -314,13 +346,54 @@ class SparseVideoReader(VideoReader):
             container.close()
         self.stats.seconds += time.perf_counter() - started
 
-    def _decode_targets(self, av, container, video, timeline, targets):
+    def _targets(self, timeline):
+        """({picture time: the wanted steps shown it}, {keyframe time decoded alone:
+        the exact frame times of its steps, for a fall-back})."""
+        exact = {
+            step: float(timeline.frame_times[timeline.frame_at(step / self.frames_per_second)])
+            for step in self.wanted
+        }
+        chosen, alone, taken = dict(exact), {}, set()
+        if self.alignment == "keyframe":
+            if not len(timeline.keyframe_times):
+                self.warnings.append(
+                    f"{self.path}: no packet is flagged as a keyframe; every step decoded exactly"
+                )
+            else:
+                for step in self.wanted:
+                    keyframe = timeline.keyframe_near(step / self.frames_per_second, self.tolerance)
+                    if keyframe is None or keyframe in taken:
+                        continue  # none near, or taken by the step before: exact
+                    taken.add(keyframe)
+                    if keyframe != exact[step]:  # (a keyframe of its own time is reached
+                        chosen[step] = keyframe  # as cheaply on the exact path)
+                        alone[keyframe] = exact[step]
+        self._place(chosen, exact)
+        targets = {}
+        for step, time_ in chosen.items():
+            targets.setdefault(time_, []).append(step)
+        return targets, alone
+
+    def _place(self, chosen, exact):
+        """Records each step's picture time (keyframe alignment) and the count of
+        those that differ from the exact frame's."""
+        if self.alignment != "keyframe":
+            return
+        self.picture_seconds = dict(chosen)
+        self.stats.steps_approximated = sum(
+            abs(chosen[step] - exact[step]) > 1e-6 for step in chosen
+        )
+
+    def _decode_targets(self, av, container, video, timeline, targets, alone=None):
         """Yields (target time, RGB frame) of `targets` in order, decoding from the
         keyframe before each target (or on from the last one decoded, when no
         keyframe lies between). Rolling forward, the frames that no other frame
         refers to are not decoded, but for the targets (FFmpeg's skip_frame): the
-        pictures are a full decode's."""
-        wanted = set(targets)
+        pictures are a full decode's. A target in `alone` (a keyframe: the exact
+        frame time of its steps) is decoded by itself; if it is not a keyframe
+        there, its steps' exact frames are decoded instead, with a warning."""
+        alone = alone or {}
+        wanted = set(targets) | set(alone.values())
 
         def decoded_frames():
             for packet in container.demux(video):
@@ -330,6 +403,27 @@ class SparseVideoReader(VideoReader):
 
         frames, position = None, None  # the decoder's output, the last frame's time
         for target in targets:
+            if target in alone:
+                picture = self._keyframe_alone(container, video, target)
+                frames = None  # the decoder was drained: the next target seeks
+                if picture is not None:
+                    yield target, picture
+                    continue
+                self.warnings.append(
+                    f"{self.path}: no keyframe at {target:.3f} s where the index puts one; "
+                    "its step decoded exactly"
+                )
+                exact = alone[target]
+                self.picture_seconds.update(
+                    (step, exact) for step, time_ in self.picture_seconds.items() if time_ == target
+                )
+                self.stats.steps_approximated -= int(abs(exact - target) > 1e-6)
+                (picture,) = [
+                    picture
+                    for _, picture in self._decode_targets(av, container, video, timeline, [exact])
+                ]
+                yield target, picture
+                continue
             keyframe = timeline.keyframe_before(target)
             if frames is None or position >= target or keyframe > position:
                 container.seek(int(round(keyframe / video.time_base)), stream=video, backward=True)
@@ -345,6 +439,28 @@ class SparseVideoReader(VideoReader):
             if picture is None:
                 raise VideoError(f"{self.path}: no frame at {target:.3f} s after seeking")
             yield target, picture
+
+    def _keyframe_alone(self, container, video, target):
+        """The RGB picture of the keyframe at `target` seconds, decoded by itself:
+        the packet there and a drain of the decoder (None: no keyframe there)."""
+        container.seek(int(round(target / video.time_base)), stream=video, backward=True)
+        codec = video.codec_context
+        codec.flush_buffers()
+        codec.skip_frame = "DEFAULT"
+        for packet in container.demux(video):
+            if packet.pts is None or packet.size == 0:
+                continue
+            if not packet.is_keyframe or abs(_packet_time(packet) - target) > 1e-6:
+                return None
+            frames = [*packet.decode(), *codec.decode(None)]
+            codec.flush_buffers()
+            self.stats.frames_decoded += len(frames)
+            for frame in frames:
+                # A drained frame carries no time base: the stream's is its own.
+                if frame.pts is not None and abs(frame.pts * video.time_base - target) < 1e-6:
+                    return frame.to_ndarray(format="rgb24")
+            return None
+        return None
 
     def _audio(self, av, container):
         if not container.streams.audio:
