@@ -77,24 +77,48 @@ def test_videos_mode_compares_the_student_with_the_teacher_on_raw_video(tmp_path
     figures = json.loads(output.read_text())
     assert figures["student_frames"] == 30 and figures["lstm_cells"] == 8
     assert figures["videos_per_path"] == 2
-    assert [row["keyframe_seconds"] for row in figures["rows"]] == [1.0, 3.0]
+    # The intervals' rows, then x264's own keyframes: at the first frame and at
+    # some of the scene cuts (every 8 s), as its detection finds them.
+    assert [row["keyframe_seconds"] for row in figures["rows"]] == [1.0, 3.0, None]
+    intervals, own = figures["rows"][:2], figures["rows"][2]
+    assert [row["first_keyframes_at"] for row in intervals] == [[0.0, 0.5, 1.5], [0.0, 1.5, 4.5]]
+    assert [row["keyframes"] for row in intervals] == [21, 8]
+    assert own["scene_seconds"] == 8 and own["first_keyframes_at"][0] == 0.0
+    assert set(own["first_keyframes_at"]) <= {0.0, 8.0, 16.0}
+    assert own["keyframes"] == len(own["first_keyframes_at"])
     assert figures["student_litert_int8"] == "measured"
     for row in figures["rows"]:
+        # Keyframe-aligned: 0 s on its keyframe; 10 s from the keyframe at 9.5 s
+        # (1 s apart: the earlier of 9.5 and 10.5 s) or 10.5 s, alone; with x264's
+        # keyframes (8 and 16 s) none near 10 s, so the frame there exactly.
+        aligned = row["student_keyframe"]
+        assert aligned["frames_embedded"] == 2
+        if row["keyframe_seconds"]:
+            assert aligned["frames_decoded"] == 2 and aligned["approximated_share"] == 0.5
+        else:
+            assert aligned["frames_decoded"] == row["student"]["frames_decoded"]
+            assert aligned["approximated_share"] == 0.0
+        assert row["student_keyframe_decode_over_exact"] == pytest.approx(
+            aligned["seconds"]["decode"] / row["student"]["seconds"]["decode"]
+        )
         teacher = row["teacher"]
         assert teacher["frames_decoded"] == 205  # every frame of 20.5 s at 10 fps
         assert teacher["frames_embedded"] == 21
         assert teacher["kernels"] == row["student"]["kernels"] == "TensorFlow"
         assert row["student_litert_int8"]["kernels"] in ("LiteRT xnnpack", "LiteRT builtin")
-        for name in ("student", "student_litert_int8"):
+        for name in ("student", "student_litert_int8", "student_keyframe"):
             student = row[name]
             # the original stride: int(21 / 300 * 30) = 2 frames, seconds 0 and 10
             assert student["frames_embedded"] == 2
-            # From the keyframe before each: keyframes at 0 s, then at 0.5 s + j (1 s):
-            # 0 and 9.5 s; at 0 s, then 1.5 s + 3 j (3 s): 0 and 7.5 s. Frames that
-            # no other refers to are skipped on the way (counted exactly in
-            # test_video_inference); the keyframes and the targets are decoded.
-            rolled = 6 if row["keyframe_seconds"] == 1 else 26
-            assert 3 <= student["frames_decoded"] <= 1 + rolled
+            if name != "student_keyframe":
+                assert student["approximated_share"] == 0
+            if row["keyframe_seconds"] and name != "student_keyframe":
+                # From the keyframe before each: keyframes at 0 s, then at 0.5 s + j
+                # (1 s): 0 and 9.5 s; at 0 s, then 1.5 s + 3 j (3 s): 0 and 7.5 s.
+                # Frames that no other refers to are skipped on the way (counted
+                # exactly in test_video_inference); keyframes and targets are decoded.
+                rolled = 6 if row["keyframe_seconds"] == 1 else 26
+                assert 3 <= student["frames_decoded"] <= 1 + rolled
             for figure, ratio in row[f"{name}_over_teacher"].items():
                 if figure == "frames_decoded":
                     assert ratio == student["frames_decoded"] / teacher["frames_decoded"]
@@ -106,6 +130,12 @@ def test_videos_mode_compares_the_student_with_the_teacher_on_raw_video(tmp_path
             )
             assert student["videos_per_s"] == pytest.approx(1 / student["seconds"]["total"])
     assert figures["target"] == {"student_speedup": 8.0, "keyframe_seconds": 2.0, "met": False}
+    assert figures["keyframe_target"] == {
+        "speedup": 10.0,
+        "decode_over_exact_at_most": pytest.approx(1 / 3),
+        "keyframe_seconds": 2.0,
+        "met": False,
+    }
     # One video in fresh processes of inference.py (forked here: no import to
     # speak of), on the video of the last interval, 2 s not being among them.
     one_shot = figures["one_shot"]

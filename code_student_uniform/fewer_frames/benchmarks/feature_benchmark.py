@@ -62,9 +62,11 @@ def stand_in_or_real_models(options, folder):
     )
 
 
-def write_benchmark_video(options, path, seconds, keyframe_seconds, keyframe_phase=0.0, seed=0):
+def write_benchmark_video(
+    options, path, seconds, keyframe_seconds, keyframe_phase=0.0, seed=0, scene_seconds=1
+):
     """A generated video at the benchmark flags' size and rate, textured so that
-    the encoder has real detail to code."""
+    the encoder has real detail to code, a new scene every `scene_seconds`."""
     generated_videos.write_video(
         path,
         seconds,
@@ -75,6 +77,7 @@ def write_benchmark_video(options, path, seconds, keyframe_seconds, keyframe_pha
         keyframe_phase=keyframe_phase,
         texture=True,
         seed=seed,
+        scene_seconds=scene_seconds,
     )
 
 

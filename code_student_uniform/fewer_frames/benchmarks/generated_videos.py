@@ -89,6 +89,7 @@ def write_video(
     motion=True,
     b_frames=3,
     audio_options=None,
+    scene_seconds=1,
 ):
     """Writes a video (yuv420p) with stereo audio (unless `audio` is False) in
     the container the path's extension names: H.264 and AAC, or FFmpeg's
@@ -97,7 +98,9 @@ def write_video(
     `keyframe_seconds`: the keyframe interval (default: the encoder's), with the
     keyframes after the first at `keyframe_phase` + j * interval seconds;
     `motion`: the moving squares in every frame; `b_frames`: at most that many
-    B-frames in a row (H.264); `audio_options`: the audio encoder's options.
+    B-frames in a row (H.264); `audio_options`: the audio encoder's options;
+    `scene_seconds`: how long each picture's colour lasts (a cut between, which
+    x264's own keyframe placement marks).
     `frames_per_second` may be a Fraction (30000/1001)."""
     av = import_av()
     # Timestamps in frames at a constant rate (what every container stores), in
@@ -131,7 +134,7 @@ def write_video(
             sound.options = dict(audio_options or {})
         pictures = {}  # without motion, one picture a second, made once
         for index, time in enumerate(frame_times):
-            second = int(time)
+            second = int(time // scene_seconds)
             if motion:
                 picture = frame_picture(second, width, height, seed, texture, frame=index)
             else:
