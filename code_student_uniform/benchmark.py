@@ -44,6 +44,11 @@
   memory and wall time, extrapolated to the full dataset beside a storage model
   (benchmarks/scale_benchmark.py).
 
+--what=frame_shift: the student of --train_dir scored on --data_pattern with its
+  frames taken one step early, late, and shifted at random (-1..1 per frame,
+  --frame_shift_seeds seeds): GAP, Hit@1 and top-20 agreement with the unshifted
+  student, what --frame_alignment=keyframe may cost (benchmarks/frame_shift_benchmark.py).
+
 FLOPs are counted analytically (fewer_frames/models/flops.py).
 """
 
@@ -59,6 +64,7 @@ from fewer_frames.benchmarks import (
     beam_benchmark,
     benchmark_modes,
     feature_benchmark,
+    frame_shift_benchmark,
     metrics_benchmark,
     scale_benchmark,
     stand_in_models,
@@ -84,10 +90,14 @@ flags.DEFINE_enum(
         "beam",
         "metrics",
         "scale",
+        "frame_shift",
     ],
     "What to measure (memory: computed, see models/memory_estimate.py).",
 )
 flags.DEFINE_enum("role", "teacher", ["teacher", "student"], "one_model: which model.")
+flags.DEFINE_integer(
+    "frame_shift_seeds", 3, "frame_shift: seeds of the random shifts (2 or more, for a spread)."
+)
 flags.DEFINE_integer("model_batches", 3, "models: timed batches of each measurement.")
 flags.DEFINE_string("output_json", "", "Write the figures to this JSON file.")
 flags.DEFINE_list(
@@ -224,6 +234,7 @@ def main(argv):
         "beam": beam_benchmark.bench_beam,
         "metrics": metrics_benchmark.bench_metrics,
         "scale": scale_benchmark.bench_scale,
+        "frame_shift": frame_shift_benchmark.bench_frame_shift,
     }[FLAGS.what](options)
     figures.setdefault("towers", 1)
     figures["devices"] = [

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from fewer_frames.inputs import frame_selection
+from fewer_frames.models import model_config
 from testlib import run_session
 
 
@@ -139,6 +140,39 @@ def test_gather_frames_zeroes_padding():
     np.testing.assert_array_equal(student[0], video[0, 26:30])
     np.testing.assert_array_equal(student[1, :2], video[1, 0:2])
     assert np.all(student[1, 2:] == 0) and counts.tolist() == [4, 2]
+
+
+def test_shift_indices_keeps_each_video_within_its_frames():
+    # Hand-worked: a 12-frame video and a 3-frame one (two real positions of three).
+    indices = tf.constant([[0, 5, 11], [0, 2, 0]])
+    moved = frame_selection.shift_indices(
+        indices, tf.constant([3, 2]), tf.constant([12, 3]), tf.constant([[-1, 1, 1], [1, 1, 1]])
+    )
+    assert run_session(moved).tolist() == [[0, 6, 11], [1, 2, 0]]
+
+
+def test_a_run_config_gives_its_jitter_to_the_selection():
+    config = model_config.ModelConfig(models=["teacher", "student"], frame_jitter=2)
+    assert config.selection().jitter == 2
+
+
+def test_jitter_moves_training_frames_and_leaves_evaluation_alone():
+    plain = frame_selection.FrameSelection("uniform", every_n=10, max_frames=300)
+    jittered = frame_selection.FrameSelection("uniform", every_n=10, max_frames=300, jitter=2)
+    lengths = tf.constant([300, 45])
+    evaluated = [selection.indices(lengths)[0] for selection in (plain, jittered)]
+    base, jittered_eval = run_session(evaluated)
+    np.testing.assert_array_equal(base, jittered_eval)
+    trained, count = jittered.indices(lengths, is_training=True)
+    with tf.compat.v1.Session() as session:
+        draws = [session.run([trained, count]) for _ in range(20)]
+    shifts = np.stack([draw - base for draw, _ in draws])
+    real = np.arange(base.shape[1])[None, :] < draws[0][1][:, None]
+    # Every shift of -2..2 happens, none beyond, only at real positions.
+    assert set(shifts[:, real].ravel().tolist()) == {-2, -1, 0, 1, 2}
+    assert np.all(shifts[:, ~real] == 0)
+    with pytest.raises(ValueError, match="--frame_jitter=-1 must be 0"):
+        frame_selection.FrameSelection(jitter=-1)
 
 
 @pytest.mark.parametrize(

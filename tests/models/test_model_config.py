@@ -41,6 +41,7 @@ def test_an_earlier_model_flags_json_reads_under_todays_names():
         "num_student_frames": 0,
         "frame_selection_seed": 1234,
         "stride_frame_count": "reached",
+        "frame_jitter": 0,
         "video_level_classifier_model": "MoeModel",
         "moe_num_mixtures": 2,
         "lstm_cells": 16,

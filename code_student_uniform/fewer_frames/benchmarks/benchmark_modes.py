@@ -58,6 +58,7 @@ class BenchmarkOptions:
     feature_model_dir: str = ""
     feature_network: str = "inception_v3"
     vggish_size: str = "real"
+    frame_shift_seeds: int = 3
     feature_videos: int = 2
     feature_video_seconds: float = 60.0
     video_width: int = 1280

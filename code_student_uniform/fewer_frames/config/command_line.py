@@ -231,6 +231,12 @@ def _define_model():
         "every_n)) as the original code computed it; reached = ceil(L / every_n), every real "
         "frame the stride reaches.",
     )
+    flags.DEFINE_integer(
+        "frame_jitter",
+        _MODEL.frame_jitter,
+        "Training only: each frame the student sees moves by a random -n..n frames at every "
+        "step (0: off), so that it tolerates pictures off its steps (--frame_alignment=keyframe).",
+    )
     flags.DEFINE_enum(
         "eval_model",
         "student",

@@ -30,6 +30,13 @@ m .. k-1 of the student's input are zero padding, and the student's
   L-b-c), and the last c frames: index_i = i for i < a, s + i - a for
   a <= i < a+b, L - c + (i - a - b) after that.
 Without --num_student_frames, k = ceil(max_frames / every_n) for every rule.
+
+--frame_jitter=J (training only; 0, off, by default): at every training step
+each chosen index moves by its own random shift in -J..J, kept within the
+video's real frames, so that the student learns from pictures a little off its
+steps, as --frame_alignment=keyframe gives it on video files. Evaluation and
+inference read the unshifted indices. `shift_indices` moves indices by given
+shifts (benchmark.py --what=frame_shift).
 """
 
 import tensorflow as tf
@@ -56,8 +63,10 @@ class FrameSelection:
         seed=1234,
         max_frames=300,
         stride_frame_count="original",
+        jitter=0,
     ):
         self.rule = rule
+        self.jitter = jitter
         self.stride_frame_count = stride_frame_count
         self.every_n = every_n
         requested = num_student_frames
@@ -85,13 +94,25 @@ class FrameSelection:
                 )
             self.fixed_stride = self.rule == "uniform"
             self.frame_budget = -(-max_frames // self.every_n)
+        if self.jitter < 0:
+            raise UserError(f"--frame_jitter={self.jitter} must be 0 (off) or more")
 
     def indices(self, num_frames, is_training=False, video_ids=None):
         """Returns (indices [B, k] int32 into the teacher's frames, student num_frames [B]).
 
         Indices at padding positions (>= the student's num_frames) are 0; the
-        frames they point to are masked out by `gather_frames`.
+        frames they point to are masked out by `gather_frames`. In training with a
+        jitter, each index moves by a random shift (the module's docstring).
         """
+        indices, count = self._rule_indices(num_frames, is_training, video_ids)
+        if is_training and self.jitter:
+            shifts = tf.random.uniform(
+                tf.shape(indices), -self.jitter, self.jitter + 1, tf.int32, seed=self.seed
+            )
+            indices = shift_indices(indices, count, num_frames, shifts)
+        return indices, count
+
+    def _rule_indices(self, num_frames, is_training, video_ids):
         k = self.frame_budget
         length = tf.cast(num_frames, tf.int32)[:, None]
         position = tf.range(k, dtype=tf.int32)[None, :]
@@ -163,6 +184,15 @@ class FrameSelection:
         _, picked = tf.math.top_k(-scores, k=self.frame_budget)
         picked = tf.where(picked < length, picked, self.max_frames * tf.ones_like(picked))
         return tf.sort(picked, axis=1)
+
+
+def shift_indices(indices, count, num_frames, shifts):
+    """`indices` [B, k] (of which the first `count` [B] are real) moved by `shifts`
+    (broadcast to [B, k]), each kept within its video's frames 0 .. num_frames - 1;
+    padding positions stay 0."""
+    last = tf.maximum(tf.cast(num_frames, tf.int32) - 1, 0)[:, None]
+    moved = tf.minimum(tf.maximum(indices + shifts, 0), last)
+    return FrameSelection._mask(moved, count)
 
 
 def gather_frames(video_matrix, indices, student_num_frames):

@@ -99,6 +99,7 @@ class ModelConfig:
     num_student_frames: int = _SELECTION["num_student_frames"]
     frame_selection_seed: int = _SELECTION["seed"]
     stride_frame_count: str = _SELECTION["stride_frame_count"]
+    frame_jitter: int = _SELECTION["jitter"]
 
     def __post_init__(self):
         family = model_class(self.model)
@@ -154,6 +155,7 @@ class ModelConfig:
             seed=self.frame_selection_seed,
             max_frames=self.max_num_frames,
             stride_frame_count=self.stride_frame_count,
+            jitter=self.frame_jitter,
         )
 
     def decodes_student_frames_only(self):
