@@ -282,8 +282,8 @@ class SparseVideoReader(VideoReader):
     `stats.frames_decoded` counts the video frames decoded.
 
     With `alignment="keyframe"` a step takes instead the keyframe nearest to its
-    time when one lies within `tolerance` seconds, decoded alone (about a fifth of
-    the cost of rolling forward to the exact frame); a step with none, or whose
+    time when one lies within `tolerance` seconds, decoded alone (one frame, not
+    the roll forward from the keyframe before the exact frame); a step with none, or whose
     keyframe an earlier step took, is decoded exactly. The keyframes are the
     packets' flags (read_timeline): a stream with none flagged, or whose keyframe
     is not where its index says, is decoded exactly, with a warning.
